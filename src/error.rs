@@ -1,0 +1,306 @@
+//! Every way an operation on an archive can fail, one variant per rule.
+//!
+//! Messages say what went wrong and what to do next; fields carry the
+//! structured facts (`expected`, `found`, `name`, `offset`) for programs.
+
+use std::path::PathBuf;
+
+use crate::reader::VerifyReport;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error type of every fallible operation in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system error while touching `path`.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing ("opening", "writing", ...).
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The target of a save exists and overwriting was not allowed.
+    #[error(
+        "{path} already exists; pass allow_overwrite: true to replace it, or choose another path"
+    )]
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+
+    /// The file is shorter than its own header says it must be.
+    #[error(
+        "archive is truncated: it should be {expected} bytes but is {found}; \
+         the file was cut short (interrupted copy or download?): fetch it again"
+    )]
+    Truncated {
+        /// Length the header promises (or the minimum for any archive).
+        expected: u64,
+        /// Actual length.
+        found: u64,
+    },
+
+    /// The file continues past the trailer.
+    #[error(
+        "archive has {extra} unexpected bytes after its trailer (expected length {expected}); \
+         the file was appended to or is not a single .ach archive"
+    )]
+    TrailingBytes {
+        /// Length the header promises.
+        expected: u64,
+        /// How many bytes follow.
+        extra: u64,
+    },
+
+    /// The first four bytes are not `ACH\0`.
+    #[error(
+        "not an .ach archive: the file starts with {found:02x?}, not the magic bytes \"ACH\\0\"; \
+         check the path"
+    )]
+    NotAnArchive {
+        /// The first bytes of the file.
+        found: [u8; 4],
+    },
+
+    /// The archive was written by a newer, incompatible format version.
+    #[error(
+        "archive format {found_major}.{found_minor} is newer than this reader ({supported_major}.x); \
+         upgrade achronyme-env to read it"
+    )]
+    NewerVersion {
+        /// Major version in the file.
+        found_major: u16,
+        /// Minor version in the file.
+        found_minor: u16,
+        /// Highest major version this build reads.
+        supported_major: u16,
+    },
+
+    /// The archive claims a major version older than any this reader knows.
+    #[error("archive format major version {found} is not one this reader knows (it reads 1)")]
+    UnknownVersion {
+        /// Major version in the file.
+        found: u16,
+    },
+
+    /// Flag bits that this reader does not understand are set.
+    #[error(
+        "archive sets feature flags {flags:#x} that this reader does not know; \
+         upgrade achronyme-env to read it"
+    )]
+    UnknownFlags {
+        /// The unknown bits.
+        flags: u32,
+    },
+
+    /// A reserved field holds non-zero bytes.
+    #[error("archive is damaged: reserved bytes of the {field} are not zero (at offset {offset})")]
+    ReservedNotZero {
+        /// Which structure.
+        field: &'static str,
+        /// File offset of the structure.
+        offset: u64,
+    },
+
+    /// The table of contents does not match its checksum.
+    #[error(
+        "archive is damaged: the table of contents (or header) does not match its SHA-256; \
+         no binding can be trusted, restore the file from a backup"
+    )]
+    TocChecksum,
+
+    /// The table of contents is internally inconsistent.
+    #[error("archive is damaged: table of contents is invalid: {reason} (entry {index})")]
+    InvalidToc {
+        /// The rule that failed.
+        reason: &'static str,
+        /// Entry index, or 0 for the table's own header.
+        index: u64,
+    },
+
+    /// The archive's metadata block could not be parsed.
+    #[error("archive is damaged: metadata block is invalid: {reason}")]
+    InvalidMetadata {
+        /// The rule that failed.
+        reason: &'static str,
+    },
+
+    /// A blob's framing does not match its table-of-contents entry.
+    #[error(
+        "archive is damaged: the blob of {name:?} at offset {offset} has an invalid frame: {reason}"
+    )]
+    InvalidFrame {
+        /// Binding name.
+        name: String,
+        /// Blob offset.
+        offset: u64,
+        /// The rule that failed.
+        reason: &'static str,
+    },
+
+    /// A blob's bytes do not match their recorded SHA-256.
+    #[error(
+        "binding {name:?} is damaged: chunk {chunk} of its blob (file offset {offset}) does not \
+         match its SHA-256; other bindings may still load, restore this one from a backup"
+    )]
+    ChecksumMismatch {
+        /// Binding name.
+        name: String,
+        /// Chunk index within the blob.
+        chunk: u64,
+        /// File offset of the chunk.
+        offset: u64,
+    },
+
+    /// A value's encoded bytes are malformed.
+    #[error("binding {name:?} is damaged: its value encoding is invalid: {reason}")]
+    InvalidValue {
+        /// Binding name.
+        name: String,
+        /// The rule that failed.
+        reason: String,
+    },
+
+    /// Values nest deeper than the limit.
+    #[error(
+        "value {name:?} nests deeper than {limit} levels; flatten it (archives refuse deeper \
+         nesting so that reading can never overflow the stack)"
+    )]
+    TooDeep {
+        /// Binding name.
+        name: String,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The codec named by an entry is not supported by this build.
+    #[error(
+        "binding {name:?} uses codec {codec} which this build cannot decode; upgrade achronyme-env"
+    )]
+    UnsupportedCodec {
+        /// Binding name.
+        name: String,
+        /// Codec byte.
+        codec: u8,
+    },
+
+    /// A name asked for is not in the archive.
+    #[error("no binding named {name:?} in the archive{}", suggestion_text(.suggestion))]
+    NoSuchBinding {
+        /// Requested name.
+        name: String,
+        /// The closest existing name, if any is close.
+        suggestion: Option<String>,
+    },
+
+    /// A binding name cannot be stored.
+    #[error("cannot save binding {name:?}: {reason}")]
+    InvalidName {
+        /// The offending name (lossy).
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// A save would exceed the size limit.
+    #[error(
+        "save aborted: the archive would exceed max_file_size ({limit} bytes) while writing \
+         {name:?}; the previous file (if any) is untouched. Raise the limit or save fewer bindings"
+    )]
+    SizeLimitExceeded {
+        /// The limit.
+        limit: u64,
+        /// Binding being written when the limit was hit.
+        name: String,
+    },
+
+    /// A tensor's shape does not match its data.
+    #[error("tensor shape {shape:?} holds {expected} elements but {found} were given")]
+    ShapeMismatch {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Product of the shape.
+        expected: u64,
+        /// Elements supplied.
+        found: u64,
+    },
+
+    /// A name pattern is not a valid glob.
+    #[error(
+        "invalid name pattern {pattern:?}: {reason}; use * for any run of characters and ? for one"
+    )]
+    InvalidPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+
+    /// The archive was written by another runtime version and the restore
+    /// asked for a strict match.
+    #[error(
+        "archive was written by Achronyme {file} but this is {current}; \
+         restore without strict_version to load it anyway"
+    )]
+    VersionMismatch {
+        /// Version recorded in the archive.
+        file: String,
+        /// Version of the running runtime.
+        current: String,
+    },
+
+    /// A namespace restore would replace an existing binding.
+    #[error(
+        "namespace {name:?} is already bound; pass overwrite: true to replace it, \
+         or choose another namespace"
+    )]
+    NamespaceTaken {
+        /// The namespace.
+        name: String,
+    },
+
+    /// A namespace name is not a valid identifier.
+    #[error(
+        "namespace {name:?} is not a valid name: use letters, digits and _, not starting with a digit"
+    )]
+    InvalidNamespace {
+        /// The namespace.
+        name: String,
+    },
+
+    /// `verify` found damage.
+    #[error("{0}")]
+    VerificationFailed(Box<VerifyReport>),
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!("; did you mean {s:?}?"),
+        None => "; list the names with env_info".to_string(),
+    }
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn toc(reason: &'static str, index: u64) -> Self {
+        Error::InvalidToc { reason, index }
+    }
+}

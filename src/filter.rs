@@ -1,0 +1,59 @@
+//! Name filters shared by save and restore: `include_only` and `exclude`,
+//! as glob patterns (`temp_*`, `debug_?`).
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::error::{Error, Result};
+
+/// Which names pass: those matching `include_only` (all when absent) and no
+/// pattern of `exclude`.
+pub(crate) struct NameFilter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+fn build(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let g = Glob::new(p).map_err(|e| Error::InvalidPattern {
+            pattern: p.clone(),
+            reason: e.kind().to_string(),
+        })?;
+        b.add(g);
+    }
+    b.build().map_err(|e| Error::InvalidPattern {
+        pattern: patterns.join(", "),
+        reason: e.to_string(),
+    })
+}
+
+impl NameFilter {
+    pub(crate) fn new(include_only: Option<&[String]>, exclude: &[String]) -> Result<Self> {
+        Ok(NameFilter {
+            include: include_only.map(build).transpose()?,
+            exclude: build(exclude)?,
+        })
+    }
+
+    pub(crate) fn accepts(&self, name: &str) -> bool {
+        self.include.as_ref().is_none_or(|g| g.is_match(name)) && !self.exclude.is_match(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_filter_names() {
+        let f = NameFilter::new(None, &["temp_*".into(), "debug_?".into()]).unwrap();
+        assert!(f.accepts("data"));
+        assert!(!f.accepts("temp_1"));
+        assert!(!f.accepts("debug_x"));
+        assert!(f.accepts("debug_xy"));
+        let f = NameFilter::new(Some(&["data".into(), "model*".into()]), &[]).unwrap();
+        assert!(f.accepts("data") && f.accepts("model_2"));
+        assert!(!f.accepts("results"));
+        assert!(NameFilter::new(None, &["[".into()]).is_err());
+    }
+}

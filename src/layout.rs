@@ -1,0 +1,354 @@
+//! The bytes on disk, section by section as in `layout.md`: header, blob
+//! frame, hash pool, table of contents, trailer. All integers little-endian.
+//!
+//! The structs here are read in place from the mapped file with zerocopy
+//! (unaligned little-endian integer types, so no cast can be misaligned).
+
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::value::{Function, Value};
+
+/// Magic bytes at offset 0.
+pub const MAGIC: [u8; 4] = *b"ACH\0";
+/// Format major version written and read by this build.
+pub const FORMAT_VERSION_MAJOR: u16 = 1;
+/// Format minor version written by this build.
+pub const FORMAT_VERSION_MINOR: u16 = 0;
+/// Every blob, the hash pool and the table of contents start on a multiple of
+/// this many bytes.
+pub const ALIGN: u64 = 64;
+/// Bytes per hashed chunk of a blob, as log2 (1 MiB).
+pub const HASH_CHUNK_LOG2: u32 = 20;
+/// Size of one SHA-256 digest.
+pub const DIGEST_LEN: usize = 32;
+/// Deepest nesting of values an archive may hold.
+pub const MAX_DEPTH: usize = 128;
+/// Most dimensions a tensor may have.
+pub const MAX_NDIM: u32 = 64;
+/// Longest binding name, in bytes.
+pub const MAX_NAME_LEN: usize = 4096;
+
+/// Header flag: description, tags or custom metadata present.
+pub const FLAG_EXTENDED_METADATA: u32 = 1 << 0;
+/// Header flag: user-defined functions present (never set by v1).
+pub const FLAG_USER_FUNCTIONS: u32 = 1 << 1;
+/// Header flag: the constants section is non-empty.
+pub const FLAG_CONSTANTS: u32 = 1 << 2;
+/// Header flag: at least one blob is compressed.
+pub const FLAG_COMPRESSED: u32 = 1 << 3;
+/// Flags this reader understands.
+pub const KNOWN_FLAGS: u32 =
+    FLAG_EXTENDED_METADATA | FLAG_USER_FUNCTIONS | FLAG_CONSTANTS | FLAG_COMPRESSED;
+
+/// The fixed 64-byte header at offset 0.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawHeader {
+    /// `ACH\0`.
+    pub magic: [u8; 4],
+    /// Format major version.
+    pub version_major: U16,
+    /// Format minor version.
+    pub version_minor: U16,
+    /// Feature flags (`FLAG_*`).
+    pub flags: U32,
+    /// Default codec of the archive (a [`Codec`] byte).
+    pub default_codec: u8,
+    /// Zero.
+    pub reserved0: [u8; 3],
+    /// Creation time, Unix seconds.
+    pub created_timestamp: U64,
+    /// Runtime version, UTF-8, NUL-padded.
+    pub achronyme_version: [u8; 16],
+    /// File offset of the table of contents.
+    pub toc_offset: U64,
+    /// Length of the table of contents in bytes.
+    pub toc_len: U64,
+    /// Zero.
+    pub reserved1: [u8; 8],
+}
+
+/// The 64-byte header of the table of contents.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawTocHeader {
+    /// `TOC\0`.
+    pub magic: [u8; 4],
+    /// Size of one entry (56 in v1).
+    pub entry_size: U32,
+    /// Number of entries.
+    pub entry_count: U64,
+    /// Number of u64 values in the dimension pool.
+    pub dims_count: U64,
+    /// Bytes in the name pool.
+    pub names_len: U64,
+    /// Bytes in the metadata block.
+    pub meta_len: U64,
+    /// File offset of the hash pool.
+    pub hashes_offset: U64,
+    /// Number of digests in the hash pool.
+    pub hash_count: U64,
+    /// log2 of the hash chunk size.
+    pub hash_chunk_log2: U32,
+    /// Zero.
+    pub reserved: [u8; 4],
+}
+
+/// Magic of the table of contents.
+pub const TOC_MAGIC: [u8; 4] = *b"TOC\0";
+
+/// One table-of-contents entry (56 bytes), one per binding.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawEntry {
+    /// Offset of the name in the name pool.
+    pub name_offset: U32,
+    /// Length of the name in bytes.
+    pub name_len: U32,
+    /// File offset of the blob (a multiple of 64).
+    pub blob_offset: U64,
+    /// Payload bytes as stored.
+    pub stored_len: U64,
+    /// Payload bytes once decoded.
+    pub raw_len: U64,
+    /// Index of the first dimension in the dimension pool.
+    pub dims_index: U32,
+    /// Number of dimensions (tensors only; 0 otherwise).
+    pub ndim: U32,
+    /// Index of the first digest of this blob in the hash pool.
+    pub hash_index: U32,
+    /// Number of digests (chunks) of this blob.
+    pub hash_count: U32,
+    /// Value tag.
+    pub tag: u8,
+    /// Section.
+    pub section: u8,
+    /// Codec.
+    pub codec: u8,
+    /// Filter applied before the codec.
+    pub filter: u8,
+    /// Zero.
+    pub reserved: [u8; 4],
+}
+
+/// The 16-byte frame at the start of every blob.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawFrame {
+    /// `BL`.
+    pub magic: [u8; 2],
+    /// Value tag (same as the entry's).
+    pub tag: u8,
+    /// Codec (same as the entry's).
+    pub codec: u8,
+    /// Filter (same as the entry's).
+    pub filter: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// Payload bytes as stored (same as the entry's).
+    pub stored_len: U64,
+}
+
+/// Magic of a blob frame.
+pub const FRAME_MAGIC: [u8; 2] = *b"BL";
+
+/// The 64-byte trailer that closes the file.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawTrailer {
+    /// SHA-256 of the header followed by the table of contents.
+    pub toc_sha256: [u8; 32],
+    /// SHA-256 of `toc_sha256` followed by the hash pool: with the per-chunk
+    /// digests it covers every byte of the file but zero padding.
+    pub closing_sha256: [u8; 32],
+}
+
+const _: () = assert!(size_of::<RawHeader>() == 64);
+const _: () = assert!(size_of::<RawTocHeader>() == 64);
+const _: () = assert!(size_of::<RawEntry>() == 56);
+const _: () = assert!(size_of::<RawFrame>() == 16);
+const _: () = assert!(size_of::<RawTrailer>() == 64);
+
+/// Header size.
+pub const HEADER_LEN: u64 = 64;
+/// Table-of-contents header size.
+pub const TOC_HEADER_LEN: u64 = 64;
+/// Entry size.
+pub const ENTRY_LEN: u64 = 56;
+/// Frame size.
+pub const FRAME_LEN: u64 = 16;
+/// Trailer size.
+pub const TRAILER_LEN: u64 = 64;
+
+/// Rounds `n` up to a multiple of [`ALIGN`]; `None` on overflow.
+pub fn align_up(n: u64) -> Option<u64> {
+    Some(n.checked_add(ALIGN - 1)? & !(ALIGN - 1))
+}
+
+/// The type tag of a value (spec 2.5, plus `Null`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Tag {
+    /// Null.
+    Null = 0x00,
+    /// f64.
+    Number = 0x01,
+    /// Boolean.
+    Boolean = 0x02,
+    /// UTF-8 string.
+    String = 0x03,
+    /// Complex number.
+    Complex = 0x04,
+    /// Heterogeneous vector.
+    Vector = 0x05,
+    /// f64 tensor.
+    Tensor = 0x06,
+    /// Complex tensor.
+    ComplexTensor = 0x07,
+    /// Record.
+    Record = 0x08,
+    /// Function (builtin by name).
+    Function = 0x09,
+    /// Graph edge.
+    Edge = 0x0A,
+    /// Mutable reference.
+    MutableRef = 0x0B,
+}
+
+impl Tag {
+    /// The tag for a byte, if it is one.
+    pub fn from_u8(b: u8) -> Option<Tag> {
+        use Tag::*;
+        Some(match b {
+            0x00 => Null,
+            0x01 => Number,
+            0x02 => Boolean,
+            0x03 => String,
+            0x04 => Complex,
+            0x05 => Vector,
+            0x06 => Tensor,
+            0x07 => ComplexTensor,
+            0x08 => Record,
+            0x09 => Function,
+            0x0A => Edge,
+            0x0B => MutableRef,
+            _ => return None,
+        })
+    }
+
+    /// The tag of a value.
+    pub fn of(v: &Value) -> Tag {
+        match v {
+            Value::Null => Tag::Null,
+            Value::Number(_) => Tag::Number,
+            Value::Boolean(_) => Tag::Boolean,
+            Value::String(_) => Tag::String,
+            Value::Complex(_) => Tag::Complex,
+            Value::Vector(_) => Tag::Vector,
+            Value::Tensor(_) => Tag::Tensor,
+            Value::ComplexTensor(_) => Tag::ComplexTensor,
+            Value::Record(_) => Tag::Record,
+            Value::Function(Function::Builtin(_) | Function::Lambda { .. }) => Tag::Function,
+            Value::Edge(_) => Tag::Edge,
+            Value::MutableRef(_) => Tag::MutableRef,
+        }
+    }
+
+    /// The type's name as users see it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tag::Null => "Null",
+            Tag::Number => "Number",
+            Tag::Boolean => "Boolean",
+            Tag::String => "String",
+            Tag::Complex => "Complex",
+            Tag::Vector => "Vector",
+            Tag::Tensor => "Tensor",
+            Tag::ComplexTensor => "ComplexTensor",
+            Tag::Record => "Record",
+            Tag::Function => "Function",
+            Tag::Edge => "Edge",
+            Tag::MutableRef => "MutableRef",
+        }
+    }
+
+    /// Bytes per element for tensor tags.
+    pub fn element_size(self) -> Option<u64> {
+        match self {
+            Tag::Tensor => Some(8),
+            Tag::ComplexTensor => Some(16),
+            _ => None,
+        }
+    }
+
+    /// Where the payload starts inside a blob: tensors start on the next
+    /// 64-byte boundary after the frame so their elements can be borrowed
+    /// aligned; other values follow the frame directly.
+    pub fn payload_start(self) -> u64 {
+        if self.element_size().is_some() {
+            ALIGN
+        } else {
+            FRAME_LEN
+        }
+    }
+}
+
+/// Which section of the environment a binding belongs to (spec 2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Section {
+    /// User variables.
+    Bindings = 0,
+    /// Constants (`PI`, `E`, ...).
+    Constants = 1,
+    /// Builtin function references.
+    Functions = 2,
+}
+
+impl Section {
+    /// The section for a byte, if it is one.
+    pub fn from_u8(b: u8) -> Option<Section> {
+        match b {
+            0 => Some(Section::Bindings),
+            1 => Some(Section::Constants),
+            2 => Some(Section::Functions),
+            _ => None,
+        }
+    }
+}
+
+/// How a blob's payload is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Codec {
+    /// Stored as is (mappable).
+    None = 0,
+    /// Zstandard (reserved; written by a later version).
+    Zstd = 1,
+    /// LZ4 (reserved; written by a later version).
+    Lz4 = 2,
+}
+
+impl Codec {
+    /// The codec for a byte, if it is one.
+    pub fn from_u8(b: u8) -> Option<Codec> {
+        match b {
+            0 => Some(Codec::None),
+            1 => Some(Codec::Zstd),
+            2 => Some(Codec::Lz4),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Zstd => "zstd",
+            Codec::Lz4 => "lz4",
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! # achronyme-env
+//!
+//! Saves and restores the working environment of the Achronyme language as
+//! `.ach` archives: lazy, zero-copy, checksummed at every granularity.
+//!
+//! ## The model
+//!
+//! An [`Environment`] maps names to [`Value`]s (numbers, strings, vectors,
+//! f64 and complex tensors, records, edges, builtin functions, `mut`
+//! references) and holds a constants section. [`save_environment`] streams
+//! it to disk blob by blob, each binding in its own 64-byte-aligned,
+//! SHA-256-hashed blob, then writes a table of contents sorted by name and a
+//! closing checksum; the old file at the path survives any failure.
+//!
+//! [`Archive::open`] maps a file and validates only the header and the table
+//! of contents, so [`Archive::info`] (and [`env_info`]) costs the same on a
+//! megabyte and on many gigabytes. [`Archive::get`] loads one binding by
+//! touching only its blob; an uncompressed tensor comes back as a view that
+//! borrows the mapped file ([`Tensor::is_mapped`]), keeps the mapping alive
+//! on its own, and copies on first write. [`Archive::verify`] checks every
+//! byte.
+//!
+//! The byte layout is specified in `layout.md`.
+//!
+//! ```
+//! use achronyme_env::*;
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("session.ach");
+//!
+//! let mut env = Environment::new();
+//! env.set("temps", Value::Tensor(Tensor::new(vec![2, 2], vec![20.5, 21.0, 19.8, 22.1]).unwrap()));
+//! env.set("label", Value::from("run 7"));
+//! save_environment(&env, &path, &SaveOptions::default()).unwrap();
+//!
+//! let mut restored = Environment::new();
+//! restore_environment(&mut restored, &path, &RestoreOptions::default()).unwrap();
+//! assert_eq!(restored, env);
+//! assert_eq!(env_info(&path).unwrap().bindings, ["label", "temps"]);
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(not(target_endian = "little"))]
+compile_error!(
+    "achronyme-env maps little-endian data in place and supports little-endian targets only"
+);
+
+mod encoding;
+pub mod environment;
+pub mod error;
+mod filter;
+pub mod hash;
+pub mod layout;
+pub mod metadata;
+pub mod persist;
+pub mod reader;
+pub mod source;
+mod suggest;
+pub mod value;
+mod writer;
+
+pub use environment::Environment;
+pub use error::{Error, Result};
+pub use layout::{Codec, Section};
+pub use metadata::Metadata;
+pub use persist::{
+    RUNTIME_VERSION, RestoreMode, RestoreOptions, RestoreReport, SaveOptions, SaveReport, Skipped,
+    env_info, env_load_var, restore_environment, restore_from_archive, save_environment,
+};
+pub use reader::{Archive, BindingInfo, Damage, EnvInfo, LoadOptions, VerifyReport};
+pub use source::{Bytes, MemorySource, Source};
+pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};

@@ -1,0 +1,541 @@
+//! The operations of spec 3: save, restore, info, load one variable.
+//!
+//! A save writes a temporary file beside the target, syncs it, renames it
+//! over the target and syncs the directory: the path always holds the old
+//! archive or the new one. A restore loads everything it will change before
+//! changing anything: on error the environment is as it was.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::filter::NameFilter;
+use crate::layout::{MAX_NAME_LEN, Section};
+use crate::metadata::Metadata;
+use crate::reader::{Archive, EnvInfo, LoadOptions};
+use crate::value::{Function, Record, Value, read_ref};
+use crate::writer::{self, HeaderFields, Planned};
+
+/// Version of the Achronyme runtime this build stands for; saves record it
+/// and restores compare against it.
+pub const RUNTIME_VERSION: &str = "v0.1.0";
+
+/// Options of `save_env` (spec 3.1, 7.3).
+#[derive(Clone, Debug)]
+pub struct SaveOptions {
+    /// Save the constants section (default true).
+    pub include_constants: bool,
+    /// Only names matching one of these glob patterns (None = all).
+    pub include_only: Option<Vec<String>>,
+    /// Skip names matching any of these glob patterns.
+    pub exclude: Vec<String>,
+    /// Description stored in the metadata.
+    pub description: Option<String>,
+    /// Tags stored in the metadata.
+    pub tags: Vec<String>,
+    /// Custom key-value metadata.
+    pub custom: Vec<(String, String)>,
+    /// Replace an existing file at the path (default false).
+    pub allow_overwrite: bool,
+    /// Abort (leaving any old file untouched) if the archive would exceed
+    /// this many bytes.
+    pub max_file_size: Option<u64>,
+    /// Sync the file and its directory before returning (default true).
+    /// Turning it off is only for benchmarks and scratch files: a crash soon
+    /// after the save could then lose the new archive (never the old one
+    /// half-overwritten, since the rename is still atomic).
+    pub durable: bool,
+    /// `created_by` metadata.
+    pub created_by: String,
+    /// Runtime version recorded in the header.
+    pub achronyme_version: String,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            include_constants: true,
+            include_only: None,
+            exclude: Vec::new(),
+            description: None,
+            tags: Vec::new(),
+            custom: Vec::new(),
+            allow_overwrite: false,
+            max_file_size: None,
+            durable: true,
+            created_by: format!("Achronyme REPL {RUNTIME_VERSION}"),
+            achronyme_version: RUNTIME_VERSION.to_string(),
+        }
+    }
+}
+
+/// A binding a save did not write, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Skipped {
+    /// Binding name.
+    pub name: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What a save did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SaveReport {
+    /// The archive written.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Names written (bindings section), sorted.
+    pub written: Vec<String>,
+    /// Constants written, sorted.
+    pub constants_written: Vec<String>,
+    /// Bindings not written, with reasons.
+    pub skipped: Vec<Skipped>,
+    /// Warnings for the user (lambdas skipped, record fields dropped).
+    pub warnings: Vec<String>,
+    /// Time spent writing and hashing.
+    pub write_time: Duration,
+    /// Time spent syncing file and directory to disk.
+    pub sync_time: Duration,
+}
+
+/// How a restore combines the archive with the environment (spec 3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestoreMode {
+    /// Add the archive's bindings; existing names are kept unless
+    /// `overwrite`.
+    Merge,
+    /// The environment's bindings become exactly the archive's.
+    Replace,
+    /// All bindings go into one record bound to this name.
+    Namespace(String),
+}
+
+/// Options of `restore_env` (spec 3.1, 7.2).
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// How to combine.
+    pub mode: RestoreMode,
+    /// In merge mode, replace existing bindings; in namespace mode, allow
+    /// replacing an existing binding of the namespace's name.
+    pub overwrite: bool,
+    /// Only names matching one of these glob patterns (None = all).
+    pub include_only: Option<Vec<String>>,
+    /// Skip names matching any of these glob patterns.
+    pub exclude: Vec<String>,
+    /// Check each loaded blob's SHA-256 (default true).
+    pub verify_checksum: bool,
+    /// Refuse an archive written by another runtime version (default false:
+    /// a warning).
+    pub strict_version: bool,
+    /// Restore the constants section too (default true).
+    pub include_constants: bool,
+    /// The running runtime's version, compared with the archive's.
+    pub runtime_version: String,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            mode: RestoreMode::Merge,
+            overwrite: false,
+            include_only: None,
+            exclude: Vec::new(),
+            verify_checksum: true,
+            strict_version: false,
+            include_constants: true,
+            runtime_version: RUNTIME_VERSION.to_string(),
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreReport {
+    /// Names bound (or, in namespace mode, fields of the namespace record).
+    pub restored: Vec<String>,
+    /// Constants defined.
+    pub constants_restored: Vec<String>,
+    /// Names that already existed and were kept (merge without overwrite).
+    pub conflicts: Vec<String>,
+    /// Warnings (version differences).
+    pub warnings: Vec<String>,
+}
+
+/// Why a name cannot be stored, if it cannot.
+fn check_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("names must not be empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("names must be at most 4096 bytes")
+    } else if name.contains('\0') {
+        Some("names must not contain NUL")
+    } else {
+        None
+    }
+}
+
+/// A saveable copy of `v`: user lambdas inside records are dropped (noted in
+/// `notes`); `None` when the value itself is a lambda or a vector holds one
+/// (positions would shift, so the whole value is skipped).
+fn saveable(v: &Value, path: &str, notes: &mut Vec<String>) -> Option<Value> {
+    if v.is_saveable() {
+        return Some(v.clone());
+    }
+    match v {
+        Value::Function(Function::Lambda { .. }) | Value::Vector(_) => None,
+        Value::Record(r) => Some(Value::Record(saveable_record(r, path, notes)?)),
+        Value::Edge(e) => {
+            let mut e = e.clone();
+            e.properties = saveable_record(&e.properties, path, notes)?;
+            Some(Value::Edge(e))
+        }
+        Value::MutableRef(r) => Some(Value::new_ref(saveable(&read_ref(r), path, notes)?)),
+        _ => Some(v.clone()),
+    }
+}
+
+fn saveable_record(r: &Record, path: &str, notes: &mut Vec<String>) -> Option<Record> {
+    let mut out = Record::new();
+    for (k, v) in r.fields() {
+        let p = format!("{path}.{k}");
+        match v {
+            Value::Function(Function::Lambda { .. }) => {
+                notes.push(format!(
+                    "{p}: user function field dropped (archives keep only data and builtins)"
+                ));
+            }
+            _ => out.insert(k.clone(), saveable(v, &p, notes)?),
+        }
+    }
+    Some(out)
+}
+
+fn version_bytes(v: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut n = v.len().min(16);
+    while !v.is_char_boundary(n) {
+        n -= 1;
+    }
+    out[..n].copy_from_slice(&v.as_bytes()[..n]);
+    out
+}
+
+/// Saves `env` to `path` (spec 3.1 `save_env`).
+///
+/// ```
+/// use achronyme_env::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("work.ach");
+/// let mut env = Environment::new();
+/// env.set("x", Value::Number(42.0));
+/// env.set("f", Value::Function(Function::Lambda { params: vec!["x".into()], source: "x => x * 2".into() }));
+/// let report = save_environment(&env, &path, &SaveOptions::default()).unwrap();
+/// assert_eq!(report.written, ["x"]);
+/// assert_eq!(report.skipped[0].name, "f"); // user lambdas are reported, never dropped silently
+/// // A second save to the same path needs allow_overwrite.
+/// assert!(matches!(save_environment(&env, &path, &SaveOptions::default()), Err(Error::AlreadyExists { .. })));
+/// ```
+pub fn save_environment(
+    env: &Environment,
+    path: impl AsRef<Path>,
+    options: &SaveOptions,
+) -> Result<SaveReport> {
+    let path = path.as_ref();
+    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let meta = Metadata {
+        created_by: options.created_by.clone(),
+        platform: Metadata::current_platform(),
+        description: options.description.clone(),
+        tags: options.tags.clone(),
+        custom: options.custom.clone(),
+    };
+    meta.check().map_err(|reason| Error::InvalidName {
+        name: "(metadata)".into(),
+        reason,
+    })?;
+
+    let mut skipped = Vec::new();
+    let mut warnings = Vec::new();
+    let mut owned: Vec<(Section, String, Value)> = Vec::new();
+    let sections = [Section::Bindings, Section::Constants];
+    for section in sections {
+        let items: Box<dyn Iterator<Item = (&str, &Value)>> = match section {
+            Section::Bindings => Box::new(env.iter()),
+            _ if options.include_constants => Box::new(env.constants()),
+            _ => Box::new(std::iter::empty()),
+        };
+        for (name, value) in items {
+            if section == Section::Bindings && !filter.accepts(name) {
+                continue;
+            }
+            if let Some(reason) = check_name(name) {
+                return Err(Error::InvalidName {
+                    name: name.chars().take(64).collect(),
+                    reason,
+                });
+            }
+            match saveable(value, name, &mut warnings) {
+                Some(v) => owned.push((section, name.to_string(), v)),
+                None => {
+                    let reason = "user-defined function (lambda or closure): archives keep only builtins; re-define it after restoring".to_string();
+                    warnings.push(format!(
+                        "variable {name:?} ({}) not saved: {reason}",
+                        value.type_name()
+                    ));
+                    skipped.push(Skipped {
+                        name: name.to_string(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+    // BTreeMap iteration gives names sorted by bytes within each section.
+    let planned: Vec<Planned<'_>> = owned
+        .iter()
+        .map(|(section, name, value)| Planned {
+            section: *section,
+            name,
+            value,
+        })
+        .collect();
+
+    if !options.allow_overwrite && path.exists() {
+        return Err(Error::AlreadyExists {
+            path: path.to_path_buf(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "archive".into());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".ach-tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
+
+    let header = HeaderFields {
+        timestamp: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        achronyme_version: version_bytes(&options.achronyme_version),
+    };
+    let started = Instant::now();
+    // On any error `tmp` is dropped here, which deletes the temporary file.
+    let bytes = writer::write_archive(
+        tmp.as_file_mut(),
+        path,
+        &planned,
+        &meta,
+        &header,
+        options.max_file_size,
+    )?;
+    let write_time = started.elapsed();
+
+    let started = Instant::now();
+    if options.durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("syncing", tmp.path(), e))?;
+    }
+    set_permissions(tmp.path(), path);
+    let persisted = if options.allow_overwrite {
+        tmp.persist(path)
+    } else {
+        tmp.persist_noclobber(path)
+    };
+    persisted.map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::AlreadyExists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io("renaming the new archive onto", path, e.error)
+        }
+    })?;
+    if options.durable {
+        sync_dir(dir)?;
+    }
+    let sync_time = started.elapsed();
+
+    let names = |s: Section| -> Vec<String> {
+        owned
+            .iter()
+            .filter(|(sec, _, _)| *sec == s)
+            .map(|(_, n, _)| n.clone())
+            .collect()
+    };
+    Ok(SaveReport {
+        path: path.to_path_buf(),
+        bytes,
+        written: names(Section::Bindings),
+        constants_written: names(Section::Constants),
+        skipped,
+        warnings,
+        write_time,
+        sync_time,
+    })
+}
+
+/// New archives get the permissions of the file they replace, or the usual
+/// 0644 (the temporary file starts private).
+fn set_permissions(tmp: &Path, target: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::metadata(target)
+            .map(|m| m.permissions())
+            .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
+        let _ = std::fs::set_permissions(tmp, perms);
+    }
+    #[cfg(not(unix))]
+    let _ = (tmp, target);
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("syncing directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn valid_namespace(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// Restores `path` into `env` (spec 3.1 `restore_env`). All or nothing: if
+/// any selected binding fails to load, `env` is unchanged.
+///
+/// ```
+/// use achronyme_env::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("work.ach");
+/// let mut env = Environment::new();
+/// env.set("data", Value::Number(1.0));
+/// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+///
+/// let mut other = Environment::new();
+/// let opts = RestoreOptions { mode: RestoreMode::Namespace("old".into()), ..Default::default() };
+/// restore_environment(&mut other, &path, &opts).unwrap();
+/// let Some(Value::Record(old)) = other.get("old") else { panic!() };
+/// assert_eq!(old.get("data"), Some(&Value::Number(1.0)));
+/// ```
+pub fn restore_environment(
+    env: &mut Environment,
+    path: impl AsRef<Path>,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let archive = Archive::open(path)?;
+    restore_from_archive(env, &archive, options)
+}
+
+/// [`restore_environment`] from an already open archive.
+pub fn restore_from_archive(
+    env: &mut Environment,
+    archive: &Archive,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    let file_version = archive.achronyme_version();
+    if file_version != options.runtime_version {
+        if options.strict_version {
+            return Err(Error::VersionMismatch {
+                file: file_version,
+                current: options.runtime_version.clone(),
+            });
+        }
+        report.warnings.push(format!(
+            "archive was written by Achronyme {file_version}, this is {}; some values may behave differently",
+            options.runtime_version
+        ));
+    }
+    if let RestoreMode::Namespace(ns) = &options.mode {
+        if !valid_namespace(ns) {
+            return Err(Error::InvalidNamespace { name: ns.clone() });
+        }
+        if env.contains(ns) && !options.overwrite {
+            return Err(Error::NamespaceTaken { name: ns.clone() });
+        }
+    }
+    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let load = LoadOptions {
+        verify_checksum: options.verify_checksum,
+    };
+    // Phase 1: load everything; nothing in `env` changes yet.
+    let mut values = Vec::new();
+    for name in archive
+        .names(Section::Bindings)
+        .filter(|n| filter.accepts(n))
+    {
+        values.push((
+            name.to_string(),
+            archive.get_with(Section::Bindings, name, load)?,
+        ));
+    }
+    let mut constants = Vec::new();
+    if options.include_constants {
+        for name in archive.names(Section::Constants) {
+            constants.push((
+                name.to_string(),
+                archive.get_with(Section::Constants, name, load)?,
+            ));
+        }
+    }
+    // Phase 2: apply; nothing here can fail.
+    for (name, v) in constants {
+        report.constants_restored.push(name.clone());
+        env.set_constant(name, v);
+    }
+    match &options.mode {
+        RestoreMode::Merge => {
+            for (name, v) in values {
+                if env.contains(&name) && !options.overwrite {
+                    report.conflicts.push(name);
+                } else {
+                    report.restored.push(name.clone());
+                    env.set(name, v);
+                }
+            }
+        }
+        RestoreMode::Replace => {
+            env.clear();
+            for (name, v) in values {
+                report.restored.push(name.clone());
+                env.set(name, v);
+            }
+        }
+        RestoreMode::Namespace(ns) => {
+            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
+            env.set(ns.clone(), Value::Record(values.into_iter().collect()));
+        }
+    }
+    Ok(report)
+}
+
+/// Describes the archive at `path` from its header and table of contents
+/// (spec 3.1 `env_info`); its cost does not grow with the data.
+pub fn env_info(path: impl AsRef<Path>) -> Result<EnvInfo> {
+    Ok(Archive::open(path)?.info())
+}
+
+/// Loads one binding from the archive at `path` without reading the others
+/// (spec 8.3 `env_load_var`).
+pub fn env_load_var(path: impl AsRef<Path>, name: &str) -> Result<Value> {
+    Archive::open(path)?.get(name)
+}

@@ -1,0 +1,160 @@
+//! Where an archive's bytes come from: the one seam between the reader and
+//! storage ("read this range"), and the one place that maps files.
+//!
+//! A reader never touches storage any other way, so a future backend (an
+//! object store answering ranged reads) only has to implement [`Source`].
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+
+/// A shared, immutable byte range. Cloning shares the owner; a tensor view
+/// holds one of these, which keeps the mapping alive after the archive handle
+/// is dropped.
+#[derive(Clone)]
+pub struct Bytes {
+    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    start: usize,
+    end: usize,
+}
+
+impl Bytes {
+    /// Bytes owned by a vector.
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        let end = v.len();
+        Bytes {
+            owner: Arc::new(v),
+            start: 0,
+            end,
+        }
+    }
+
+    fn whole(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        let end = (*owner).as_ref().len();
+        Bytes {
+            owner,
+            start: 0,
+            end,
+        }
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // In bounds: `start..end` was checked against the owner's length when
+        // this value was made, and owners never change length.
+        &(*self.owner).as_ref()[self.start..self.end]
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// A sub-range, sharing the owner; `None` when it is out of bounds.
+    pub fn slice(&self, offset: u64, len: u64) -> Option<Bytes> {
+        let offset = usize::try_from(offset).ok()?;
+        let len = usize::try_from(len).ok()?;
+        let start = self.start.checked_add(offset)?;
+        let end = start.checked_add(len)?;
+        (end <= self.end).then(|| Bytes {
+            owner: self.owner.clone(),
+            start,
+            end,
+        })
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.len())
+    }
+}
+
+/// Random access to an archive's bytes.
+pub trait Source: Send + Sync {
+    /// Total length in bytes.
+    fn len(&self) -> u64;
+
+    /// True when the source holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes `offset..offset + len`, or `None` when that range is not
+    /// inside the source. Implementations over memory return a view, not a
+    /// copy.
+    fn read(&self, offset: u64, len: u64) -> Option<Bytes>;
+}
+
+/// A source over bytes held in memory or mapped from a file.
+pub struct MemorySource {
+    bytes: Bytes,
+}
+
+impl MemorySource {
+    /// A source over a vector (tests, fuzzing, copied reads).
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        MemorySource {
+            bytes: Bytes::from_vec(v),
+        }
+    }
+
+    /// Maps the file at `path` read-only.
+    ///
+    /// The mapping reflects the file's bytes, so it is only sound while no
+    /// one modifies that file in place. Saves of this crate never do: they
+    /// write a new file and rename it over the old path, and a mapping keeps
+    /// the old file's bytes. Another program that truncates or rewrites a
+    /// mapped archive in place can make reads fault (SIGBUS) or see changed
+    /// bytes; use [`MemorySource::read_file`] for files on storage you do not
+    /// control.
+    pub fn map_file(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", path, e))?
+            .len();
+        if len == 0 {
+            // Mapping zero bytes fails on some systems; an empty archive is
+            // simply too short, which the reader reports.
+            return Ok(Self::from_vec(Vec::new()));
+        }
+        // SAFETY: `Mmap::map` is unsafe because the mapped file could be
+        // changed underneath us, which would change memory that Rust assumes
+        // immutable. We map read-only, never write through the map, and this
+        // crate replaces archives only by renaming a new file over the path,
+        // which leaves this mapping's file untouched. Modification in place by
+        // another program is outside what we can prevent; it is documented
+        // above and in layout.md, with `read_file` as the copying alternative.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io("mapping", path, e))?;
+        Ok(MemorySource {
+            bytes: Bytes::whole(Arc::new(map)),
+        })
+    }
+
+    /// Reads the whole file at `path` into memory (no mapping): for files on
+    /// network or removable storage that might change or vanish while open.
+    pub fn read_file(path: &Path) -> Result<Self> {
+        let v = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        Ok(Self::from_vec(v))
+    }
+}
+
+impl Source for MemorySource {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Option<Bytes> {
+        self.bytes.slice(offset, len)
+    }
+}

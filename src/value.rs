@@ -1,0 +1,450 @@
+//! The values of the Achronyme runtime that an archive can hold.
+//!
+//! Equality ([`PartialEq`]) is exact: floats compare by bit pattern, so a
+//! NaN equals the same NaN payload and `-0.0` differs from `0.0`. That is the
+//! equality a round trip must keep.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::source::Bytes;
+
+/// A complex number, laid out as two little-endian f64s (`re`, `im`).
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct Complex {
+    /// Real part.
+    pub re: f64,
+    /// Imaginary part.
+    pub im: f64,
+}
+
+impl Complex {
+    /// A complex number from its parts.
+    pub const fn new(re: f64, im: f64) -> Self {
+        Complex { re, im }
+    }
+}
+
+impl PartialEq for Complex {
+    fn eq(&self, other: &Self) -> bool {
+        self.re.to_bits() == other.re.to_bits() && self.im.to_bits() == other.im.to_bits()
+    }
+}
+
+/// Element storage of a tensor: owned (shared, copy-on-write) or a view into
+/// a mapped archive.
+///
+/// Cloning is cheap in both cases: it shares the storage. Writing through
+/// [`Buffer::make_mut`] copies first when the storage is shared or mapped.
+#[derive(Clone)]
+pub struct Buffer<T: Pod> {
+    storage: Storage<T>,
+}
+
+#[derive(Clone)]
+enum Storage<T: Pod> {
+    Owned(Arc<Vec<T>>),
+    // Invariant: the bytes are aligned for T and a whole number of Ts long
+    // (checked by `Buffer::from_bytes`); `Bytes` never moves or changes.
+    Mapped(Bytes),
+}
+
+impl<T: Pod> Buffer<T> {
+    /// Owned storage holding `data`.
+    pub fn from_vec(data: Vec<T>) -> Self {
+        Buffer {
+            storage: Storage::Owned(Arc::new(data)),
+        }
+    }
+
+    /// A view of `bytes` as elements of `T`, or `None` when the bytes are not
+    /// aligned for `T` or not a whole number of elements long.
+    pub(crate) fn from_bytes(bytes: Bytes) -> Option<Self> {
+        bytemuck::try_cast_slice::<u8, T>(bytes.as_slice()).ok()?;
+        Some(Buffer {
+            storage: Storage::Mapped(bytes),
+        })
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[T] {
+        match &self.storage {
+            Storage::Owned(v) => v,
+            // Cannot fail: alignment and length were checked in `from_bytes`
+            // and the mapped bytes never move.
+            Storage::Mapped(b) => bytemuck::cast_slice(b.as_slice()),
+        }
+    }
+
+    /// Mutable access; copies the elements first if they are mapped or
+    /// shared with another value (a snapshot, a clone).
+    pub fn make_mut(&mut self) -> &mut [T] {
+        if let Storage::Mapped(b) = &self.storage {
+            let owned = bytemuck::cast_slice::<u8, T>(b.as_slice()).to_vec();
+            self.storage = Storage::Owned(Arc::new(owned));
+        }
+        match &mut self.storage {
+            Storage::Owned(v) => Arc::make_mut(v).as_mut_slice(),
+            Storage::Mapped(_) => unreachable!("converted to owned above"),
+        }
+    }
+
+    /// True when the elements are borrowed from a mapped archive (no copy
+    /// was made when loading).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
+    }
+
+    /// True when `self` and `other` share the same storage (no copy between
+    /// them).
+    pub fn shares_storage_with(&self, other: &Self) -> bool {
+        std::ptr::eq(self.as_slice().as_ptr(), other.as_slice().as_ptr())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for Buffer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.as_slice();
+        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        if s.len() <= 8 {
+            write!(f, "{kind}{s:?}")
+        } else {
+            write!(
+                f,
+                "{kind}[{:?}, {:?}, ... {} elements]",
+                s[0],
+                s[1],
+                s.len()
+            )
+        }
+    }
+}
+
+fn element_count(shape: &[usize]) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
+}
+
+macro_rules! tensor_type {
+    ($(#[$doc:meta])* $name:ident, $elem:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            shape: Vec<usize>,
+            data: Buffer<$elem>,
+        }
+
+        impl $name {
+            /// A tensor of `shape` holding `data` in row-major order.
+            ///
+            /// Fails with [`Error::ShapeMismatch`] when the shape's product is
+            /// not `data.len()`.
+            pub fn new(shape: Vec<usize>, data: Vec<$elem>) -> Result<Self> {
+                Self::from_buffer(shape, Buffer::from_vec(data))
+            }
+
+            /// A tensor over existing storage (owned or mapped).
+            pub fn from_buffer(shape: Vec<usize>, data: Buffer<$elem>) -> Result<Self> {
+                let found = data.len() as u64;
+                match element_count(&shape) {
+                    Some(expected) if expected == found => Ok($name { shape, data }),
+                    other => Err(Error::ShapeMismatch {
+                        shape,
+                        expected: other.unwrap_or(u64::MAX),
+                        found,
+                    }),
+                }
+            }
+
+            /// A one-dimensional tensor.
+            pub fn from_vec(data: Vec<$elem>) -> Self {
+                $name {
+                    shape: vec![data.len()],
+                    data: Buffer::from_vec(data),
+                }
+            }
+
+            /// The dimensions.
+            pub fn shape(&self) -> &[usize] {
+                &self.shape
+            }
+
+            /// The elements in row-major order.
+            pub fn data(&self) -> &[$elem] {
+                self.data.as_slice()
+            }
+
+            /// Mutable elements; copies first if mapped or shared.
+            pub fn data_mut(&mut self) -> &mut [$elem] {
+                self.data.make_mut()
+            }
+
+            /// The storage.
+            pub fn buffer(&self) -> &Buffer<$elem> {
+                &self.data
+            }
+
+            /// True when the elements borrow a mapped archive.
+            pub fn is_mapped(&self) -> bool {
+                self.data.is_mapped()
+            }
+
+            /// Number of elements.
+            pub fn len(&self) -> usize {
+                self.data.len()
+            }
+
+            /// True when the tensor has no elements.
+            pub fn is_empty(&self) -> bool {
+                self.data.is_empty()
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.shape == other.shape
+                    && bytemuck::cast_slice::<$elem, u8>(self.data())
+                        == bytemuck::cast_slice::<$elem, u8>(other.data())
+            }
+        }
+    };
+}
+
+tensor_type!(
+    /// An n-dimensional tensor of f64.
+    ///
+    /// ```
+    /// use achronyme_env::Tensor;
+    /// let mut t = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    /// t.data_mut()[0] = 10.0;
+    /// assert_eq!(t.data()[0], 10.0);
+    /// assert!(Tensor::new(vec![2, 2], vec![1.0]).is_err());
+    /// ```
+    Tensor,
+    f64
+);
+
+tensor_type!(
+    /// An n-dimensional tensor of complex numbers.
+    ComplexTensor,
+    Complex
+);
+
+/// A record: named fields in the order they were defined.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    fields: Vec<(String, Value)>,
+}
+
+impl Record {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a field, replacing it in place if it exists, appending otherwise.
+    pub fn insert(&mut self, name: impl Into<String>, value: Value) {
+        let name = name.into();
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
+    /// The field called `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The fields in order.
+    pub fn fields(&self) -> &[(String, Value)] {
+        &self.fields
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+impl FromIterator<(String, Value)> for Record {
+    /// Builds a record keeping field order; a repeated name keeps its first
+    /// position and its last value.
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut r = Record::new();
+        for (k, v) in iter {
+            r.insert(k, v);
+        }
+        r
+    }
+}
+
+/// A function value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Function {
+    /// A builtin of the runtime, saved by name (`sin`, `map`, ...).
+    Builtin(String),
+    /// A user-defined lambda or closure. Archives cannot hold these (spec
+    /// 4.1): a save skips them and says so in its report.
+    Lambda {
+        /// Parameter names.
+        params: Vec<String>,
+        /// Source text, for messages.
+        source: String,
+    },
+}
+
+/// A graph edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edge {
+    /// Source node.
+    pub from: String,
+    /// Target node.
+    pub to: String,
+    /// Directed or not.
+    pub directed: bool,
+    /// Edge properties.
+    pub properties: Record,
+}
+
+/// A value of the Achronyme runtime.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// The absent value.
+    Null,
+    /// A 64-bit float.
+    Number(f64),
+    /// A boolean.
+    Boolean(bool),
+    /// UTF-8 text.
+    String(String),
+    /// A complex number.
+    Complex(Complex),
+    /// A heterogeneous vector.
+    Vector(Vec<Value>),
+    /// An f64 tensor.
+    Tensor(Tensor),
+    /// A complex tensor.
+    ComplexTensor(ComplexTensor),
+    /// A record.
+    Record(Record),
+    /// A function.
+    Function(Function),
+    /// A graph edge.
+    Edge(Edge),
+    /// A `mut` reference; archives save the current value (spec 4.2).
+    MutableRef(Arc<RwLock<Value>>),
+}
+
+impl Value {
+    /// A fresh mutable reference holding `v`.
+    pub fn new_ref(v: Value) -> Value {
+        Value::MutableRef(Arc::new(RwLock::new(v)))
+    }
+
+    /// The type's name as users see it (`"Tensor"`, `"Record"`, ...).
+    pub fn type_name(&self) -> &'static str {
+        crate::layout::Tag::of(self).name()
+    }
+
+    /// True when an archive can hold this value: it is not, and does not
+    /// contain, a user lambda.
+    pub fn is_saveable(&self) -> bool {
+        match self {
+            Value::Function(Function::Lambda { .. }) => false,
+            Value::Vector(v) => v.iter().all(Value::is_saveable),
+            Value::Record(r) => r.fields().iter().all(|(_, v)| v.is_saveable()),
+            Value::Edge(e) => e.properties.fields().iter().all(|(_, v)| v.is_saveable()),
+            Value::MutableRef(r) => read_ref(r).is_saveable(),
+            _ => true,
+        }
+    }
+}
+
+/// Reads through a mutable reference, tolerating a poisoned lock (the value
+/// is plain data; a panic elsewhere cannot leave it half-written).
+pub(crate) fn read_ref(r: &RwLock<Value>) -> std::sync::RwLockReadGuard<'_, Value> {
+    r.read().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        use Value::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Number(a), Number(b)) => a.to_bits() == b.to_bits(),
+            (Boolean(a), Boolean(b)) => a == b,
+            (String(a), String(b)) => a == b,
+            (Complex(a), Complex(b)) => a == b,
+            (Vector(a), Vector(b)) => a == b,
+            (Tensor(a), Tensor(b)) => a == b,
+            (ComplexTensor(a), ComplexTensor(b)) => a == b,
+            (Record(a), Record(b)) => a == b,
+            (Function(a), Function(b)) => a == b,
+            (Edge(a), Edge(b)) => a == b,
+            (MutableRef(a), MutableRef(b)) => Arc::ptr_eq(a, b) || *read_ref(a) == *read_ref(b),
+            _ => false,
+        }
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Number(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Boolean(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::String(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::String(v)
+    }
+}
+impl From<Tensor> for Value {
+    fn from(v: Tensor) -> Self {
+        Value::Tensor(v)
+    }
+}
+impl From<ComplexTensor> for Value {
+    fn from(v: ComplexTensor) -> Self {
+        Value::ComplexTensor(v)
+    }
+}
+impl From<Record> for Value {
+    fn from(v: Record) -> Self {
+        Value::Record(v)
+    }
+}
+impl From<Complex> for Value {
+    fn from(v: Complex) -> Self {
+        Value::Complex(v)
+    }
+}

@@ -1,0 +1,406 @@
+//! The streaming writer: blob by blob straight to the file, hashing as it
+//! goes, then the hash pool, the table of contents, the trailer, and last
+//! the header (which points at the table of contents).
+//!
+//! Extra memory is the write buffer plus the table of contents (which grows
+//! with the number of bindings, never with their bytes). Tensor elements are
+//! written from the tensor's own slice; large ones are hashed on every core
+//! while this thread writes them.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use zerocopy::IntoBytes;
+
+use crate::encoding::{self, EncodeError};
+use crate::error::{Error, Result};
+use crate::hash::{self, Digest32};
+use crate::layout::*;
+use crate::metadata::Metadata;
+use crate::value::Value;
+
+/// One binding to write, in table-of-contents order.
+pub(crate) struct Planned<'a> {
+    pub section: Section,
+    pub name: &'a str,
+    pub value: &'a Value,
+}
+
+/// Header fields chosen by the caller.
+pub(crate) struct HeaderFields {
+    pub timestamp: u64,
+    pub achronyme_version: [u8; 16],
+}
+
+/// Tensor payloads at least this large are hashed on other threads while
+/// this one writes.
+const PARALLEL_HASH_MIN: usize = 4 << 20;
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Byte counter and limit shared by every write of a save.
+struct Sink<W: Write> {
+    w: W,
+    pos: u64,
+    limit: u64,
+    over_limit: bool,
+    hasher: Option<ChunkHasher>,
+}
+
+/// Splits a blob's bytes into hash chunks as they stream past.
+struct ChunkHasher {
+    chunk: usize,
+    filled: usize,
+    h: Sha256,
+    digests: Vec<Digest32>,
+}
+
+impl ChunkHasher {
+    fn new() -> Self {
+        ChunkHasher {
+            chunk: 1 << HASH_CHUNK_LOG2,
+            filled: 0,
+            h: Sha256::new(),
+            digests: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            let n = buf.len().min(self.chunk - self.filled);
+            self.h.update(&buf[..n]);
+            self.filled += n;
+            buf = &buf[n..];
+            if self.filled == self.chunk {
+                self.digests.push(self.h.finalize_reset().into());
+                self.filled = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<Digest32> {
+        if self.filled > 0 || self.digests.is_empty() {
+            self.digests.push(self.h.finalize().into());
+        }
+        self.digests
+    }
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.reserve(buf.len() as u64)?;
+        self.w.write_all(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl<W: Write> Sink<W> {
+    fn reserve(&mut self, n: u64) -> io::Result<()> {
+        if self.pos.checked_add(n).is_none_or(|end| end > self.limit) {
+            self.over_limit = true;
+            return Err(io::Error::other("max_file_size exceeded"));
+        }
+        Ok(())
+    }
+
+    fn pad_to_align(&mut self) -> io::Result<()> {
+        const ZEROS: [u8; ALIGN as usize] = [0; ALIGN as usize];
+        let pad = (ALIGN - self.pos % ALIGN) % ALIGN;
+        self.write_all(&ZEROS[..pad as usize])
+    }
+}
+
+/// Counts the bytes an encoding would take, without storing them.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a whole archive to `file` (positioned anywhere; it is rewound).
+/// Returns the archive's length.
+pub(crate) fn write_archive(
+    file: &mut File,
+    path: &Path,
+    items: &[Planned<'_>],
+    meta: &Metadata,
+    header: &HeaderFields,
+    limit: Option<u64>,
+) -> Result<u64> {
+    let io_err = |e| Error::io("writing", path, e);
+    let mut sink = Sink {
+        w: BufWriter::with_capacity(WRITE_BUFFER, &mut *file),
+        pos: 0,
+        limit: limit.unwrap_or(u64::MAX),
+        over_limit: false,
+        hasher: None,
+    };
+    let mut toc = TocBuilder::default();
+    let mut current = "";
+    let result = (|| -> Result<(), WriteError> {
+        // Placeholder; the real header is written last.
+        sink.write_all(&[0u8; HEADER_LEN as usize])?;
+        for item in items {
+            current = item.name;
+            write_blob(&mut sink, &mut toc, item)?;
+            sink.pad_to_align()?;
+        }
+        current = "(table of contents)";
+        Ok(())
+    })();
+    if let Err(e) = result {
+        return Err(e.into_error(sink.over_limit, limit, current, path));
+    }
+
+    // Hash pool, table of contents, trailer.
+    let hashes_offset = sink.pos;
+    let pool: Vec<u8> = toc.digests.as_flattened().to_vec();
+    let tail = (|| -> io::Result<(u64, u64, RawTrailer, RawHeader)> {
+        sink.write_all(&pool)?;
+        sink.pad_to_align()?;
+        let toc_offset = sink.pos;
+        let toc_bytes = toc.finish(meta, hashes_offset);
+        let raw_header = build_header(header, meta, items, toc_offset, toc_bytes.len() as u64);
+        let toc_sha256 = hash::sha256(&[raw_header.as_bytes(), &toc_bytes]);
+        let closing_sha256 = hash::sha256(&[&toc_sha256, &pool]);
+        let trailer = RawTrailer {
+            toc_sha256,
+            closing_sha256,
+        };
+        sink.write_all(&toc_bytes)?;
+        sink.write_all(trailer.as_bytes())?;
+        Ok((toc_offset, toc_bytes.len() as u64, trailer, raw_header))
+    })();
+    let (_, _, _, raw_header) = match tail {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(WriteError::Io(e).into_error(sink.over_limit, limit, current, path));
+        }
+    };
+    let total = sink.pos;
+    sink.flush().map_err(io_err)?;
+    drop(sink);
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    file.write_all(raw_header.as_bytes()).map_err(io_err)?;
+    Ok(total)
+}
+
+fn build_header(
+    fields: &HeaderFields,
+    meta: &Metadata,
+    items: &[Planned<'_>],
+    toc_offset: u64,
+    toc_len: u64,
+) -> RawHeader {
+    let mut flags = 0;
+    if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
+        flags |= FLAG_EXTENDED_METADATA;
+    }
+    if items.iter().any(|i| i.section == Section::Constants) {
+        flags |= FLAG_CONSTANTS;
+    }
+    RawHeader {
+        magic: MAGIC,
+        version_major: FORMAT_VERSION_MAJOR.into(),
+        version_minor: FORMAT_VERSION_MINOR.into(),
+        flags: flags.into(),
+        default_codec: Codec::None as u8,
+        reserved0: [0; 3],
+        created_timestamp: fields.timestamp.into(),
+        achronyme_version: fields.achronyme_version,
+        toc_offset: toc_offset.into(),
+        toc_len: toc_len.into(),
+        reserved1: [0; 8],
+    }
+}
+
+enum WriteError {
+    Io(io::Error),
+    Encode(EncodeError),
+    Name(&'static str),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+impl WriteError {
+    fn into_error(self, over_limit: bool, limit: Option<u64>, name: &str, path: &Path) -> Error {
+        if over_limit {
+            return Error::SizeLimitExceeded {
+                limit: limit.unwrap_or(u64::MAX),
+                name: name.to_string(),
+            };
+        }
+        match self {
+            WriteError::Io(e) | WriteError::Encode(EncodeError::Io(e)) => {
+                Error::io("writing", path, e)
+            }
+            WriteError::Encode(EncodeError::TooDeep) => Error::TooDeep {
+                name: name.to_string(),
+                limit: MAX_DEPTH,
+            },
+            WriteError::Encode(EncodeError::Lambda) => Error::InvalidName {
+                name: name.to_string(),
+                reason: "it holds a user lambda, which archives cannot store",
+            },
+            WriteError::Name(reason) => Error::InvalidName {
+                name: name.to_string(),
+                reason,
+            },
+        }
+    }
+}
+
+fn write_blob<W: Write>(
+    sink: &mut Sink<W>,
+    toc: &mut TocBuilder,
+    item: &Planned<'_>,
+) -> Result<(), WriteError> {
+    let tag = Tag::of(item.value);
+    let (shape, raw): (&[usize], Option<&[u8]>) = match item.value {
+        Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
+        Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
+        _ => (&[], None),
+    };
+    let stored_len = match raw {
+        Some(bytes) => bytes.len() as u64,
+        None => {
+            let mut c = Counter(0);
+            encoding::encode(&mut c, item.value, 0).map_err(WriteError::Encode)?;
+            c.0
+        }
+    };
+    let frame = RawFrame {
+        magic: FRAME_MAGIC,
+        tag: tag as u8,
+        codec: Codec::None as u8,
+        filter: 0,
+        reserved: [0; 3],
+        stored_len: stored_len.into(),
+    };
+    let mut prefix = [0u8; ALIGN as usize];
+    prefix[..FRAME_LEN as usize].copy_from_slice(frame.as_bytes());
+    let prefix = &prefix[..tag.payload_start() as usize];
+
+    let blob_offset = sink.pos;
+    let digests = match raw {
+        Some(bytes) if bytes.len() >= PARALLEL_HASH_MIN => {
+            sink.reserve(prefix.len() as u64 + stored_len)?;
+            std::thread::scope(|s| -> Result<Vec<Digest32>, WriteError> {
+                let hashing = s.spawn(|| hash::chunk_digests(prefix, bytes, 1 << HASH_CHUNK_LOG2));
+                sink.write_all(prefix)?;
+                sink.write_all(bytes)?;
+                Ok(hashing.join().expect("hashing thread does not panic"))
+            })?
+        }
+        _ => {
+            sink.hasher = Some(ChunkHasher::new());
+            let written = (|| -> Result<(), WriteError> {
+                sink.write_all(prefix)?;
+                match raw {
+                    Some(bytes) => sink.write_all(bytes)?,
+                    None => encoding::encode(sink, item.value, 0).map_err(WriteError::Encode)?,
+                }
+                Ok(())
+            })();
+            let hasher = sink.hasher.take().expect("set above");
+            written?;
+            hasher.finish()
+        }
+    };
+    toc.push(item, tag, shape, blob_offset, stored_len, digests)
+}
+
+/// Accumulates the table of contents while blobs are written.
+#[derive(Default)]
+struct TocBuilder {
+    entries: Vec<RawEntry>,
+    dims: Vec<u64>,
+    names: Vec<u8>,
+    digests: Vec<Digest32>,
+}
+
+impl TocBuilder {
+    fn push(
+        &mut self,
+        item: &Planned<'_>,
+        tag: Tag,
+        shape: &[usize],
+        blob_offset: u64,
+        stored_len: u64,
+        digests: Vec<Digest32>,
+    ) -> Result<(), WriteError> {
+        let small = |n: usize| {
+            u32::try_from(n).map_err(|_| {
+                WriteError::Name("archive index is full (over 4 GiB of names, shapes or chunks)")
+            })
+        };
+        let entry = RawEntry {
+            name_offset: small(self.names.len())?.into(),
+            name_len: small(item.name.len())?.into(),
+            blob_offset: blob_offset.into(),
+            stored_len: stored_len.into(),
+            raw_len: stored_len.into(),
+            dims_index: small(self.dims.len())?.into(),
+            ndim: small(shape.len())?.into(),
+            hash_index: small(self.digests.len())?.into(),
+            hash_count: small(digests.len())?.into(),
+            tag: tag as u8,
+            section: item.section as u8,
+            codec: Codec::None as u8,
+            filter: 0,
+            reserved: [0; 4],
+        };
+        small(self.digests.len() + digests.len())?;
+        self.entries.push(entry);
+        self.names.extend_from_slice(item.name.as_bytes());
+        self.dims.extend(shape.iter().map(|&d| d as u64));
+        self.digests.extend(digests);
+        Ok(())
+    }
+
+    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> Vec<u8> {
+        let meta = meta.encode();
+        let head = RawTocHeader {
+            magic: TOC_MAGIC,
+            entry_size: (ENTRY_LEN as u32).into(),
+            entry_count: (self.entries.len() as u64).into(),
+            dims_count: (self.dims.len() as u64).into(),
+            names_len: (self.names.len() as u64).into(),
+            meta_len: (meta.len() as u64).into(),
+            hashes_offset: hashes_offset.into(),
+            hash_count: (self.digests.len() as u64).into(),
+            hash_chunk_log2: HASH_CHUNK_LOG2.into(),
+            reserved: [0; 4],
+        };
+        let mut out = Vec::with_capacity(
+            64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len(),
+        );
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(self.entries.as_bytes());
+        for d in &self.dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&self.names);
+        out.extend_from_slice(&meta);
+        out
+    }
+}
