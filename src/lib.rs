@@ -57,6 +57,7 @@ pub mod persist;
 pub mod reader;
 pub mod source;
 mod suggest;
+pub mod testdata;
 pub mod value;
 mod writer;
 

@@ -1,1 +1,389 @@
-fn main() {}
+//! `ach`: the command line for `.ach` archives.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use achronyme_env::testdata;
+use achronyme_env::*;
+use clap::{Parser, Subcommand};
+
+/// Inspect, check and demonstrate Achronyme environment archives (.ach).
+#[derive(Parser)]
+#[command(name = "ach", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a realistic workspace, save it, inspect it, load one variable
+    /// lazily, verify it, restore it, and print the time of each step.
+    Demo {
+        /// Size of the large tensor in MiB.
+        #[arg(long, default_value_t = 256)]
+        size_mib: usize,
+        /// Keep the archive in this directory instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+    /// Show what an archive holds (header and table of contents only).
+    Info {
+        /// The archive.
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every byte of an archive; exit 1 naming damaged bindings.
+    Verify {
+        /// The archive.
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo { size_mib, keep } => demo(size_mib, keep),
+        Command::Info { file, json } => info(&file, json),
+        Command::Verify { file, json } => verify(&file, json),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ach: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sizes for people: `1.5 GiB`.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn shape_text(shape: &[u64]) -> String {
+    if shape.is_empty() {
+        "-".into()
+    } else {
+        let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+        format!("[{}]", dims.join(", "))
+    }
+}
+
+fn print_info(path: &Path, info: &EnvInfo) {
+    println!(
+        "archive      {} ({}, format {})",
+        path.display(),
+        human(info.file_size),
+        info.version
+    );
+    println!(
+        "created      {} by {} on {}",
+        info.created_at, info.created_by, info.platform
+    );
+    println!("runtime      {}", info.achronyme_version);
+    println!(
+        "compressed   {}",
+        if info.compressed { "yes" } else { "no" }
+    );
+    if let Some(d) = &info.description {
+        println!("description  {d}");
+    }
+    if !info.tags.is_empty() {
+        println!("tags         {}", info.tags.join(", "));
+    }
+    for (k, v) in &info.custom {
+        println!("custom       {k} = {v}");
+    }
+    println!(
+        "contents     {} bindings, {} constants, {} functions",
+        info.num_bindings, info.num_constants, info.num_functions
+    );
+    let rows: Vec<[String; 7]> = info
+        .entries
+        .iter()
+        .map(|e| {
+            [
+                e.name.clone(),
+                format!("{:?}", e.section).to_lowercase(),
+                e.type_name.to_string(),
+                shape_text(&e.shape),
+                human(e.stored_bytes),
+                human(e.raw_bytes),
+                e.codec.name().to_string(),
+            ]
+        })
+        .collect();
+    let head = ["NAME", "SECTION", "TYPE", "SHAPE", "STORED", "RAW", "CODEC"];
+    let mut widths = head.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    println!();
+    let line = |cells: &[&str]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if (4..6).contains(&i) {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(&head);
+    for r in &rows {
+        line(&r.each_ref().map(String::as_str));
+    }
+}
+
+fn info(path: &Path, json: bool) -> Result<ExitCode> {
+    let info = env_info(path)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).expect("info serializes")
+        );
+    } else {
+        print_info(path, &info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(path: &Path, json: bool) -> Result<ExitCode> {
+    let archive = Archive::open(path)?;
+    let report = archive.verify_report();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else if report.is_ok() {
+        println!(
+            "{}: intact ({} bindings, {} checked)",
+            path.display(),
+            report.bindings_checked,
+            human(report.bytes_hashed)
+        );
+    } else {
+        for d in &report.damaged {
+            eprintln!("damaged: {} ({:?}): {}", d.name, d.section, d.error);
+        }
+        eprintln!("{}: {report}", path.display());
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn demo_env(size_mib: usize) -> Environment {
+    let mut env = Environment::new();
+    let cols = 8192;
+    let rows = (size_mib * (1 << 20) / 8 / cols).max(1);
+    env.set(
+        "signal",
+        Value::Tensor(testdata::normal_tensor(rows, cols, 7)),
+    );
+    let spectrum: Vec<Complex> = testdata::smooth(1 << 18)
+        .chunks(2)
+        .map(|c| Complex::new(c[0], c[1]))
+        .collect();
+    env.set(
+        "spectrum",
+        Value::ComplexTensor(ComplexTensor::new(vec![256, 512], spectrum).expect("256x512")),
+    );
+    let mut model = Record::new();
+    model.insert("name", Value::from("ridge regression"));
+    model.insert("alpha", Value::Number(0.1));
+    model.insert(
+        "weights",
+        Value::Tensor(Tensor::from_vec(testdata::normal(64, 3))),
+    );
+    model.insert(
+        "predict",
+        Value::Function(Function::Lambda {
+            params: vec!["x".into()],
+            source: "x => dot(weights, x)".into(),
+        }),
+    );
+    env.set("model", Value::Record(model));
+    env.set("title", Value::from("Temperature study, run 7"));
+    env.set(
+        "samples",
+        Value::Vector(vec![
+            Value::Number(1.5),
+            Value::from("outlier"),
+            Value::Boolean(true),
+            Value::Complex(Complex::new(0.0, 1.0)),
+        ]),
+    );
+    let mut props = Record::new();
+    props.insert("distance_km", Value::Number(12.4));
+    env.set(
+        "route",
+        Value::Edge(Edge {
+            from: "Lab A".into(),
+            to: "Lab B".into(),
+            directed: true,
+            properties: props,
+        }),
+    );
+    env.set(
+        "activation",
+        Value::Function(Function::Builtin("tanh".into())),
+    );
+    env.set("counter", Value::new_ref(Value::Number(42.0)));
+    env.set(
+        "scale",
+        Value::Function(Function::Lambda {
+            params: vec!["x".into()],
+            source: "x => x * 2".into(),
+        }),
+    );
+    env.set_constant("PI", Value::Number(std::f64::consts::PI));
+    env.set_constant("E", Value::Number(std::f64::consts::E));
+    env
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 1.0 {
+        format!("{:8.3} ms", ms)
+    } else {
+        format!("{:8.1} ms", ms)
+    }
+}
+
+fn demo(size_mib: usize, keep: Option<PathBuf>) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir().map_err(|e| Error::Io {
+        action: "creating",
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let dir = keep.unwrap_or_else(|| tmp.path().to_path_buf());
+    let path = dir.join("demo.ach");
+    let mut timings: Vec<(String, Duration)> = Vec::new();
+
+    println!("== building a workspace with a {size_mib} MiB tensor");
+    let t = Instant::now();
+    let env = demo_env(size_mib);
+    timings.push(("build workspace (not the engine)".into(), t.elapsed()));
+
+    println!("== save_env(\"{}\")", path.display());
+    let opts = SaveOptions {
+        allow_overwrite: true,
+        description: Some("ach demo workspace".into()),
+        tags: vec!["demo".into(), "temperature_study".into()],
+        ..Default::default()
+    };
+    let report = save_environment(&env, &path, &opts)?;
+    println!(
+        "wrote {} ({}): {}",
+        human(report.bytes),
+        report.bytes,
+        report.written.join(", ")
+    );
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    timings.push(("save: write + hash".into(), report.write_time));
+    timings.push(("save: fsync file + directory".into(), report.sync_time));
+
+    println!("\n== env_info");
+    let t = Instant::now();
+    let info = env_info(&path)?;
+    timings.push(("env_info (open + table of contents)".into(), t.elapsed()));
+    print_info(&path, &info);
+
+    println!("\n== load one variable lazily");
+    let t = Instant::now();
+    let archive = Archive::open(&path)?;
+    let Value::Tensor(signal) = archive.get_with(
+        Section::Bindings,
+        "signal",
+        LoadOptions {
+            verify_checksum: false,
+        },
+    )?
+    else {
+        unreachable!("signal is a tensor");
+    };
+    timings.push(("load `signal` as a mapped view".into(), t.elapsed()));
+    println!(
+        "signal: shape {:?}, mapped view: {}, first values {:?}",
+        signal.shape(),
+        signal.is_mapped(),
+        &signal.data()[..3]
+    );
+    let t = Instant::now();
+    archive.get("signal")?;
+    timings.push(("load `signal` with its SHA-256 checked".into(), t.elapsed()));
+    let t = Instant::now();
+    let model = archive.get("model")?;
+    timings.push(("load `model` (a record)".into(), t.elapsed()));
+    if let Value::Record(r) = &model {
+        let fields: Vec<&str> = r.fields().iter().map(|(k, _)| k.as_str()).collect();
+        println!("model fields: {}", fields.join(", "));
+    }
+
+    println!("\n== verify");
+    let t = Instant::now();
+    let v = archive.verify()?;
+    let took = t.elapsed();
+    timings.push(("verify every byte".into(), took));
+    println!(
+        "{v}; {} hashed at {:.2} GB/s",
+        human(v.bytes_hashed),
+        v.bytes_hashed as f64 / took.as_secs_f64() / 1e9
+    );
+    drop(archive);
+
+    println!("\n== restore_env into a fresh environment");
+    let t = Instant::now();
+    let mut restored = Environment::new();
+    let r = restore_environment(&mut restored, &path, &RestoreOptions::default())?;
+    timings.push((
+        "restore_env (all bindings, checksums on)".into(),
+        t.elapsed(),
+    ));
+    let same =
+        restored.get("signal") == env.get("signal") && restored.get("title") == env.get("title");
+    println!(
+        "restored {} bindings; `signal` and `title` identical to the originals: {same}",
+        r.restored.len()
+    );
+
+    println!("\n== timings");
+    for (what, d) in &timings {
+        println!("{}  {what}", ms(*d));
+    }
+    if !same {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
