@@ -72,3 +72,8 @@ pub use persist::{
 pub use reader::{Archive, BindingInfo, Damage, EnvInfo, LoadOptions, VerifyReport};
 pub use source::{Bytes, MemorySource, Source};
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -5,6 +5,7 @@
 //! archive or the new one. A restore loads everything it will change before
 //! changing anything: on error the environment is as it was.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +17,7 @@ use crate::filter::NameFilter;
 use crate::layout::{MAX_NAME_LEN, Section};
 use crate::metadata::Metadata;
 use crate::reader::{Archive, EnvInfo, LoadOptions};
-use crate::value::{Function, Record, Value, read_ref};
+use crate::value::{Edge, Function, Record, Value, read_ref};
 use crate::writer::{self, HeaderFields, Planned};
 
 /// Version of the Achronyme runtime this build stands for; saves record it
@@ -178,24 +179,25 @@ fn check_name(name: &str) -> Option<&'static str> {
     }
 }
 
-/// A saveable copy of `v`: user lambdas inside records are dropped (noted in
-/// `notes`); `None` when the value itself is a lambda or a vector holds one
-/// (positions would shift, so the whole value is skipped).
-fn saveable(v: &Value, path: &str, notes: &mut Vec<String>) -> Option<Value> {
+/// `v` as it can be saved: borrowed when it holds no user lambda; otherwise a
+/// copy with lambda fields of records dropped (noted in `notes`), or `None`
+/// when the value itself is a lambda or a vector holds one (positions would
+/// shift, so the whole value is skipped). Copies share tensor storage.
+fn saveable<'v>(v: &'v Value, path: &str, notes: &mut Vec<String>) -> Option<Cow<'v, Value>> {
     if v.is_saveable() {
-        return Some(v.clone());
+        return Some(Cow::Borrowed(v));
     }
-    match v {
-        Value::Function(Function::Lambda { .. }) | Value::Vector(_) => None,
-        Value::Record(r) => Some(Value::Record(saveable_record(r, path, notes)?)),
-        Value::Edge(e) => {
-            let mut e = e.clone();
-            e.properties = saveable_record(&e.properties, path, notes)?;
-            Some(Value::Edge(e))
-        }
-        Value::MutableRef(r) => Some(Value::new_ref(saveable(&read_ref(r), path, notes)?)),
-        _ => Some(v.clone()),
-    }
+    let owned = match v {
+        Value::Function(Function::Lambda { .. }) | Value::Vector(_) => return None,
+        Value::Record(r) => Value::Record(saveable_record(r, path, notes)?),
+        Value::Edge(e) => Value::Edge(Edge {
+            properties: saveable_record(&e.properties, path, notes)?,
+            ..e.clone()
+        }),
+        Value::MutableRef(r) => Value::new_ref(saveable(&read_ref(r), path, notes)?.into_owned()),
+        _ => v.clone(),
+    };
+    Some(Cow::Owned(owned))
 }
 
 fn saveable_record(r: &Record, path: &str, notes: &mut Vec<String>) -> Option<Record> {
@@ -208,7 +210,7 @@ fn saveable_record(r: &Record, path: &str, notes: &mut Vec<String>) -> Option<Re
                     "{p}: user function field dropped (archives keep only data and builtins)"
                 ));
             }
-            _ => out.insert(k.clone(), saveable(v, &p, notes)?),
+            _ => out.insert(k.clone(), saveable(v, &p, notes)?.into_owned()),
         }
     }
     Some(out)
@@ -260,7 +262,7 @@ pub fn save_environment(
 
     let mut skipped = Vec::new();
     let mut warnings = Vec::new();
-    let mut owned: Vec<(Section, String, Value)> = Vec::new();
+    let mut owned: Vec<(Section, String, Cow<'_, Value>)> = Vec::new();
     let sections = [Section::Bindings, Section::Constants];
     for section in sections {
         let items: Box<dyn Iterator<Item = (&str, &Value)>> = match section {
