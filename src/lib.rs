@@ -51,6 +51,7 @@ pub mod environment;
 pub mod error;
 mod filter;
 pub mod hash;
+pub mod info;
 pub mod layout;
 pub mod metadata;
 pub mod persist;
@@ -58,18 +59,20 @@ pub mod reader;
 pub mod source;
 mod suggest;
 pub mod testdata;
+mod toc;
 pub mod value;
 mod writer;
 
 pub use environment::Environment;
 pub use error::{Error, Result};
+pub use info::{BindingInfo, Entries, EnvInfo, Names};
 pub use layout::{Codec, Section};
 pub use metadata::Metadata;
 pub use persist::{
     RUNTIME_VERSION, RestoreMode, RestoreOptions, RestoreReport, SaveOptions, SaveReport, Skipped,
     env_info, env_load_var, restore_environment, restore_from_archive, save_environment,
 };
-pub use reader::{Archive, BindingInfo, Damage, EnvInfo, LoadOptions, VerifyReport};
+pub use reader::{Archive, Damage, LoadOptions, VerifyReport};
 pub use source::{Bytes, MemorySource, Source};
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 

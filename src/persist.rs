@@ -14,9 +14,10 @@ use serde::Serialize;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::filter::NameFilter;
+use crate::info::EnvInfo;
 use crate::layout::{MAX_NAME_LEN, Section};
 use crate::metadata::Metadata;
-use crate::reader::{Archive, EnvInfo, LoadOptions};
+use crate::reader::{Archive, LoadOptions};
 use crate::value::{Edge, Function, Record, Value, read_ref};
 use crate::writer::{self, HeaderFields, Planned};
 

@@ -176,7 +176,7 @@ pub(crate) fn write_archive(
         let toc_offset = sink.pos;
         let toc_bytes = toc.finish(meta, hashes_offset);
         let raw_header = build_header(header, meta, items, toc_offset, toc_bytes.len() as u64);
-        let toc_sha256 = hash::sha256(&[raw_header.as_bytes(), &toc_bytes]);
+        let toc_sha256 = crate::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
         let closing_sha256 = hash::sha256(&[&toc_sha256, &pool]);
         let trailer = RawTrailer {
             toc_sha256,

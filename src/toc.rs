@@ -1,0 +1,288 @@
+//! The table of contents, read in place: a validated view over its bytes in
+//! the mapping. Parsing checks every rule once (layout.md section 8); the
+//! accessors then trust the table.
+
+use zerocopy::FromBytes;
+use zerocopy::little_endian::U64;
+
+use crate::error::{Error, Result};
+use crate::hash;
+use crate::layout::*;
+use crate::metadata::Metadata;
+use crate::source::Bytes;
+
+/// A validated table of contents. Cloning shares the bytes.
+#[derive(Clone)]
+pub(crate) struct TocView {
+    bytes: Bytes,
+    entries_end: usize,
+    names_start: usize,
+    names_end: usize,
+}
+
+/// What parsing learns besides the view.
+pub(crate) struct TocFacts {
+    pub hashes_offset: u64,
+    pub hash_count: u64,
+    pub chunk: u64,
+    pub metadata: Metadata,
+    /// Entries per section (bindings, constants, functions).
+    pub counts: [u64; 3],
+    pub compressed: bool,
+}
+
+impl TocView {
+    /// Parses and validates the table at file offset `toc_offset`.
+    pub(crate) fn parse(bytes: Bytes, toc_offset: u64) -> Result<(TocView, TocFacts)> {
+        let b = bytes.as_slice();
+        let (th, rest) = RawTocHeader::read_from_prefix(b)
+            .map_err(|_| Error::toc("table of contents is shorter than its header", 0))?;
+        if th.magic != TOC_MAGIC {
+            return Err(Error::toc("table of contents magic is not \"TOC\\0\"", 0));
+        }
+        if th.entry_size.get() as u64 != ENTRY_LEN {
+            return Err(Error::toc("entry size is not 56", 0));
+        }
+        if th.reserved != [0; 4] {
+            return Err(Error::ReservedNotZero {
+                field: "table of contents header",
+                offset: toc_offset,
+            });
+        }
+        let log2 = th.hash_chunk_log2.get();
+        if !(12..=30).contains(&log2) {
+            return Err(Error::toc("hash chunk size is outside 4 KiB..1 GiB", 0));
+        }
+        let sizes = (|| {
+            let entries = th.entry_count.get().checked_mul(ENTRY_LEN)?;
+            let dims = th.dims_count.get().checked_mul(8)?;
+            let total = entries
+                .checked_add(dims)?
+                .checked_add(th.names_len.get())?
+                .checked_add(th.meta_len.get())?;
+            Some((entries, dims, total))
+        })();
+        let (entries_len, dims_len, total) =
+            sizes.ok_or(Error::toc("section sizes overflow", 0))?;
+        if total != rest.len() as u64 {
+            return Err(Error::toc("section sizes do not add up to its length", 0));
+        }
+        // Each part lies inside `rest`, so every sum below fits in usize.
+        let entries_end = TOC_HEADER_LEN as usize + entries_len as usize;
+        let names_start = entries_end + dims_len as usize;
+        let names_end = names_start + th.names_len.get() as usize;
+        let metadata = Metadata::decode(&b[names_end..])
+            .map_err(|reason| Error::InvalidMetadata { reason })?;
+        let view = TocView {
+            bytes,
+            entries_end,
+            names_start,
+            names_end,
+        };
+        let mut facts = TocFacts {
+            hashes_offset: th.hashes_offset.get(),
+            hash_count: th.hash_count.get(),
+            chunk: 1u64 << log2,
+            metadata,
+            counts: [0; 3],
+            compressed: false,
+        };
+        view.validate_entries(&mut facts, toc_offset)?;
+        Ok((view, facts))
+    }
+
+    fn validate_entries(&self, facts: &mut TocFacts, toc_offset: u64) -> Result<()> {
+        let names = self.names_pool();
+        // Names lie back to back, so the whole pool being UTF-8 without NUL,
+        // and every name starting and ending on a character boundary, makes
+        // each name valid UTF-8 without NUL.
+        let names_str =
+            std::str::from_utf8(names).map_err(|_| Error::toc("name pool is not UTF-8", 0))?;
+        if names.contains(&0) {
+            return Err(Error::toc("a name contains NUL", 0));
+        }
+        let dims = self.dims_pool();
+        let mut next_name = 0usize;
+        let mut next_dim = 0usize;
+        let mut next_blob = HEADER_LEN;
+        let mut next_hash = 0u64;
+        let mut prev: Option<(u8, &[u8])> = None;
+        for (i, e) in self.entries().iter().enumerate() {
+            let bad = |reason| Error::toc(reason, i as u64);
+            if e.reserved != [0; 4] {
+                return Err(bad("reserved bytes are not zero"));
+            }
+            let len = e.name_len.get() as usize;
+            if e.name_offset.get() as usize != next_name {
+                return Err(bad("name is not where the previous one ended"));
+            }
+            if len == 0 || len > MAX_NAME_LEN {
+                return Err(bad("name is empty or longer than 4096 bytes"));
+            }
+            let end = next_name
+                .checked_add(len)
+                .filter(|&end| end <= names.len())
+                .ok_or_else(|| bad("name lies outside the name pool"))?;
+            if !names_str.is_char_boundary(end) {
+                return Err(bad("name ends inside a UTF-8 character"));
+            }
+            let name = &names[next_name..end];
+            next_name = end;
+            let section = Section::from_u8(e.section).ok_or_else(|| bad("unknown section"))?;
+            if prev.is_some_and(|p| p >= (e.section, name)) {
+                return Err(bad(
+                    "entries are not sorted by (section, name), or repeat a name",
+                ));
+            }
+            prev = Some((e.section, name));
+            facts.counts[section as usize] += 1;
+            let tag = Tag::from_u8(e.tag).ok_or_else(|| bad("unknown type tag"))?;
+            let codec = Codec::from_u8(e.codec).ok_or_else(|| bad("unknown codec"))?;
+            facts.compressed |= codec != Codec::None;
+            if e.filter != 0 {
+                return Err(bad("unknown filter"));
+            }
+            if codec == Codec::None && e.stored_len.get() != e.raw_len.get() {
+                return Err(bad("uncompressed blob with stored length != raw length"));
+            }
+            // Shapes lie back to back too; only tensors have one.
+            let ndim = e.ndim.get() as usize;
+            if e.dims_index.get() as usize != next_dim {
+                return Err(bad("shape is not where the previous one ended"));
+            }
+            let shape = dims
+                .get(next_dim..next_dim.saturating_add(ndim))
+                .ok_or_else(|| bad("shape lies outside the dimension pool"))?;
+            next_dim += ndim;
+            match tag.element_size() {
+                Some(size) => {
+                    if ndim > MAX_NDIM as usize {
+                        return Err(bad("tensor has more than 64 dimensions"));
+                    }
+                    let bytes = shape
+                        .iter()
+                        .try_fold(size, |acc, d| {
+                            usize::try_from(d.get()).ok()?;
+                            acc.checked_mul(d.get())
+                        })
+                        .ok_or_else(|| bad("tensor shape overflows"))?;
+                    if bytes != e.raw_len.get() {
+                        return Err(bad("tensor shape does not match its length"));
+                    }
+                }
+                None if ndim != 0 => return Err(bad("only tensors have a shape")),
+                None => {}
+            }
+            // Blobs follow one another, each on the next 64-byte boundary.
+            if e.blob_offset.get() != next_blob {
+                return Err(bad("blob is not where the previous one ended"));
+            }
+            let end = tag
+                .payload_start()
+                .checked_add(e.stored_len.get())
+                .and_then(|span| next_blob.checked_add(span))
+                .ok_or_else(|| bad("blob length overflows"))?;
+            let count = hash::chunk_count(end - next_blob, facts.chunk);
+            next_blob = align_up(end).ok_or_else(|| bad("blob length overflows"))?;
+            if e.hash_index.get() as u64 != next_hash || e.hash_count.get() as u64 != count {
+                return Err(bad("chunk digests do not match the blob's length"));
+            }
+            next_hash += count;
+        }
+        let n = self.len() as u64;
+        if next_name != names.len() || next_dim != dims.len() {
+            return Err(Error::toc("name or dimension pool has unused bytes", n));
+        }
+        if next_blob != facts.hashes_offset || next_hash != facts.hash_count {
+            return Err(Error::toc("hash pool is not right after the last blob", n));
+        }
+        let pool_end = facts
+            .hash_count
+            .checked_mul(DIGEST_LEN as u64)
+            .and_then(|len| len.checked_add(facts.hashes_offset))
+            .and_then(align_up);
+        if pool_end != Some(toc_offset) {
+            return Err(Error::toc(
+                "table of contents is not right after the hash pool",
+                n,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Length of the table in bytes.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The entries, in table order.
+    pub(crate) fn entries(&self) -> &[RawEntry] {
+        let b = &self.bytes.as_slice()[TOC_HEADER_LEN as usize..self.entries_end];
+        <[RawEntry]>::ref_from_bytes(b).expect("length is a multiple of 56; alignment 1")
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        (self.entries_end - TOC_HEADER_LEN as usize) / ENTRY_LEN as usize
+    }
+
+    fn dims_pool(&self) -> &[U64] {
+        let b = &self.bytes.as_slice()[self.entries_end..self.names_start];
+        <[U64]>::ref_from_bytes(b).expect("length is a multiple of 8; alignment 1")
+    }
+
+    fn names_pool(&self) -> &[u8] {
+        &self.bytes.as_slice()[self.names_start..self.names_end]
+    }
+
+    /// The entry's name (validated at parse time).
+    pub(crate) fn name_of(&self, e: &RawEntry) -> &str {
+        let start = e.name_offset.get() as usize;
+        let end = start + e.name_len.get() as usize;
+        self.names_pool()
+            .get(start..end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// The entry's shape (empty for non-tensors).
+    pub(crate) fn shape_of(&self, e: &RawEntry) -> &[U64] {
+        let start = e.dims_index.get() as usize;
+        self.dims_pool()
+            .get(start..start + e.ndim.get() as usize)
+            .unwrap_or(&[])
+    }
+
+    /// Binary search by (section, name).
+    pub(crate) fn find(&self, section: Section, name: &str) -> Option<&RawEntry> {
+        let entries = self.entries();
+        entries
+            .binary_search_by(|e| {
+                e.section
+                    .cmp(&(section as u8))
+                    .then_with(|| self.name_of(e).as_bytes().cmp(name.as_bytes()))
+            })
+            .ok()
+            .map(|i| &entries[i])
+    }
+
+    /// Names in `section`, in order.
+    pub(crate) fn names(&self, section: Section) -> impl Iterator<Item = &str> {
+        self.entries()
+            .iter()
+            .filter(move |e| e.section == section as u8)
+            .map(|e| self.name_of(e))
+    }
+}
+
+/// The digest that guards the header and the table of contents:
+/// SHA-256(header || d_0 || d_1 || ...), where d_k is the SHA-256 of the
+/// table's k-th 1 MiB chunk. Two levels let a large table be hashed on every
+/// core when it is opened.
+pub(crate) fn toc_digest(header: &[u8], toc: &[u8]) -> hash::Digest32 {
+    let chunks = hash::chunk_digests(&[], toc, 1 << HASH_CHUNK_LOG2);
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(chunks.len() + 1);
+    parts.push(header);
+    parts.extend(chunks.iter().map(|d| d.as_slice()));
+    hash::sha256(&parts)
+}
