@@ -19,6 +19,7 @@ pub(crate) enum EncodeError {
     Io(io::Error),
     TooDeep,
     Lambda,
+    TooManyDims,
 }
 
 impl From<io::Error> for EncodeError {
@@ -36,7 +37,10 @@ fn put_str<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
     w.write_all(s.as_bytes())
 }
 
-fn put_shape<W: Write>(w: &mut W, shape: &[usize]) -> io::Result<()> {
+fn put_shape<W: Write>(w: &mut W, shape: &[usize]) -> Result<(), EncodeError> {
+    if shape.len() > MAX_NDIM as usize {
+        return Err(EncodeError::TooManyDims);
+    }
     w.write_all(&(shape.len() as u32).to_le_bytes())?;
     for &d in shape {
         w.write_all(&(d as u64).to_le_bytes())?;
@@ -210,15 +214,18 @@ impl<'a> Reader<'a> {
         // A field is at least a u64 name length and a tag.
         let n = self.count(9)?;
         let mut fields = Vec::with_capacity(n);
+        // A set keeps the repeated-name check linear: a crafted record of
+        // many fields must not take quadratic time.
+        let mut seen = std::collections::HashSet::with_capacity(n);
         for _ in 0..n {
             let name = self.string()?;
-            if fields.iter().any(|(f, _): &(String, Value)| *f == name) {
+            if !seen.insert(name.clone()) {
                 return Err(DecodeError::Invalid("record has a repeated field name"));
             }
             let v = self.value(depth + 1)?;
             fields.push((name, v));
         }
-        Ok(fields.into_iter().collect())
+        Ok(Record::from_unique(fields))
     }
 
     fn value(&mut self, depth: usize) -> D<Value> {

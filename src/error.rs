@@ -221,6 +221,16 @@ pub enum Error {
         name: String,
     },
 
+    /// A value changed while a save was writing it.
+    #[error(
+        "binding {name:?} changed while it was being saved (another thread wrote to a mut \
+         reference it holds); the previous file is untouched, save again"
+    )]
+    ValueChanged {
+        /// Binding name.
+        name: String,
+    },
+
     /// A tensor's shape does not match its data.
     #[error("tensor shape {shape:?} holds {expected} elements but {found} were given")]
     ShapeMismatch {

@@ -20,6 +20,9 @@ pub const FORMAT_VERSION_MINOR: u16 = 0;
 pub const ALIGN: u64 = 64;
 /// Bytes per hashed chunk of a blob, as log2 (1 MiB).
 pub const HASH_CHUNK_LOG2: u32 = 20;
+/// Bytes per hashed chunk of the table of contents, as log2 (1 MiB). Fixed
+/// by the format, independent of the blobs' chunk size.
+pub const TOC_CHUNK_LOG2: u32 = 20;
 /// Size of one SHA-256 digest.
 pub const DIGEST_LEN: usize = 32;
 /// Deepest nesting of values an archive may hold.
@@ -38,8 +41,13 @@ pub const FLAG_CONSTANTS: u32 = 1 << 2;
 /// Header flag: at least one blob is compressed.
 pub const FLAG_COMPRESSED: u32 = 1 << 3;
 /// Flags this reader understands.
-pub const KNOWN_FLAGS: u32 =
-    FLAG_EXTENDED_METADATA | FLAG_USER_FUNCTIONS | FLAG_CONSTANTS | FLAG_COMPRESSED;
+/// `FLAG_USER_FUNCTIONS` is not among them: v1 readers cannot load user
+/// functions, so an archive that holds them asks for a newer reader.
+pub const KNOWN_FLAGS: u32 = FLAG_EXTENDED_METADATA | FLAG_CONSTANTS | FLAG_COMPRESSED;
+/// The smallest valid archive: header, table-of-contents header, the
+/// smallest metadata block (two empty strings, no description, no tags, no
+/// custom entries: 17 bytes) and the trailer.
+pub const MIN_ARCHIVE_LEN: u64 = 64 + 64 + 17 + 64;
 
 /// The fixed 64-byte header at offset 0.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]

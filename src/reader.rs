@@ -146,7 +146,7 @@ impl Archive {
     /// contents and the trailer, and validates them.
     pub fn from_source(source: Arc<dyn Source>) -> Result<Archive> {
         let file_len = source.len();
-        let min_len = HEADER_LEN + TOC_HEADER_LEN + TRAILER_LEN;
+        let min_len = MIN_ARCHIVE_LEN;
         let first = read(&*source, 0, file_len.min(HEADER_LEN))?;
         let first = first.as_slice();
         let mut found = [0u8; 4];
@@ -186,6 +186,21 @@ impl Archive {
             return Err(Error::ReservedNotZero {
                 field: "header",
                 offset: 0,
+            });
+        }
+        if Codec::from_u8(header.default_codec).is_none() {
+            return Err(Error::InvalidMetadata {
+                reason: "header names an unknown default codec",
+            });
+        }
+        let version = &header.achronyme_version;
+        let end = version
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(version.len());
+        if std::str::from_utf8(&version[..end]).is_err() || version[end..].iter().any(|&b| b != 0) {
+            return Err(Error::InvalidMetadata {
+                reason: "runtime version is not NUL-padded UTF-8",
             });
         }
         let toc_offset = header.toc_offset.get();
@@ -483,12 +498,15 @@ impl Archive {
             self.header.toc_offset.get(),
             &mut report,
         );
-        let pool = self
-            .source
-            .read(self.hashes_offset, pool_len)
-            .expect("validated");
-        report.closing_checksum_ok = hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
-            == self.trailer.closing_sha256;
+        // The pool's range was validated at open; a source that no longer
+        // serves it fails the check rather than panicking.
+        report.closing_checksum_ok =
+            self.source
+                .read(self.hashes_offset, pool_len)
+                .is_some_and(|pool| {
+                    hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
+                        == self.trailer.closing_sha256
+                });
         report
     }
 

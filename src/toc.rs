@@ -159,12 +159,15 @@ impl TocView {
                     if ndim > MAX_NDIM as usize {
                         return Err(bad("tensor has more than 64 dimensions"));
                     }
+                    // Element count first, then bytes: a shape with a zero
+                    // dimension is empty whatever its other dimensions.
                     let bytes = shape
                         .iter()
-                        .try_fold(size, |acc, d| {
+                        .try_fold(1u64, |acc, d| {
                             usize::try_from(d.get()).ok()?;
                             acc.checked_mul(d.get())
                         })
+                        .and_then(|count| count.checked_mul(size))
                         .ok_or_else(|| bad("tensor shape overflows"))?;
                     if bytes != e.raw_len.get() {
                         return Err(bad("tensor shape does not match its length"));
@@ -280,7 +283,7 @@ impl TocView {
 /// table's k-th 1 MiB chunk. Two levels let a large table be hashed on every
 /// core when it is opened.
 pub(crate) fn toc_digest(header: &[u8], toc: &[u8]) -> hash::Digest32 {
-    let chunks = hash::chunk_digests(&[], toc, 1 << HASH_CHUNK_LOG2);
+    let chunks = hash::chunk_digests(&[], toc, 1 << TOC_CHUNK_LOG2);
     let mut parts: Vec<&[u8]> = Vec::with_capacity(chunks.len() + 1);
     parts.push(header);
     parts.extend(chunks.iter().map(|d| d.as_slice()));

@@ -257,6 +257,11 @@ impl Record {
         Self::default()
     }
 
+    /// A record from fields whose names are known to be distinct.
+    pub(crate) fn from_unique(fields: Vec<(String, Value)>) -> Self {
+        Record { fields }
+    }
+
     /// Sets a field, replacing it in place if it exists, appending otherwise.
     pub fn insert(&mut self, name: impl Into<String>, value: Value) {
         let name = name.into();
@@ -291,11 +296,19 @@ impl FromIterator<(String, Value)> for Record {
     /// Builds a record keeping field order; a repeated name keeps its first
     /// position and its last value.
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        let mut r = Record::new();
+        // An index keeps this linear in the number of fields.
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut fields: Vec<(String, Value)> = Vec::new();
         for (k, v) in iter {
-            r.insert(k, v);
+            match index.get(&k) {
+                Some(&i) => fields[i].1 = v,
+                None => {
+                    index.insert(k.clone(), fields.len());
+                    fields.push((k, v));
+                }
+            }
         }
-        r
+        Record { fields }
     }
 }
 

@@ -233,6 +233,9 @@ enum WriteError {
     Io(io::Error),
     Encode(EncodeError),
     Name(&'static str),
+    /// The encoding's length differed between the counting pass and the
+    /// writing pass: a `mut` reference was written to meanwhile.
+    Changed,
 }
 
 impl From<io::Error> for WriteError {
@@ -261,9 +264,16 @@ impl WriteError {
                 name: name.to_string(),
                 reason: "it holds a user lambda, which archives cannot store",
             },
+            WriteError::Encode(EncodeError::TooManyDims) => Error::InvalidName {
+                name: name.to_string(),
+                reason: "it holds a tensor of more than 64 dimensions",
+            },
             WriteError::Name(reason) => Error::InvalidName {
                 name: name.to_string(),
                 reason,
+            },
+            WriteError::Changed => Error::ValueChanged {
+                name: name.to_string(),
             },
         }
     }
@@ -280,6 +290,9 @@ fn write_blob<W: Write>(
         Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
         _ => (&[], None),
     };
+    if shape.len() > MAX_NDIM as usize {
+        return Err(WriteError::Encode(EncodeError::TooManyDims));
+    }
     let stored_len = match raw {
         Some(bytes) => bytes.len() as u64,
         None => {
@@ -323,6 +336,9 @@ fn write_blob<W: Write>(
             })();
             let hasher = sink.hasher.take().expect("set above");
             written?;
+            if sink.pos - blob_offset != prefix.len() as u64 + stored_len {
+                return Err(WriteError::Changed);
+            }
             hasher.finish()
         }
     };
