@@ -10,6 +10,11 @@ use std::io::{self, Write};
 use crate::layout::{MAX_DEPTH, MAX_NDIM, Tag};
 use crate::value::{Complex, ComplexTensor, Edge, Function, Record, Tensor, Value, read_ref};
 
+/// Most items reserved ahead of decoding them. A count is only checked
+/// against the bytes left, and every nesting level could claim that much, so
+/// reservations beyond this grow with what actually decodes.
+const PREALLOC_MAX: usize = 1024;
+
 /// Builtin function kind byte.
 const FUNCTION_BUILTIN: u8 = 0x01;
 
@@ -213,10 +218,10 @@ impl<'a> Reader<'a> {
     fn record(&mut self, depth: usize) -> D<Record> {
         // A field is at least a u64 name length and a tag.
         let n = self.count(9)?;
-        let mut fields = Vec::with_capacity(n);
+        let mut fields = Vec::with_capacity(n.min(PREALLOC_MAX));
         // A set keeps the repeated-name check linear: a crafted record of
         // many fields must not take quadratic time.
-        let mut seen = std::collections::HashSet::with_capacity(n);
+        let mut seen = std::collections::HashSet::with_capacity(n.min(PREALLOC_MAX));
         for _ in 0..n {
             let name = self.string()?;
             if !seen.insert(name.clone()) {
@@ -245,7 +250,7 @@ impl<'a> Reader<'a> {
             Tag::Complex => Value::Complex(Complex::new(self.f64()?, self.f64()?)),
             Tag::Vector => {
                 let n = self.count(1)?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(n.min(PREALLOC_MAX));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }

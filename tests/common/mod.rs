@@ -1,0 +1,205 @@
+//! Helpers shared by the integration tests: fast saves, byte surgery on
+//! archive files, and an `assert_matches!` that prints what it got.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use achronyme_env::hash::sha256;
+use achronyme_env::layout::{RawEntry, RawHeader, RawTocHeader};
+use achronyme_env::{
+    Archive, Complex, ComplexTensor, Environment, SaveOptions, SaveReport, Tensor, Value,
+    save_environment,
+};
+use zerocopy::FromBytes;
+
+/// Asserts that an expression matches a pattern, printing the value when it
+/// does not.
+macro_rules! assert_matches {
+    ($e:expr, $p:pat $(if $g:expr)? $(,)?) => {
+        match $e {
+            $p $(if $g)? => {}
+            ref other => panic!(
+                "expected {}, got {:?}",
+                stringify!($p $(if $g)?),
+                other
+            ),
+        }
+    };
+}
+
+/// Save options for scratch files: no fsync, so the suite stays fast.
+pub fn fast() -> SaveOptions {
+    SaveOptions {
+        durable: false,
+        ..SaveOptions::default()
+    }
+}
+
+/// Saves `env` to `path` (which must not exist) with [`fast`] options.
+pub fn save(env: &Environment, path: &Path) -> SaveReport {
+    save_environment(env, path, &fast()).expect("save succeeds")
+}
+
+/// XORs the byte at `offset` of the file at `path` with `0xFF`.
+pub fn flip(path: &Path, offset: u64) {
+    flip_bits(path, offset, 0xFF);
+}
+
+/// XORs the byte at `offset` of the file at `path` with `mask`.
+pub fn flip_bits(path: &Path, offset: u64, mask: u8) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[usize::try_from(offset).unwrap()] ^= mask;
+    fs::write(path, bytes).unwrap();
+}
+
+/// Names of the entries of `dir`, sorted.
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A path for `name` inside `dir`.
+pub fn path_in(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+/// `0.0, 1.0, 2.0, ...` as a tensor of `shape`.
+pub fn iota(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::new(shape.to_vec(), (0..n).map(|i| i as f64).collect()).unwrap()
+}
+
+/// A complex tensor of `shape` with distinct elements.
+pub fn complex_iota(shape: &[usize]) -> ComplexTensor {
+    let n: usize = shape.iter().product();
+    ComplexTensor::new(
+        shape.to_vec(),
+        (0..n)
+            .map(|i| Complex::new(i as f64, -(i as f64) - 0.5))
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// File offset where the table of contents starts (it is followed only by
+/// the 64-byte trailer).
+pub fn toc_offset(path: &Path) -> u64 {
+    let len = fs::metadata(path).unwrap().len();
+    let toc_len = Archive::open(path).unwrap().toc_len();
+    len - 64 - toc_len
+}
+
+/// A value `levels` levels deep: containers (vector, record, mutable
+/// reference, edge, in turn) around a number. `levels == 1` is the number
+/// alone.
+pub fn nested(levels: usize) -> Value {
+    let mut v = Value::Number(levels as f64);
+    for i in 1..levels {
+        v = match i % 4 {
+            0 => Value::Vector(vec![Value::Null, v]),
+            1 => Value::Record([("inner".to_string(), v)].into_iter().collect()),
+            2 => Value::new_ref(v),
+            _ => Value::Edge(achronyme_env::Edge {
+                from: "a".into(),
+                to: "b".into(),
+                directed: i % 8 == 3,
+                properties: [("p".to_string(), v)].into_iter().collect(),
+            }),
+        };
+    }
+    v
+}
+
+/// Where things are in a (valid) archive.
+pub struct Map {
+    pub toc_offset: usize,
+    pub toc_len: usize,
+    pub hashes_offset: usize,
+    pub hash_count: usize,
+    pub entries: Vec<RawEntry>,
+}
+
+impl Map {
+    pub fn of(bytes: &[u8]) -> Map {
+        let (header, _) = RawHeader::read_from_prefix(bytes).unwrap();
+        let toc_offset = header.toc_offset.get() as usize;
+        let toc_len = header.toc_len.get() as usize;
+        let (th, rest) = RawTocHeader::read_from_prefix(&bytes[toc_offset..]).unwrap();
+        let n = th.entry_count.get() as usize;
+        let entries = <[RawEntry]>::ref_from_bytes(&rest[..n * 56])
+            .unwrap()
+            .to_vec();
+        Map {
+            toc_offset,
+            toc_len,
+            hashes_offset: th.hashes_offset.get() as usize,
+            hash_count: th.hash_count.get() as usize,
+            entries,
+        }
+    }
+
+    /// Recomputes the trailer (table checksum and closing checksum) so that
+    /// edits to the header, table or hash pool pass `open`.
+    pub fn reseal(&self, bytes: &mut [u8]) {
+        // layout.md section 7: SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the
+        // SHA-256 of the TOC's k-th 1 MiB chunk.
+        let toc = &bytes[self.toc_offset..self.toc_offset + self.toc_len];
+        let chunk_digests: Vec<[u8; 32]> = toc.chunks(1 << 20).map(|c| sha256(&[c])).collect();
+        let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
+        parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
+        let toc_sha = sha256(&parts);
+        let pool = &bytes[self.hashes_offset..self.hashes_offset + 32 * self.hash_count];
+        let closing = sha256(&[&toc_sha, pool]);
+        let trailer = self.toc_offset + self.toc_len;
+        bytes[trailer..trailer + 32].copy_from_slice(&toc_sha);
+        bytes[trailer + 32..trailer + 64].copy_from_slice(&closing);
+    }
+
+    /// Payload range of entry `i` (a non-tensor: the payload follows the
+    /// 16-byte frame).
+    pub fn payload(&self, i: usize) -> std::ops::Range<usize> {
+        let e = &self.entries[i];
+        let start = e.blob_offset.get() as usize + 16;
+        start..start + e.stored_len.get() as usize
+    }
+
+    /// Recomputes the digest of entry `i`'s blob (one chunk) in the hash
+    /// pool, then reseals.
+    pub fn fix_digest(&self, bytes: &mut [u8], i: usize) {
+        let e = &self.entries[i];
+        assert_eq!(e.hash_count.get(), 1, "small blobs only");
+        let start = e.blob_offset.get() as usize;
+        let end = self.payload(i).end;
+        let digest = sha256(&[&bytes[start..end]]);
+        let at = self.hashes_offset + 32 * e.hash_index.get() as usize;
+        bytes[at..at + 32].copy_from_slice(&digest);
+        self.reseal(bytes);
+    }
+
+    /// Changes entry `i`'s type tag, in its TOC entry and its blob frame,
+    /// then fixes its digest and reseals.
+    pub fn retag(&self, bytes: &mut [u8], i: usize, tag: u8) {
+        bytes[self.toc_offset + 64 + 56 * i + 48] = tag;
+        bytes[self.entries[i].blob_offset.get() as usize + 2] = tag;
+        self.fix_digest(bytes, i);
+    }
+
+    pub fn index_of(&self, bytes: &[u8], name: &str) -> usize {
+        let archive = Archive::from_bytes(bytes.to_vec()).unwrap();
+        let info = archive.info();
+        info.entries.iter().position(|e| e.name == name).unwrap()
+    }
+}
+
+pub fn archive_bytes(env: &Environment) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "hostile.ach");
+    save(env, &path);
+    fs::read(&path).unwrap()
+}

@@ -1,0 +1,391 @@
+//! Untrusted input: every flipped byte and every truncation of a real
+//! archive, hand-crafted blobs whose checksums were fixed up to match
+//! (so the decoder, not the checksum, has to refuse them), fuzzed tables of
+//! contents behind a recomputed table checksum, and values the writer
+//! accepts that the reader must be able to read back.
+//!
+//! "Hostile" bytes are produced by editing a real archive and, where the
+//! test needs to get past a checksum, recomputing that checksum with the
+//! crate's public layout structs and SHA-256, as an attacker could.
+
+#[macro_use]
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use achronyme_env::*;
+use common::*;
+
+/// Every (section, name, value) of `env`.
+fn all_values(env: &Environment) -> Vec<(Section, String, Value)> {
+    env.iter()
+        .map(|(k, v)| (Section::Bindings, k.to_string(), v.clone()))
+        .chain(
+            env.constants()
+                .map(|(k, v)| (Section::Constants, k.to_string(), v.clone())),
+        )
+        .collect()
+}
+
+#[test]
+fn the_reseal_helper_reproduces_the_writers_trailer() {
+    // Guards the helpers below: resealing an untouched archive is a no-op.
+    let bytes = archive_bytes(&testdata::every_type());
+    let mut again = bytes.clone();
+    Map::of(&bytes).reseal(&mut again);
+    assert_eq!(again, bytes);
+    let map = Map::of(&bytes);
+    let i = map.index_of(&bytes, "text");
+    map.fix_digest(&mut again, i);
+    assert_eq!(again, bytes);
+}
+
+#[test]
+fn every_single_byte_flip_is_detected_and_never_returns_different_data() {
+    let env = testdata::every_type();
+    let values = all_values(&env);
+    let bytes = archive_bytes(&env);
+    for i in 0..bytes.len() {
+        for mask in [0x01u8, 0x80] {
+            let mut b = bytes.clone();
+            b[i] ^= mask;
+            let Ok(archive) = Archive::from_bytes(b) else {
+                continue;
+            };
+            assert!(
+                archive.verify().is_err(),
+                "flip of byte {i} (mask {mask:#x}) passed verify"
+            );
+            for (section, name, v) in &values {
+                if let Ok(got) = archive.get_with(*section, name, LoadOptions::default()) {
+                    assert_eq!(
+                        &got, v,
+                        "flip of byte {i} (mask {mask:#x}) changed {name} silently"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_truncation_is_truncated() {
+    let bytes = archive_bytes(&testdata::every_type());
+    for cut in 0..bytes.len() {
+        assert_matches!(
+            Archive::from_bytes(bytes[..cut].to_vec()),
+            Err(Error::Truncated { found, .. }) if found == cut as u64
+        );
+    }
+}
+
+#[test]
+fn unchecked_loads_of_damaged_blobs_never_panic() {
+    // With verify_checksum off the decoder sees the damage directly.
+    let env = testdata::every_type();
+    let bytes = archive_bytes(&env);
+    let archive = Archive::from_bytes(bytes.clone()).unwrap();
+    let unchecked = LoadOptions {
+        verify_checksum: false,
+    };
+    for e in archive.info().entries {
+        let (off, len) = archive.blob_range(e.section, &e.name).unwrap();
+        for at in off as usize..(off + len) as usize {
+            for mask in [0x01u8, 0x80, 0xFF] {
+                let mut b = bytes.clone();
+                b[at] ^= mask;
+                let damaged = Archive::from_bytes(b).unwrap();
+                // Checked: always an error.
+                assert_matches!(
+                    damaged.get_with(e.section, &e.name, LoadOptions::default()),
+                    Err(Error::ChecksumMismatch { .. })
+                );
+                // Unchecked: a value or a typed error, never a panic.
+                let _ = damaged.get_with(e.section, &e.name, unchecked);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_deeply_nested_blob_with_a_valid_checksum_is_too_deep_not_a_stack_overflow() {
+    let mut env = Environment::new();
+    env.set("s", Value::String("x".repeat(100_000)));
+    env.set("t", Value::Number(1.0));
+    let mut bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let i = map.index_of(&bytes, "s");
+    let payload = map.payload(i);
+    // 100,008 nested mutable references around a null.
+    let end = payload.end;
+    bytes[payload.clone()].fill(0x0B);
+    bytes[end - 1] = 0x00;
+    map.fix_digest(&mut bytes, i);
+
+    let archive = Archive::from_bytes(bytes.clone()).unwrap();
+    assert_matches!(
+        archive.get("s"),
+        Err(Error::TooDeep { ref name, limit: 128 }) if name == "s"
+    );
+    assert_eq!(archive.get("t").unwrap(), Value::Number(1.0));
+    match archive.verify() {
+        Err(Error::VerificationFailed(r)) => {
+            assert_eq!(r.damaged.len(), 1);
+            assert_eq!(r.damaged[0].name, "s");
+            assert!(r.closing_checksum_ok, "the helper resealed the file");
+        }
+        other => panic!("expected VerificationFailed, got {other:?}"),
+    }
+
+    // Vectors of one element, nested the same way.
+    let mut vectors = Vec::new();
+    while vectors.len() + 9 < payload.len() {
+        vectors.push(0x05);
+        vectors.extend_from_slice(&1u64.to_le_bytes());
+    }
+    vectors.resize(payload.len(), 0x00);
+    bytes[payload].copy_from_slice(&vectors);
+    map.fix_digest(&mut bytes, i);
+    let archive = Archive::from_bytes(bytes).unwrap();
+    assert_matches!(archive.get("s"), Err(Error::TooDeep { .. }));
+}
+
+#[test]
+fn a_record_with_many_fields_decodes_in_linear_time() {
+    // Hand-made: a binding whose record has 50,000 distinct fields, each
+    // null (building it through Record::insert would itself be quadratic).
+    let n = 50_000u64;
+    let mut record = vec![0x08];
+    record.extend_from_slice(&n.to_le_bytes());
+    for i in 0..n {
+        let name = format!("{i:x}");
+        record.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        record.extend_from_slice(name.as_bytes());
+        record.push(0x00);
+    }
+    let mut env = Environment::new();
+    env.set("r", Value::String("x".repeat(record.len() - 9)));
+    let mut bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let payload = map.payload(0);
+    assert_eq!(payload.len(), record.len());
+    bytes[payload].copy_from_slice(&record);
+    map.retag(&mut bytes, 0, 0x08);
+    let archive = Archive::from_bytes(bytes).unwrap();
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(archive.get("r").map(|v| match v {
+            Value::Record(r) => r.len(),
+            _ => 0,
+        }));
+    });
+    // Linear work on 650 KB takes well under a second even unoptimised.
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(fields) => assert_eq!(fields.unwrap(), n as usize),
+        Err(_) => panic!("decoding a {n}-field record took over 10 s"),
+    }
+}
+
+#[test]
+fn a_value_whose_type_differs_from_its_entry_is_invalid() {
+    // An 8-byte string encodes in 17 bytes, like a complex number.
+    let mut env = Environment::new();
+    env.set("s", Value::from("abcdefgh"));
+    let mut bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let payload = map.payload(0);
+    assert_eq!(payload.len(), 17);
+    let mut complex = vec![0x04];
+    complex.extend_from_slice(&1.0f64.to_le_bytes());
+    complex.extend_from_slice(&2.0f64.to_le_bytes());
+    bytes[payload].copy_from_slice(&complex);
+    map.fix_digest(&mut bytes, 0);
+    let archive = Archive::from_bytes(bytes).unwrap();
+    assert_matches!(
+        archive.get("s"),
+        Err(Error::InvalidValue { ref name, .. }) if name == "s"
+    );
+}
+
+#[test]
+fn fuzzed_payloads_with_valid_checksums_decode_or_fail_cleanly() {
+    let env = testdata::every_type();
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let archive = Archive::from_bytes(bytes.clone()).unwrap();
+    let info = archive.info();
+    // Non-tensor entries: their payload goes through the decoder.
+    let targets: Vec<usize> = (0..map.entries.len())
+        .filter(|&i| !info.entries[i].type_name.contains("Tensor"))
+        .collect();
+    let interesting = [0x00, 0x01, 0x05, 0x08, 0x0A, 0x0B, 0x0C, 0x7F, 0x80, 0xFF];
+    let mut rng = testdata::Rng::new(11);
+    for round in 0..3000 {
+        let i = targets[(rng.next_u64() % targets.len() as u64) as usize];
+        let payload = map.payload(i);
+        let mut b = bytes.clone();
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let at = payload.start + (rng.next_u64() % payload.len() as u64) as usize;
+            b[at] = if rng.next_u64() % 2 == 0 {
+                interesting[(rng.next_u64() % interesting.len() as u64) as usize]
+            } else {
+                rng.next_u64() as u8
+            };
+        }
+        map.fix_digest(&mut b, i);
+        let entry = &info.entries[i];
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let archive = Archive::from_bytes(b).unwrap();
+            match archive.get_with(entry.section, &entry.name, LoadOptions::default()) {
+                Ok(v) => assert_eq!(v.type_name(), entry.type_name),
+                Err(Error::InvalidValue { .. } | Error::TooDeep { .. }) => {}
+                Err(other) => panic!("unexpected error type: {other:?}"),
+            }
+            let _ = archive.verify_report();
+        }));
+        assert!(
+            outcome.is_ok(),
+            "round {round}: panicked on entry {:?}",
+            entry.name
+        );
+    }
+}
+
+#[test]
+fn fuzzed_tables_behind_a_valid_checksum_are_refused_or_safe_to_use() {
+    let env = testdata::every_type();
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let interesting: [u8; 8] = [0x00, 0x01, 0x02, 0x07, 0x38, 0x40, 0x80, 0xFF];
+    let mut rng = testdata::Rng::new(22);
+    let mut opened = 0;
+    for round in 0..3000 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + rng.next_u64() % 3 {
+            let at = map.toc_offset + (rng.next_u64() % map.toc_len as u64) as usize;
+            b[at] = if rng.next_u64() % 2 == 0 {
+                interesting[(rng.next_u64() % interesting.len() as u64) as usize]
+            } else {
+                b[at] ^ (1 << (rng.next_u64() % 8))
+            };
+        }
+        map.reseal(&mut b);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let Ok(archive) = Archive::from_bytes(b) else {
+                return false;
+            };
+            let info = archive.info();
+            for e in &info.entries {
+                let _ = archive.get_with(e.section, &e.name, LoadOptions::default());
+                let _ = archive.blob_range(e.section, &e.name);
+            }
+            let _ = archive.verify_report();
+            true
+        }));
+        match outcome {
+            Ok(true) => opened += 1,
+            Ok(false) => {}
+            Err(_) => panic!("round {round}: panicked on a fuzzed table of contents"),
+        }
+    }
+    // Some edits (metadata text, a name's letters) keep the table valid, so
+    // the code after a successful open was exercised too.
+    assert!(opened > 0);
+}
+
+#[test]
+fn a_newer_minor_version_is_read() {
+    // Minor versions only add things a v1 reader may ignore.
+    let env = testdata::every_type();
+    let mut bytes = archive_bytes(&env);
+    bytes[6..8].copy_from_slice(&7u16.to_le_bytes());
+    Map::of(&bytes).reseal(&mut bytes);
+    let archive = Archive::from_bytes(bytes).unwrap();
+    assert_eq!(archive.format_version(), (1, 7));
+    assert_eq!(archive.info().version, "1.7");
+    let mut back = Environment::new();
+    restore_from_archive(&mut back, &archive, &RestoreOptions::default()).unwrap();
+    assert_eq!(back, env);
+}
+
+// ---------------------------------------------------------------------------
+// What the writer accepts, the reader must read
+// ---------------------------------------------------------------------------
+
+/// Saves `v` as `name` beside another binding, then requires either a
+/// refused save (typed error, no file left) or, when `must_save`, an
+/// archive that opens and gives `v` back.
+fn saved_or_refused(name: &str, v: Value, must_save: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "edge.ach");
+    let mut env = Environment::new();
+    env.set("other", Value::Number(1.0));
+    env.set(name, v.clone());
+    match save_environment(&env, &path, &fast()) {
+        Err(e) => {
+            assert!(!must_save, "the save was refused: {e}");
+            assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
+        }
+        Ok(_) => {
+            let archive = Archive::open(&path).unwrap_or_else(|e| {
+                panic!("the save succeeded but the archive does not open: {e}")
+            });
+            assert_eq!(archive.get("other").unwrap(), Value::Number(1.0));
+            assert_eq!(archive.get(name).unwrap(), v);
+            let mut back = Environment::new();
+            restore_environment(&mut back, &path, &RestoreOptions::default()).unwrap();
+            assert_eq!(back, env);
+        }
+    }
+}
+
+#[test]
+fn a_tensor_with_64_dimensions_round_trips() {
+    let shape = vec![1; 64];
+    saved_or_refused(
+        "t64",
+        Value::Tensor(Tensor::new(shape, vec![3.0]).unwrap()),
+        true,
+    );
+}
+
+#[test]
+fn a_tensor_with_65_dimensions_is_refused_at_save_or_round_trips() {
+    let shape = vec![1; 65];
+    saved_or_refused(
+        "t65",
+        Value::Tensor(Tensor::new(shape, vec![3.0]).unwrap()),
+        false,
+    );
+}
+
+#[test]
+fn a_nested_tensor_with_65_dimensions_is_refused_at_save_or_round_trips() {
+    let t = Tensor::new(vec![1; 65], vec![3.0]).unwrap();
+    saved_or_refused("v", Value::Vector(vec![Value::Tensor(t)]), false);
+}
+
+#[test]
+fn an_empty_tensor_with_a_large_dimension_after_the_zero_round_trips() {
+    saved_or_refused(
+        "t",
+        Value::Tensor(Tensor::new(vec![0, usize::MAX], vec![]).unwrap()),
+        true,
+    );
+}
+
+#[test]
+fn an_empty_tensor_with_a_large_dimension_before_the_zero_round_trips() {
+    saved_or_refused(
+        "t",
+        Value::Tensor(Tensor::new(vec![1 << 62, 0], vec![]).unwrap()),
+        true,
+    );
+}
+
+#[test]
+fn a_nested_empty_tensor_with_large_dimensions_round_trips() {
+    let t = ComplexTensor::new(vec![1 << 62, 0, 7], vec![]).unwrap();
+    saved_or_refused("v", Value::Vector(vec![Value::ComplexTensor(t)]), true);
+}
