@@ -4,6 +4,7 @@
 //! included); an empty blob still has one chunk, the digest of nothing.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -12,6 +13,8 @@ pub type Digest32 = [u8; 32];
 
 /// Below this many bytes, hashing stays on the calling thread.
 const PARALLEL_MIN: usize = 4 << 20;
+/// Below this many bytes, `chunk_digests_alongside` starts no thread.
+const ALONGSIDE_MIN: usize = 1 << 20;
 
 /// SHA-256 of the concatenation of `parts`.
 pub fn sha256(parts: &[&[u8]]) -> Digest32 {
@@ -75,6 +78,50 @@ pub fn chunk_digests(prefix: &[u8], body: &[u8], chunk: usize) -> Vec<Digest32> 
     out
 }
 
+/// The chunk digests of `body`, computed by helper threads while the
+/// calling thread runs `work`; the calling thread then joins the hashing.
+/// Opening an archive uses it to validate the table of contents while the
+/// table is being hashed.
+pub fn chunk_digests_alongside<R>(
+    body: &[u8],
+    chunk: usize,
+    work: impl FnOnce() -> R,
+) -> (Vec<Digest32>, R) {
+    let n = body.len().div_ceil(chunk).max(1);
+    let next = AtomicUsize::new(0);
+    let take = || {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= n {
+                return done;
+            }
+            done.push((k, chunk_digest(&[], body, chunk, k)));
+        }
+    };
+    let (parts, result) = if body.len() < ALONGSIDE_MIN || threads() <= 1 {
+        let r = work();
+        (vec![take()], r)
+    } else {
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads()).map(|_| s.spawn(take)).collect();
+            let r = work();
+            let mut parts = vec![take()];
+            parts.extend(
+                helpers
+                    .into_iter()
+                    .map(|h| h.join().expect("hashing does not panic")),
+            );
+            (parts, r)
+        })
+    };
+    let mut out = vec![[0u8; 32]; n];
+    for (k, d) in parts.into_iter().flatten() {
+        out[k] = d;
+    }
+    (out, result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +142,16 @@ mod tests {
         let data: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 253) as u8).collect();
         let direct: Vec<_> = data.chunks(1 << 20).map(|c| sha256(&[c])).collect();
         assert_eq!(chunk_digests(&data[..64], &data[64..], 1 << 20), direct);
+    }
+
+    #[test]
+    fn alongside_matches_plain_and_runs_the_work() {
+        for len in [0usize, 100, 3 << 20] {
+            let data: Vec<u8> = (0..len as u32).map(|i| (i % 249) as u8).collect();
+            let (d, r) = chunk_digests_alongside(&data, 1 << 16, || 7);
+            assert_eq!(r, 7);
+            assert_eq!(d, chunk_digests(&[], &data, 1 << 16));
+        }
     }
 
     #[test]

@@ -20,9 +20,10 @@ pub const FORMAT_VERSION_MINOR: u16 = 0;
 pub const ALIGN: u64 = 64;
 /// Bytes per hashed chunk of a blob, as log2 (1 MiB).
 pub const HASH_CHUNK_LOG2: u32 = 20;
-/// Bytes per hashed chunk of the table of contents, as log2 (1 MiB). Fixed
-/// by the format, independent of the blobs' chunk size.
-pub const TOC_CHUNK_LOG2: u32 = 20;
+/// Bytes per hashed chunk of the table of contents, as log2 (64 KiB). Fixed
+/// by the format, independent of the blobs' chunk size; small enough that a
+/// large table's chunks spread evenly over the cores at open.
+pub const TOC_CHUNK_LOG2: u32 = 16;
 /// Size of one SHA-256 digest.
 pub const DIGEST_LEN: usize = 32;
 /// Deepest nesting of values an archive may hold.

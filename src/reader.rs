@@ -20,7 +20,7 @@ use crate::info::{Entries, EnvInfo, Names};
 use crate::layout::*;
 use crate::metadata::{Metadata, iso8601};
 use crate::source::{Bytes, MemorySource, Source};
-use crate::toc::{TocView, toc_digest};
+use crate::toc::{TocView, toc_digest_from_chunks};
 use crate::value::{Buffer, ComplexTensor, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
@@ -232,10 +232,17 @@ impl Archive {
                 found: file_len,
             }
         })?;
-        if toc_digest(header.as_bytes(), toc.as_slice()) != trailer.toc_sha256 {
+        // Validate the table on this thread while others hash it. The
+        // validation only reads within bounds, so running it on unverified
+        // bytes is safe; a checksum mismatch is reported before any rule.
+        let (chunks, parsed) =
+            hash::chunk_digests_alongside(toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
+                TocView::parse(toc.clone(), toc_offset)
+            });
+        if toc_digest_from_chunks(header.as_bytes(), &chunks) != trailer.toc_sha256 {
             return Err(Error::TocChecksum);
         }
-        let (toc, facts) = TocView::parse(toc, toc_offset)?;
+        let (toc, facts) = parsed?;
         Ok(Archive {
             source,
             header,

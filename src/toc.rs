@@ -280,10 +280,14 @@ impl TocView {
 
 /// The digest that guards the header and the table of contents:
 /// SHA-256(header || d_0 || d_1 || ...), where d_k is the SHA-256 of the
-/// table's k-th 1 MiB chunk. Two levels let a large table be hashed on every
-/// core when it is opened.
+/// table's k-th 64 KiB chunk. Two levels let a large table be hashed on
+/// every core when it is opened.
 pub(crate) fn toc_digest(header: &[u8], toc: &[u8]) -> hash::Digest32 {
-    let chunks = hash::chunk_digests(&[], toc, 1 << TOC_CHUNK_LOG2);
+    toc_digest_from_chunks(header, &hash::chunk_digests(&[], toc, 1 << TOC_CHUNK_LOG2))
+}
+
+/// [`toc_digest`] from the chunk digests.
+pub(crate) fn toc_digest_from_chunks(header: &[u8], chunks: &[hash::Digest32]) -> hash::Digest32 {
     let mut parts: Vec<&[u8]> = Vec::with_capacity(chunks.len() + 1);
     parts.push(header);
     parts.extend(chunks.iter().map(|d| d.as_slice()));

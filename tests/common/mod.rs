@@ -148,9 +148,12 @@ impl Map {
     /// edits to the header, table or hash pool pass `open`.
     pub fn reseal(&self, bytes: &mut [u8]) {
         // layout.md section 7: SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the
-        // SHA-256 of the TOC's k-th 1 MiB chunk.
+        // SHA-256 of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2).
         let toc = &bytes[self.toc_offset..self.toc_offset + self.toc_len];
-        let chunk_digests: Vec<[u8; 32]> = toc.chunks(1 << 20).map(|c| sha256(&[c])).collect();
+        let chunk_digests: Vec<[u8; 32]> = toc
+            .chunks(1 << achronyme_env::layout::TOC_CHUNK_LOG2)
+            .map(|c| sha256(&[c]))
+            .collect();
         let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
         parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
         let toc_sha = sha256(&parts);
