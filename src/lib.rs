@@ -73,7 +73,7 @@ pub use persist::{
     env_info, env_load_var, restore_environment, restore_from_archive, save_environment,
 };
 pub use reader::{Archive, Damage, LoadOptions, VerifyReport};
-pub use source::{Bytes, MemorySource, Source};
+pub use source::{Bytes, FileSource, MemorySource, Source};
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 
 /// The README's examples, run as doctests.

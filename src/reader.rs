@@ -19,7 +19,7 @@ use crate::hash;
 use crate::info::{Entries, EnvInfo, Names};
 use crate::layout::*;
 use crate::metadata::{Metadata, iso8601};
-use crate::source::{Bytes, MemorySource, Source};
+use crate::source::{Bytes, FileSource, MemorySource, Source};
 use crate::toc::{TocView, toc_digest_from_chunks};
 use crate::value::{Buffer, ComplexTensor, Tensor, Value};
 
@@ -125,10 +125,11 @@ impl fmt::Display for VerifyReport {
 }
 
 impl Archive {
-    /// Opens the archive at `path` by mapping it (see
+    /// Opens the archive at `path`: reads its header, table of contents and
+    /// trailer, and maps the file the first time a blob is loaded (see
     /// [`MemorySource::map_file`] for what mapping requires).
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
-        Self::from_source(Arc::new(MemorySource::map_file(path.as_ref())?))
+        Self::from_source(Arc::new(FileSource::open(path.as_ref())?))
     }
 
     /// Opens the archive at `path` by reading it into memory instead of
@@ -348,7 +349,7 @@ impl Archive {
         let span = tag.payload_start() + e.stored_len.get();
         let blob = self
             .source
-            .read(e.blob_offset.get(), span)
+            .view(e.blob_offset.get(), span)
             .ok_or_else(|| Error::toc("blob lies outside the file", 0))?;
         Ok((tag, blob))
     }

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
@@ -90,9 +90,111 @@ pub trait Source: Send + Sync {
     }
 
     /// The bytes `offset..offset + len`, or `None` when that range is not
-    /// inside the source. Implementations over memory return a view, not a
-    /// copy.
+    /// inside the source. May copy; implementations over memory return a
+    /// view.
     fn read(&self, offset: u64, len: u64) -> Option<Bytes>;
+
+    /// Like [`Source::read`], but preferring a view that borrows the storage
+    /// (a mapping) over a copy: what tensor loads ask for.
+    fn view(&self, offset: u64, len: u64) -> Option<Bytes> {
+        self.read(offset, len)
+    }
+}
+
+/// Reads below this size are served by `pread` until the file is mapped.
+const SMALL_READ: u64 = 1 << 20;
+
+/// A file read in place: small reads (header, a small table of contents)
+/// go through `pread`, and the file is mapped the first time something large
+/// or a view is asked for. Opening an archive and reading its table of
+/// contents therefore costs the same whatever the file's size: no mapping of
+/// many gigabytes is made (and torn down) just to answer `env_info`.
+pub struct FileSource {
+    file: File,
+    len: u64,
+    map: OnceLock<Option<Bytes>>,
+}
+
+impl FileSource {
+    /// Opens the file at `path` for reading.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", path, e))?;
+        if meta.is_dir() {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "it is a directory; give the path of an .ach file",
+            );
+            return Err(Error::io("opening", path, e));
+        }
+        let len = meta.len();
+        Ok(FileSource {
+            file,
+            len,
+            map: OnceLock::new(),
+        })
+    }
+
+    /// The mapping, made on first use; `None` if the file cannot be mapped
+    /// (reads then fall back to copies).
+    fn mapping(&self) -> Option<&Bytes> {
+        self.map
+            .get_or_init(|| {
+                if self.len == 0 {
+                    return None;
+                }
+                // SAFETY: see `MemorySource::map_file`, which states the
+                // invariant (no one modifies the file in place while it is
+                // mapped) and why this crate's own saves uphold it.
+                let map = unsafe { Mmap::map(&self.file) }.ok()?;
+                Some(Bytes::whole(Arc::new(map)))
+            })
+            .as_ref()
+    }
+
+    #[cfg(unix)]
+    fn pread(&self, offset: u64, len: u64) -> Option<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; usize::try_from(len).ok()?];
+        self.file.read_exact_at(&mut buf, offset).ok()?;
+        Some(Bytes::from_vec(buf))
+    }
+
+    #[cfg(not(unix))]
+    fn pread(&self, offset: u64, len: u64) -> Option<Bytes> {
+        self.mapping()?.slice(offset, len)
+    }
+}
+
+impl Source for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Option<Bytes> {
+        if offset.checked_add(len)? > self.len {
+            return None;
+        }
+        if let Some(map) = self.map.get().and_then(Option::as_ref) {
+            return map.slice(offset, len);
+        }
+        if len < SMALL_READ {
+            return self.pread(offset, len);
+        }
+        self.view(offset, len)
+    }
+
+    fn view(&self, offset: u64, len: u64) -> Option<Bytes> {
+        if offset.checked_add(len)? > self.len {
+            return None;
+        }
+        match self.mapping() {
+            Some(map) => map.slice(offset, len),
+            None => self.pread(offset, len),
+        }
+    }
 }
 
 /// A source over bytes held in memory or mapped from a file.
