@@ -38,8 +38,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use achronyme_env::{
-    Archive, Environment, LoadOptions, Record, SaveOptions, SaveReport, Section, Tensor, Value,
-    env_info, env_load_var, save_environment, testdata,
+    Archive, Environment, LoadOptions, SaveOptions, SaveReport, Section, Value, env_info,
+    env_load_var, save_environment, testdata,
 };
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
@@ -60,23 +60,10 @@ fn big_env() -> &'static Environment {
     static ENV: OnceLock<Environment> = OnceLock::new();
     ENV.get_or_init(|| {
         let started = Instant::now();
-        let env = env_with_tensor(testdata::normal_tensor(BIG_ROWS, BIG_COLS, SEED));
+        let env = testdata::tensor_workspace(testdata::normal_tensor(BIG_ROWS, BIG_COLS, SEED));
         eprintln!("built the 1 GiB environment in {:.2?}", started.elapsed());
         env
     })
-}
-
-/// One tensor named `data` plus three small bindings.
-fn env_with_tensor(t: Tensor) -> Environment {
-    let mut env = Environment::new();
-    env.set("data", Value::Tensor(t));
-    env.set("label", Value::from("benchmark run"));
-    env.set("step", Value::Number(1000.0));
-    let mut cfg = Record::new();
-    cfg.insert("lr", Value::Number(0.001));
-    cfg.insert("name", Value::from("adam"));
-    env.set("config", Value::Record(cfg));
-    env
 }
 
 fn scratch() -> SaveOptions {
@@ -118,7 +105,8 @@ fn bench_env_info(c: &mut Criterion) {
     let big = OnceCell::new();
     let small_path = || {
         small.get_or_init(|| {
-            let env = env_with_tensor(testdata::normal_tensor(SMALL_ROWS, SMALL_COLS, SEED));
+            let env =
+                testdata::tensor_workspace(testdata::normal_tensor(SMALL_ROWS, SMALL_COLS, SEED));
             write_once(&env, dir.path(), "small.ach")
         })
     };

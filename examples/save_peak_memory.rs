@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use achronyme_env::{Environment, Record, SaveOptions, Value, save_environment, testdata};
+use achronyme_env::{SaveOptions, save_environment, testdata};
 
 const ROWS: usize = 16384;
 const COLS: usize = 8192;
@@ -37,17 +37,7 @@ fn mib(kib: u64) -> f64 {
 
 fn main() {
     let started = Instant::now();
-    let mut env = Environment::new();
-    env.set(
-        "data",
-        Value::Tensor(testdata::normal_tensor(ROWS, COLS, 42)),
-    );
-    env.set("label", Value::from("benchmark run"));
-    env.set("step", Value::Number(1000.0));
-    let mut cfg = Record::new();
-    cfg.insert("lr", Value::Number(0.001));
-    cfg.insert("name", Value::from("adam"));
-    env.set("config", Value::Record(cfg));
+    let env = testdata::tensor_workspace(testdata::normal_tensor(ROWS, COLS, 42));
     println!(
         "built the environment ({} MiB of tensor data) in {:.2?}",
         (ROWS * COLS * 8) >> 20,

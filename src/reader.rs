@@ -406,22 +406,12 @@ impl Archive {
             reason: reason.to_string(),
         };
         match tag {
-            Tag::Tensor => {
-                let data = Buffer::from_bytes(payload.clone()).unwrap_or_else(|| {
-                    Buffer::from_vec(bytemuck::pod_collect_to_vec(payload.as_slice()))
-                });
-                Tensor::from_buffer(shape(), data)
-                    .map(Value::Tensor)
-                    .map_err(|_| invalid("shape"))
-            }
-            Tag::ComplexTensor => {
-                let data = Buffer::from_bytes(payload.clone()).unwrap_or_else(|| {
-                    Buffer::from_vec(bytemuck::pod_collect_to_vec(payload.as_slice()))
-                });
-                ComplexTensor::from_buffer(shape(), data)
-                    .map(Value::ComplexTensor)
-                    .map_err(|_| invalid("shape"))
-            }
+            Tag::Tensor => Tensor::from_buffer(shape(), view_or_copy(payload))
+                .map(Value::Tensor)
+                .map_err(|_| invalid("shape")),
+            Tag::ComplexTensor => ComplexTensor::from_buffer(shape(), view_or_copy(payload))
+                .map(Value::ComplexTensor)
+                .map_err(|_| invalid("shape")),
             _ => {
                 let v = encoding::decode_exact(payload.as_slice()).map_err(|err| match err {
                     DecodeError::TooDeep => Error::TooDeep {
@@ -553,6 +543,13 @@ impl fmt::Debug for Archive {
             .field("file_size", &self.source.len())
             .finish()
     }
+}
+
+/// Tensor elements borrowing `payload` when it is aligned for `T` (always,
+/// for a mapped file: blobs start on 64-byte boundaries), else copied.
+fn view_or_copy<T: bytemuck::Pod>(payload: Bytes) -> Buffer<T> {
+    let copy = || Buffer::from_vec(bytemuck::pod_collect_to_vec(payload.as_slice()));
+    Buffer::from_bytes(payload.clone()).unwrap_or_else(copy)
 }
 
 /// `source.read`, with a range outside the source reported as truncation.

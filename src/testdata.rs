@@ -132,6 +132,20 @@ pub fn many_small(n: usize) -> Environment {
     env
 }
 
+/// Workload W1's shape: one large tensor `data` plus three small bindings
+/// (a string, a number and a two-field record).
+pub fn tensor_workspace(data: Tensor) -> Environment {
+    let mut env = Environment::new();
+    env.set("data", Value::Tensor(data));
+    env.set("label", Value::from("benchmark run"));
+    env.set("step", Value::Number(1000.0));
+    let mut cfg = Record::new();
+    cfg.insert("lr", Value::Number(0.001));
+    cfg.insert("name", Value::from("adam"));
+    env.set("config", Value::Record(cfg));
+    env
+}
+
 /// A standard-normal tensor of `rows x cols`.
 pub fn normal_tensor(rows: usize, cols: usize, seed: u64) -> Tensor {
     Tensor::new(vec![rows, cols], normal(rows * cols, seed)).expect("shape matches")
