@@ -285,6 +285,43 @@ pub enum Error {
         name: String,
     },
 
+    /// A save or restore option has a value outside what it accepts.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// What it accepts and what it got.
+        reason: String,
+    },
+
+    /// A restored value names a builtin function the running host does not
+    /// provide, and the restore asked for strictness.
+    #[error(
+        "binding {name:?} refers to builtin {builtin:?}, which this runtime does not provide; \
+         restore without strict_builtins to skip it with a warning"
+    )]
+    UnknownBuiltin {
+        /// The binding holding the reference.
+        name: String,
+        /// The builtin's name.
+        builtin: String,
+    },
+
+    /// A name asked for is not bound in the environment.
+    #[error("no variable named {name:?} in the environment{}", unbound_text(.suggestion))]
+    Unbound {
+        /// Requested name.
+        name: String,
+        /// The closest bound name, if any is close.
+        suggestion: Option<String>,
+    },
+
+    /// `env_clear` was called without `confirm: true`.
+    #[error(
+        "env_clear removes every variable and was not confirmed; call env_clear(true) to clear"
+    )]
+    ClearNotConfirmed,
+
     /// `verify` found damage.
     #[error("{0}")]
     VerificationFailed(Box<VerifyReport>),
@@ -294,6 +331,13 @@ fn suggestion_text(s: &Option<String>) -> String {
     match s {
         Some(s) => format!("; did you mean {s:?}?"),
         None => "; list the names with env_info".to_string(),
+    }
+}
+
+fn unbound_text(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!("; did you mean {s:?}?"),
+        None => "; list the names with env_bindings()".to_string(),
     }
 }
 

@@ -40,6 +40,35 @@ impl NameFilter {
     }
 }
 
+/// The patterns of `patterns` that match none of `names`, in their order.
+pub(crate) fn unmatched<'a>(
+    patterns: &[String],
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>> {
+    let set = build(patterns)?;
+    let mut hit = vec![false; patterns.len()];
+    let mut left = patterns.len();
+    for name in names {
+        if left == 0 {
+            break;
+        }
+        for i in set.matches(name) {
+            if let Some(h) = hit.get_mut(i) {
+                if !*h {
+                    *h = true;
+                    left -= 1;
+                }
+            }
+        }
+    }
+    Ok(patterns
+        .iter()
+        .zip(hit)
+        .filter(|(_, h)| !h)
+        .map(|(p, _)| p.clone())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,7 @@ pub mod layout;
 pub mod metadata;
 pub mod persist;
 pub mod reader;
+pub mod snapshot;
 pub mod source;
 mod suggest;
 pub mod testdata;
@@ -63,16 +64,18 @@ mod toc;
 pub mod value;
 mod writer;
 
-pub use environment::Environment;
+pub use environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
 pub use error::{Error, Result};
 pub use info::{BindingInfo, Entries, EnvInfo, Names};
 pub use layout::{Codec, Section};
 pub use metadata::Metadata;
 pub use persist::{
-    RUNTIME_VERSION, RestoreMode, RestoreOptions, RestoreReport, SaveOptions, SaveReport, Skipped,
-    env_info, env_load_var, restore_environment, restore_from_archive, save_environment,
+    LARGE_VALUE_BYTES, RUNTIME_VERSION, RestoreMode, RestoreOptions, RestoreReport, SaveOptions,
+    SaveReport, Skipped, env_info, env_load_var, restore_environment, restore_from_archive,
+    save_environment,
 };
 pub use reader::{Archive, Damage, LoadOptions, VerifyReport};
+pub use snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
 pub use source::{Bytes, FileSource, MemorySource, Source};
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 

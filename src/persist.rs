@@ -6,6 +6,7 @@
 //! changing anything: on error the environment is as it was.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,15 +26,41 @@ use crate::writer::{self, HeaderFields, Planned};
 /// and restores compare against it.
 pub const RUNTIME_VERSION: &str = "v0.1.0";
 
+/// Values larger than this (raw bytes) get a warning when
+/// [`SaveOptions::warn_large_values`] is on: the spec's 100 MB, as MiB.
+pub const LARGE_VALUE_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Options of `save_env` (spec 3.1, 7.3).
+///
+/// Compression (`compress`, `compression_level`) is accepted, validated and
+/// recorded in the [`SaveReport`], but format v1 stores every blob raw (so
+/// that every tensor stays mappable) until the compression issue lands; see
+/// `layout.md`.
 #[derive(Clone, Debug)]
 pub struct SaveOptions {
     /// Save the constants section (default true).
     pub include_constants: bool,
-    /// Only names matching one of these glob patterns (None = all).
+    /// Save user-defined functions (default false). Format v1 has no
+    /// encoding for them (spec 4.1, option 1), so they are skipped either
+    /// way; when this is true the warning says so explicitly.
+    pub include_functions: bool,
+    /// Save the host runtime's own builtins bound under their own names
+    /// (`sin` bound to the builtin `sin`; default false: the runtime provides
+    /// them again). Needs [`Environment::set_host_builtins`]; a builtin bound
+    /// to another name (`f = sin`) is user data and is always saved.
+    pub include_builtins: bool,
+    /// Only names matching one of these glob patterns (None = all). A
+    /// pattern that matches no binding is listed in
+    /// [`SaveReport::not_found`].
     pub include_only: Option<Vec<String>>,
     /// Skip names matching any of these glob patterns.
     pub exclude: Vec<String>,
+    /// Ask for compression (default true, as in the spec). Recorded in the
+    /// report; format v1 writes raw blobs.
+    pub compress: bool,
+    /// Zstandard level, 1 to 22 (default 3); out of range is
+    /// [`Error::InvalidOption`] even when `compress` is false.
+    pub compression_level: i32,
     /// Description stored in the metadata.
     pub description: Option<String>,
     /// Tags stored in the metadata.
@@ -45,6 +72,12 @@ pub struct SaveOptions {
     /// Abort (leaving any old file untouched) if the archive would exceed
     /// this many bytes.
     pub max_file_size: Option<u64>,
+    /// Warn about each binding larger than `large_value_bytes` (default
+    /// true).
+    pub warn_large_values: bool,
+    /// The size above which `warn_large_values` warns (default
+    /// [`LARGE_VALUE_BYTES`]).
+    pub large_value_bytes: u64,
     /// Sync the file and its directory before returning (default true).
     /// Turning it off is only for benchmarks and scratch files: a crash soon
     /// after the save could then lose the new archive (never the old one
@@ -60,13 +93,19 @@ impl Default for SaveOptions {
     fn default() -> Self {
         SaveOptions {
             include_constants: true,
+            include_functions: false,
+            include_builtins: false,
             include_only: None,
             exclude: Vec::new(),
+            compress: true,
+            compression_level: 3,
             description: None,
             tags: Vec::new(),
             custom: Vec::new(),
             allow_overwrite: false,
             max_file_size: None,
+            warn_large_values: true,
+            large_value_bytes: LARGE_VALUE_BYTES,
             durable: true,
             created_by: format!("Achronyme REPL {RUNTIME_VERSION}"),
             achronyme_version: RUNTIME_VERSION.to_string(),
@@ -94,10 +133,19 @@ pub struct SaveReport {
     pub written: Vec<String>,
     /// Constants written, sorted.
     pub constants_written: Vec<String>,
-    /// Bindings not written, with reasons.
+    /// Bindings not written, with reasons (user functions, the host's own
+    /// builtins).
     pub skipped: Vec<Skipped>,
-    /// Warnings for the user (lambdas skipped, record fields dropped).
+    /// Bindings left out by `include_only` or `exclude`, sorted.
+    pub filtered_out: Vec<String>,
+    /// `include_only` entries that matched no binding.
+    pub not_found: Vec<String>,
+    /// Warnings for the user (lambdas skipped, record fields dropped, large
+    /// values, `include_only` names not found).
     pub warnings: Vec<String>,
+    /// The compression level asked for (`Some` when `compress` was on). v1
+    /// stores every blob raw whatever is asked.
+    pub compression_requested: Option<i32>,
     /// Time spent writing and hashing.
     pub write_time: Duration,
     /// Time spent syncing file and directory to disk.
@@ -135,6 +183,10 @@ pub struct RestoreOptions {
     pub strict_version: bool,
     /// Restore the constants section too (default true).
     pub include_constants: bool,
+    /// Refuse a binding that refers to a builtin the host does not provide
+    /// (default false: skip it with a warning). Only applies when the host
+    /// declared its builtins ([`Environment::set_host_builtins`]).
+    pub strict_builtins: bool,
     /// The running runtime's version, compared with the archive's.
     pub runtime_version: String,
 }
@@ -149,6 +201,7 @@ impl Default for RestoreOptions {
             verify_checksum: true,
             strict_version: false,
             include_constants: true,
+            strict_builtins: false,
             runtime_version: RUNTIME_VERSION.to_string(),
         }
     }
@@ -163,12 +216,17 @@ pub struct RestoreReport {
     pub constants_restored: Vec<String>,
     /// Names that already existed and were kept (merge without overwrite).
     pub conflicts: Vec<String>,
-    /// Warnings (version differences).
+    /// Constants that already existed and were kept (merge or namespace
+    /// mode without overwrite).
+    pub constant_conflicts: Vec<String>,
+    /// Bindings not restored, with reasons (unknown builtins).
+    pub skipped: Vec<Skipped>,
+    /// Warnings (version differences, skipped bindings).
     pub warnings: Vec<String>,
 }
 
 /// Why a name cannot be stored, if it cannot.
-fn check_name(name: &str) -> Option<&'static str> {
+pub(crate) fn check_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("names must not be empty")
     } else if name.len() > MAX_NAME_LEN {
@@ -217,6 +275,30 @@ fn saveable_record(r: &Record, path: &str, notes: &mut Vec<String>) -> Option<Re
     Some(out)
 }
 
+/// The raw size of a value: element bytes of tensors, string bytes, and
+/// 16 bytes per other scalar (for the large-value warning).
+fn value_bytes(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.len() as u64,
+        Value::Tensor(t) => (t.len() as u64).saturating_mul(8),
+        Value::ComplexTensor(t) => (t.len() as u64).saturating_mul(16),
+        Value::Vector(items) => items
+            .iter()
+            .fold(0u64, |acc, x| acc.saturating_add(value_bytes(x))),
+        Value::Record(r) => record_bytes(r),
+        Value::Edge(e) => record_bytes(&e.properties),
+        Value::MutableRef(r) => value_bytes(&read_ref(r)),
+        _ => 16,
+    }
+}
+
+fn record_bytes(r: &Record) -> u64 {
+    r.fields().iter().fold(0u64, |acc, (k, x)| {
+        acc.saturating_add(k.len() as u64)
+            .saturating_add(value_bytes(x))
+    })
+}
+
 fn version_bytes(v: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     let mut n = v.len().min(16);
@@ -248,6 +330,15 @@ pub fn save_environment(
     options: &SaveOptions,
 ) -> Result<SaveReport> {
     let path = path.as_ref();
+    if !(1..=22).contains(&options.compression_level) {
+        return Err(Error::InvalidOption {
+            option: "compression_level",
+            reason: format!(
+                "must be between 1 and 22 (3 balances speed and size), got {}",
+                options.compression_level
+            ),
+        });
+    }
     let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
     let meta = Metadata {
         created_by: options.created_by.clone(),
@@ -262,7 +353,17 @@ pub fn save_environment(
     })?;
 
     let mut skipped = Vec::new();
+    let mut filtered_out = Vec::new();
     let mut warnings = Vec::new();
+    let not_found = match &options.include_only {
+        Some(patterns) => crate::filter::unmatched(patterns, env.iter().map(|(n, _)| n))?,
+        None => Vec::new(),
+    };
+    for name in &not_found {
+        warnings.push(format!(
+            "include_only names {name:?}, which matches no variable; nothing saved for it"
+        ));
+    }
     let mut owned: Vec<(Section, String, Cow<'_, Value>)> = Vec::new();
     let sections = [Section::Bindings, Section::Constants];
     for section in sections {
@@ -273,6 +374,7 @@ pub fn save_environment(
         };
         for (name, value) in items {
             if section == Section::Bindings && !filter.accepts(name) {
+                filtered_out.push(name.to_string());
                 continue;
             }
             if let Some(reason) = check_name(name) {
@@ -281,10 +383,34 @@ pub fn save_environment(
                     reason,
                 });
             }
+            if !options.include_builtins
+                && matches!(value, Value::Function(Function::Builtin(b)) if b == name && env.is_host_builtin(b))
+            {
+                skipped.push(Skipped {
+                    name: name.to_string(),
+                    reason: "builtin of the runtime, which provides it again; pass include_builtins: true to save it".into(),
+                });
+                continue;
+            }
             match saveable(value, name, &mut warnings) {
-                Some(v) => owned.push((section, name.to_string(), v)),
+                Some(v) => {
+                    if options.warn_large_values {
+                        let bytes = value_bytes(&v);
+                        if bytes > options.large_value_bytes {
+                            warnings.push(format!(
+                                "variable {name:?} is large ({bytes} bytes, over {} bytes); the save may be slow and the archive big",
+                                options.large_value_bytes
+                            ));
+                        }
+                    }
+                    owned.push((section, name.to_string(), v));
+                }
                 None => {
-                    let reason = "user-defined function (lambda or closure): archives keep only builtins; re-define it after restoring".to_string();
+                    let reason = if options.include_functions {
+                        "user-defined function (lambda or closure): include_functions is set, but format v1 cannot store user functions (spec 4.1); re-define it after restoring".to_string()
+                    } else {
+                        "user-defined function (lambda or closure): archives keep only builtins; re-define it after restoring".to_string()
+                    };
                     warnings.push(format!(
                         "variable {name:?} ({}) not saved: {reason}",
                         value.type_name()
@@ -383,7 +509,10 @@ pub fn save_environment(
         written: names(Section::Bindings),
         constants_written: names(Section::Constants),
         skipped,
+        filtered_out,
+        not_found,
         warnings,
+        compression_requested: options.compress.then_some(options.compression_level),
         write_time,
         sync_time,
     })
@@ -468,14 +597,7 @@ pub fn restore_from_archive(
             options.runtime_version
         ));
     }
-    if let RestoreMode::Namespace(ns) = &options.mode {
-        if !valid_namespace(ns) {
-            return Err(Error::InvalidNamespace { name: ns.clone() });
-        }
-        if env.contains(ns) && !options.overwrite {
-            return Err(Error::NamespaceTaken { name: ns.clone() });
-        }
-    }
+    check_mode(env, options)?;
     let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
     let load = LoadOptions {
         verify_checksum: options.verify_checksum,
@@ -500,10 +622,84 @@ pub fn restore_from_archive(
             ));
         }
     }
-    // Phase 2: apply; nothing here can fail.
+    // Phase 2: apply; nothing here fails.
+    apply(env, values, constants, options, report)
+}
+
+/// Refuses a namespace that is not an identifier, or that is bound already
+/// without `overwrite`.
+pub(crate) fn check_mode(env: &Environment, options: &RestoreOptions) -> Result<()> {
+    if let RestoreMode::Namespace(ns) = &options.mode {
+        if !valid_namespace(ns) {
+            return Err(Error::InvalidNamespace { name: ns.clone() });
+        }
+        if env.contains(ns) && !options.overwrite {
+            return Err(Error::NamespaceTaken { name: ns.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// The first builtin `v` refers to that `known` lacks, if any.
+fn unknown_builtin(v: &Value, known: &BTreeSet<String>) -> Option<String> {
+    let in_record = |r: &Record| {
+        r.fields()
+            .iter()
+            .find_map(|(_, x)| unknown_builtin(x, known))
+    };
+    match v {
+        Value::Function(Function::Builtin(b)) => (!known.contains(b)).then(|| b.clone()),
+        Value::Vector(items) => items.iter().find_map(|x| unknown_builtin(x, known)),
+        Value::Record(r) => in_record(r),
+        Value::Edge(e) => in_record(&e.properties),
+        Value::MutableRef(r) => unknown_builtin(&read_ref(r), known),
+        _ => None,
+    }
+}
+
+/// Combines loaded `values` and `constants` with `env` as `options` say:
+/// first checks builtin references (the only step that can fail), then
+/// changes `env`. Shared by archive and snapshot restores.
+pub(crate) fn apply(
+    env: &mut Environment,
+    values: Vec<(String, Value)>,
+    constants: Vec<(String, Value)>,
+    options: &RestoreOptions,
+    mut report: RestoreReport,
+) -> Result<RestoreReport> {
+    let keep = |items: Vec<(String, Value)>, report: &mut RestoreReport| {
+        let Some(known) = env.host_builtins() else {
+            return Ok(items);
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (name, v) in items {
+            let Some(builtin) = unknown_builtin(&v, known) else {
+                out.push((name, v));
+                continue;
+            };
+            if options.strict_builtins {
+                return Err(Error::UnknownBuiltin { name, builtin });
+            }
+            let reason =
+                format!("refers to builtin {builtin:?}, which this runtime does not provide");
+            report
+                .warnings
+                .push(format!("variable {name:?} not restored: {reason}"));
+            report.skipped.push(Skipped { name, reason });
+        }
+        Ok(out)
+    };
+    let values = keep(values, &mut report)?;
+    let constants = keep(constants, &mut report)?;
+
     for (name, v) in constants {
-        report.constants_restored.push(name.clone());
-        env.set_constant(name, v);
+        let exists = env.constant(&name).is_some();
+        if exists && options.mode != RestoreMode::Replace && !options.overwrite {
+            report.constant_conflicts.push(name);
+        } else {
+            report.constants_restored.push(name.clone());
+            env.set_constant(name, v);
+        }
     }
     match &options.mode {
         RestoreMode::Merge => {
