@@ -46,6 +46,7 @@ compile_error!(
     "achronyme-env maps little-endian data in place and supports little-endian targets only"
 );
 
+pub mod builtins;
 mod encoding;
 pub mod environment;
 pub mod error;
