@@ -197,3 +197,50 @@ fn a_hostile_blob_cannot_reserve_memory_out_of_proportion() {
         "decoding {size}-byte blobs reserved {reserved:?} bytes"
     );
 }
+
+#[test]
+fn a_snapshot_costs_bindings_not_bytes() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut env = Environment::new();
+    env.set(
+        "big",
+        Value::Tensor(Tensor::from_vec(vec![0.5; 32 * MIB / 8])),
+    );
+    env.set(
+        "cell",
+        Value::new_ref(Value::Tensor(Tensor::from_vec(vec![1.0; 8 * MIB / 8]))),
+    );
+    env.set("label", Value::from("run 7"));
+
+    let (snapshot, taking) =
+        peak_during(|| snapshot_env(&env, &SnapshotOptions::default()).unwrap());
+    assert!(
+        taking < 64 * KIB,
+        "a snapshot of 40 MiB of tensors allocated {taking} bytes"
+    );
+    let opts = RestoreOptions {
+        mode: RestoreMode::Replace,
+        ..Default::default()
+    };
+    let (report, restoring) = peak_during(|| restore_snapshot(&mut env, &snapshot, &opts).unwrap());
+    assert!(
+        restoring < 64 * KIB,
+        "restoring allocated {restoring} bytes"
+    );
+    assert_eq!(report.restored, ["big", "cell", "label"]);
+
+    // The measure works: writing to the shared tensor copies all of it, and
+    // the snapshot keeps the old elements.
+    let Some(Value::Tensor(big)) = env.get_mut("big") else {
+        panic!()
+    };
+    let (_, writing) = peak_during(|| big.data_mut()[0] = 9.0);
+    assert!(
+        writing >= 32 * MIB,
+        "copy on write allocated {writing} bytes"
+    );
+    let Some(Value::Tensor(kept)) = snapshot.get("big") else {
+        panic!()
+    };
+    assert_eq!(kept.data()[0], 0.5);
+}
