@@ -20,6 +20,16 @@
 //! on its own, and copies on first write. [`Archive::verify`] checks every
 //! byte.
 //!
+//! [`snapshot_env`] captures an environment in memory at a cost that grows
+//! with the number of bindings, not their bytes (tensors share storage; `mut`
+//! references are copied so later writes cannot leak in), and
+//! [`restore_snapshot`] brings it back with the modes of a restore. The
+//! environment functions of spec 3.3 ([`env_bindings`], [`env_get`],
+//! [`env_set`], [`env_remove`], [`env_clear`]) work on an [`Environment`].
+//! The [`builtins`] module wraps all of spec 3 in an evaluator's calling
+//! convention (`Value` arguments, options as a Record) for the language to
+//! register as is.
+//!
 //! The byte layout is specified in `layout.md`.
 //!
 //! ```

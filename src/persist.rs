@@ -158,7 +158,9 @@ pub enum RestoreMode {
     /// Add the archive's bindings; existing names are kept unless
     /// `overwrite`.
     Merge,
-    /// The environment's bindings become exactly the archive's.
+    /// The environment's bindings become exactly the archive's (constants
+    /// of the same name are replaced, others stay: they belong to the
+    /// runtime).
     Replace,
     /// All bindings go into one record bound to this name.
     Namespace(String),
@@ -170,7 +172,10 @@ pub struct RestoreOptions {
     /// How to combine.
     pub mode: RestoreMode,
     /// In merge mode, replace existing bindings; in namespace mode, allow
-    /// replacing an existing binding of the namespace's name.
+    /// replacing an existing binding of the namespace's name. Constants: in
+    /// merge and namespace modes an existing constant is kept (and listed in
+    /// [`RestoreReport::constant_conflicts`]) unless `overwrite`; replace
+    /// mode replaces constants of the same name and keeps the others.
     pub overwrite: bool,
     /// Only names matching one of these glob patterns (None = all).
     pub include_only: Option<Vec<String>>,
