@@ -226,6 +226,8 @@ pub struct RestoreReport {
     pub constant_conflicts: Vec<String>,
     /// Bindings not restored, with reasons (unknown builtins).
     pub skipped: Vec<Skipped>,
+    /// `include_only` entries that matched nothing in the archive.
+    pub not_found: Vec<String>,
     /// Warnings (version differences, skipped bindings).
     pub warnings: Vec<String>,
 }
@@ -335,6 +337,18 @@ pub fn save_environment(
     options: &SaveOptions,
 ) -> Result<SaveReport> {
     let path = path.as_ref();
+    if path.file_name().is_none() {
+        // "" or "dir/..": nothing to rename onto; refuse before creating a
+        // temporary file anywhere.
+        return Err(Error::io(
+            "saving to",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path does not name a file; give a path such as \"work.ach\"",
+            ),
+        ));
+    }
     if !(1..=22).contains(&options.compression_level) {
         return Err(Error::InvalidOption {
             option: "compression_level",
@@ -604,6 +618,7 @@ pub fn restore_from_archive(
     }
     check_mode(env, options)?;
     let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    report_not_found(&mut report, options, archive.names(Section::Bindings))?;
     let load = LoadOptions {
         verify_checksum: options.verify_checksum,
     };
@@ -629,6 +644,24 @@ pub fn restore_from_archive(
     }
     // Phase 2: apply; nothing here fails.
     apply(env, values, constants, options, report)
+}
+
+/// Lists (and warns about) `include_only` entries that match none of
+/// `names`.
+pub(crate) fn report_not_found<'a>(
+    report: &mut RestoreReport,
+    options: &RestoreOptions,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    if let Some(patterns) = &options.include_only {
+        report.not_found = crate::filter::unmatched(patterns, names)?;
+        for name in &report.not_found {
+            report.warnings.push(format!(
+                "include_only names {name:?}, which matches nothing to restore"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a namespace that is not an identifier, or that is bound already

@@ -18,7 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::filter::NameFilter;
-use crate::persist::{RestoreOptions, RestoreReport, apply, check_mode};
+use crate::persist::{
+    RestoreOptions, RestoreReport, apply, check_mode, check_name, report_not_found,
+};
 use crate::value::{Edge, Record, Value, read_ref};
 
 /// Options of `snapshot_env`: which bindings to capture.
@@ -159,7 +161,13 @@ pub fn restore_snapshot(
     } else {
         Vec::new()
     };
-    apply(env, values, constants, options, RestoreReport::default())
+    let mut report = RestoreReport::default();
+    report_not_found(
+        &mut report,
+        options,
+        snapshot.bindings.iter().map(|(n, _)| n.as_str()),
+    )?;
+    apply(env, values, constants, options, report)
 }
 
 impl Snapshot {
@@ -213,7 +221,7 @@ impl Snapshot {
     }
 
     /// Reads a value made by [`Snapshot::to_value`]; `None` when `v` is not
-    /// such a record. References are kept as they are (a restore copies
+    /// such a record, or binds a name an archive could not hold. References are kept as they are (a restore copies
     /// them).
     pub fn from_value(v: &Value) -> Option<Snapshot> {
         let Value::Record(r) = v else { return None };
@@ -224,6 +232,11 @@ impl Snapshot {
             let Value::Record(inner) = r.get(field)? else {
                 return None;
             };
+            // Only names an environment may bind: a hand-made record must
+            // not smuggle in an empty or NUL name.
+            if inner.fields().iter().any(|(n, _)| check_name(n).is_some()) {
+                return None;
+            }
             let mut items = inner.fields().to_vec();
             items.sort_by(|a, b| a.0.cmp(&b.0));
             Some(items)

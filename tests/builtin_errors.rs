@@ -338,6 +338,9 @@ fn engine_errors_come_through_with_the_function_name() {
         &mut env,
     );
     assert!(msg.contains("already bound"), "{msg}");
+    // A path that names no file.
+    let msg = fails("save_env", &[Value::from("")], &mut env);
+    assert!(msg.contains("does not name a file"), "{msg}");
     // A name an archive could not hold.
     let msg = fails("env_set", &[Value::from(""), Value::Null], &mut env);
     assert!(msg.contains("must not be empty"), "{msg}");
@@ -389,4 +392,57 @@ fn an_unknown_builtin_name_suggests_one() {
         err.to_string(),
         "call: no builtin named \"save_envv\"; did you mean \"save_env\"?"
     );
+}
+
+#[test]
+fn any_arguments_give_a_value_or_an_error_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = env_with_x();
+    call("save_env", &[path(&dir, "seed.ach")], &mut seed).unwrap();
+    let snapshot = call("snapshot_env", &[], &mut seed).unwrap();
+    let odd_snapshot = rec(&[
+        ("type", Value::from("Snapshot")),
+        ("created_timestamp", Value::Number(f64::NAN)),
+        ("bindings", rec(&[("", Value::Null)])),
+        ("constants", rec(&[])),
+    ]);
+    let samples = [
+        Value::Null,
+        Value::Number(f64::NAN),
+        Value::Number(-1e300),
+        Value::Boolean(true),
+        path(&dir, "seed.ach"),
+        path(&dir, "fresh.ach"),
+        Value::from(""),
+        Value::Vector(vec![Value::Null, Value::from("x")]),
+        Value::Tensor(Tensor::from_vec(vec![1.0])),
+        rec(&[("compress", Value::Null)]),
+        rec(&[
+            ("mode", Value::from("namespace")),
+            ("namespace", Value::from("")),
+        ]),
+        rec(&[("compression_level", Value::Number(f64::INFINITY))]),
+        rec(&[("include_only", Value::Vector(vec![Value::from("[")]))]),
+        rec(&[("max_file_size", Value::Number(1e300))]),
+        snapshot,
+        odd_snapshot.clone(),
+    ];
+    let mut calls = 0;
+    for b in BUILTINS {
+        for a in &samples {
+            for c in &samples {
+                for args in [vec![], vec![a.clone()], vec![a.clone(), c.clone()]] {
+                    let mut env = env_with_x();
+                    // Ok or Err, both fine; a panic fails the test.
+                    let _ = call(b.name, &args, &mut env);
+                    calls += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(calls, BUILTINS.len() * samples.len() * samples.len() * 3);
+    // A hand-made snapshot binding an empty name is not a snapshot.
+    let mut env = env_with_x();
+    let msg = fails("restore_snapshot", &[odd_snapshot], &mut env);
+    assert!(msg.contains("must be a Snapshot"), "{msg}");
 }

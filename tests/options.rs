@@ -323,6 +323,21 @@ fn unknown_builtins_are_skipped_with_a_warning() {
     assert_eq!(r.warnings.len(), 2);
     assert_eq!(env.names(), ["a_data", "f"]);
 
+    // include_only names that match nothing are reported on restore too.
+    let mut env = Environment::new();
+    let r = restore_environment(
+        &mut env,
+        &path,
+        &RestoreOptions {
+            include_only: Some(vec!["f".into(), "missing".into()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.restored, ["f"]);
+    assert_eq!(r.not_found, ["missing"]);
+    assert!(r.warnings.iter().any(|w| w.contains("\"missing\"")));
+
     // No host list: every builtin name is accepted.
     let mut open = Environment::new();
     let r = restore_environment(&mut open, &path, &RestoreOptions::default()).unwrap();
