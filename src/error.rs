@@ -221,6 +221,16 @@ pub enum Error {
         name: String,
     },
 
+    /// A value holds a `mut` reference that reaches itself.
+    #[error(
+        "binding {name:?} holds a mut reference that refers back to itself; archives store \
+         values, not reference graphs: break the cycle (or save its parts) and save again"
+    )]
+    CyclicReference {
+        /// Binding name.
+        name: String,
+    },
+
     /// A value changed while a save was writing it.
     #[error(
         "binding {name:?} changed while it was being saved (another thread wrote to a mut \

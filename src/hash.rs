@@ -104,7 +104,7 @@ pub fn chunk_digests_alongside<R>(
         (vec![take()], r)
     } else {
         std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads()).map(|_| s.spawn(take)).collect();
+            let helpers: Vec<_> = (1..threads().min(n)).map(|_| s.spawn(take)).collect();
             let r = work();
             let mut parts = vec![take()];
             parts.extend(

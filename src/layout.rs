@@ -166,7 +166,7 @@ pub const FRAME_MAGIC: [u8; 2] = *b"BL";
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
 #[repr(C)]
 pub struct RawTrailer {
-    /// SHA-256 of the header followed by the SHA-256 of each 1 MiB chunk of
+    /// SHA-256 of the header followed by the SHA-256 of each 64 KiB chunk of
     /// the table of contents (see `layout.md`).
     pub toc_sha256: [u8; 32],
     /// SHA-256 of `toc_sha256` followed by the hash pool: with the per-chunk

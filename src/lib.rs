@@ -12,8 +12,8 @@
 //! SHA-256-hashed blob, then writes a table of contents sorted by name and a
 //! closing checksum; the old file at the path survives any failure.
 //!
-//! [`Archive::open`] maps a file and validates only the header and the table
-//! of contents, so [`Archive::info`] (and [`env_info`]) costs the same on a
+//! [`Archive::open`] reads and validates only the header and the table of
+//! contents (mapping the file when a blob is first loaded), so [`Archive::info`] (and [`env_info`]) costs the same on a
 //! megabyte and on many gigabytes. [`Archive::get`] loads one binding by
 //! touching only its blob; an uncompressed tensor comes back as a view that
 //! borrows the mapped file ([`Tensor::is_mapped`]), keeps the mapping alive

@@ -62,6 +62,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Text from an archive made safe for a terminal: names and metadata are
+/// untrusted, and control characters in them could rewrite the screen.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// Sizes for people: `1.5 GiB`.
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -96,21 +111,23 @@ fn print_info(path: &Path, info: &EnvInfo) {
     );
     println!(
         "created      {} by {} on {}",
-        info.created_at, info.created_by, info.platform
+        info.created_at,
+        printable(&info.created_by),
+        printable(&info.platform)
     );
-    println!("runtime      {}", info.achronyme_version);
+    println!("runtime      {}", printable(&info.achronyme_version));
     println!(
         "compressed   {}",
         if info.compressed { "yes" } else { "no" }
     );
     if let Some(d) = &info.description {
-        println!("description  {d}");
+        println!("description  {}", printable(d));
     }
     if !info.tags.is_empty() {
-        println!("tags         {}", info.tags.join(", "));
+        println!("tags         {}", printable(&info.tags.join(", ")));
     }
     for (k, v) in &info.custom {
-        println!("custom       {k} = {v}");
+        println!("custom       {} = {}", printable(k), printable(v));
     }
     println!(
         "contents     {} bindings, {} constants, {} functions",
@@ -121,7 +138,7 @@ fn print_info(path: &Path, info: &EnvInfo) {
         .iter()
         .map(|e| {
             [
-                e.name.clone(),
+                printable(&e.name),
                 format!("{:?}", e.section).to_lowercase(),
                 e.type_name.to_string(),
                 shape_text(&e.shape),
@@ -190,7 +207,12 @@ fn verify(path: &Path, json: bool) -> Result<ExitCode> {
         );
     } else {
         for d in &report.damaged {
-            eprintln!("damaged: {} ({:?}): {}", d.name, d.section, d.error);
+            eprintln!(
+                "damaged: {} ({:?}): {}",
+                printable(&d.name),
+                d.section,
+                printable(&d.error)
+            );
         }
         eprintln!("{}: {report}", path.display());
     }

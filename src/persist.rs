@@ -6,8 +6,9 @@
 //! changing anything: on error the environment is as it was.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -16,7 +17,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::filter::NameFilter;
 use crate::info::EnvInfo;
-use crate::layout::{MAX_NAME_LEN, Section};
+use crate::layout::{MAX_DEPTH, MAX_NAME_LEN, Section};
 use crate::metadata::Metadata;
 use crate::reader::{Archive, LoadOptions};
 use crate::value::{Edge, Function, Record, Value, read_ref};
@@ -245,29 +246,90 @@ pub(crate) fn check_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// True when a `mut` reference inside `v` can reach itself. `path` holds the
+/// references being explored, `done` those known to reach no cycle, so each
+/// reference is explored once: linear in the value's distinct parts, where
+/// naive recursion over a cycle that branches is exponential. Stops at
+/// `MAX_DEPTH` (deeper values are refused by the writer as too deep).
+fn has_reference_cycle(
+    v: &Value,
+    path: &mut Vec<usize>,
+    done: &mut HashSet<usize>,
+    depth: usize,
+) -> bool {
+    if depth >= MAX_DEPTH {
+        return false;
+    }
+    let mut any = |x: &Value| has_reference_cycle(x, path, done, depth + 1);
+    match v {
+        Value::Vector(items) => items.iter().any(any),
+        Value::Record(r) => r.fields().iter().any(|(_, x)| any(x)),
+        Value::Edge(e) => e.properties.fields().iter().any(|(_, x)| any(x)),
+        Value::MutableRef(r) => {
+            let key = Arc::as_ptr(r) as usize;
+            if path.contains(&key) {
+                return true;
+            }
+            if done.contains(&key) {
+                return false;
+            }
+            path.push(key);
+            let cyclic = has_reference_cycle(&read_ref(r), path, done, depth + 1);
+            path.pop();
+            done.insert(key);
+            cyclic
+        }
+        _ => false,
+    }
+}
+
 /// `v` as it can be saved: borrowed when it holds no user lambda; otherwise a
 /// copy with lambda fields of records dropped (noted in `notes`), or `None`
-/// when the value itself is a lambda or a vector holds one (positions would
-/// shift, so the whole value is skipped). Copies share tensor storage.
-fn saveable<'v>(v: &'v Value, path: &str, notes: &mut Vec<String>) -> Option<Cow<'v, Value>> {
-    if v.is_saveable() {
+/// when the value itself is a lambda or a vector holds one as an element
+/// (positions would shift, so the whole value is skipped). Copies share
+/// tensor storage. Stops at `MAX_DEPTH` (a reference cycle ends there and
+/// the writer refuses it as too deep).
+fn saveable<'v>(
+    v: &'v Value,
+    path: &str,
+    notes: &mut Vec<String>,
+    depth: usize,
+) -> Option<Cow<'v, Value>> {
+    if depth >= MAX_DEPTH || v.is_saveable() {
         return Some(Cow::Borrowed(v));
     }
     let owned = match v {
-        Value::Function(Function::Lambda { .. }) | Value::Vector(_) => return None,
-        Value::Record(r) => Value::Record(saveable_record(r, path, notes)?),
+        Value::Function(Function::Lambda { .. }) => return None,
+        Value::Vector(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                out.push(saveable(item, &p, notes, depth + 1)?.into_owned());
+            }
+            Value::Vector(out)
+        }
+        Value::Record(r) => Value::Record(saveable_record(r, path, notes, depth)?),
         Value::Edge(e) => Value::Edge(Edge {
-            properties: saveable_record(&e.properties, path, notes)?,
+            properties: saveable_record(&e.properties, path, notes, depth)?,
             ..e.clone()
         }),
-        Value::MutableRef(r) => Value::new_ref(saveable(&read_ref(r), path, notes)?.into_owned()),
+        Value::MutableRef(r) => {
+            Value::new_ref(saveable(&read_ref(r), path, notes, depth + 1)?.into_owned())
+        }
         _ => v.clone(),
     };
     Some(Cow::Owned(owned))
 }
 
-fn saveable_record(r: &Record, path: &str, notes: &mut Vec<String>) -> Option<Record> {
-    let mut out = Record::new();
+fn saveable_record(
+    r: &Record,
+    path: &str,
+    notes: &mut Vec<String>,
+    depth: usize,
+) -> Option<Record> {
+    // The fields are already distinct: collect them without re-checking
+    // names (which would be quadratic in the field count).
+    let mut out = Vec::with_capacity(r.len());
     for (k, v) in r.fields() {
         let p = format!("{path}.{k}");
         match v {
@@ -276,15 +338,29 @@ fn saveable_record(r: &Record, path: &str, notes: &mut Vec<String>) -> Option<Re
                     "{p}: user function field dropped (archives keep only data and builtins)"
                 ));
             }
-            _ => out.insert(k.clone(), saveable(v, &p, notes)?.into_owned()),
+            _ => out.push((k.clone(), saveable(v, &p, notes, depth + 1)?.into_owned())),
         }
     }
-    Some(out)
+    Some(Record::from_unique(out))
 }
 
 /// The raw size of a value: element bytes of tensors, string bytes, and
 /// 16 bytes per other scalar (for the large-value warning).
 fn value_bytes(v: &Value) -> u64 {
+    value_bytes_below(v, 0)
+}
+
+fn value_bytes_below(v: &Value, depth: usize) -> u64 {
+    if depth >= MAX_DEPTH {
+        return 0;
+    }
+    let value_bytes = |x: &Value| value_bytes_below(x, depth + 1);
+    let record_bytes = |r: &Record| {
+        r.fields().iter().fold(0u64, |acc, (k, x)| {
+            acc.saturating_add(k.len() as u64)
+                .saturating_add(value_bytes(x))
+        })
+    };
     match v {
         Value::String(s) => s.len() as u64,
         Value::Tensor(t) => (t.len() as u64).saturating_mul(8),
@@ -297,13 +373,6 @@ fn value_bytes(v: &Value) -> u64 {
         Value::MutableRef(r) => value_bytes(&read_ref(r)),
         _ => 16,
     }
-}
-
-fn record_bytes(r: &Record) -> u64 {
-    r.fields().iter().fold(0u64, |acc, (k, x)| {
-        acc.saturating_add(k.len() as u64)
-            .saturating_add(value_bytes(x))
-    })
 }
 
 fn version_bytes(v: &str) -> [u8; 16] {
@@ -411,7 +480,12 @@ pub fn save_environment(
                 });
                 continue;
             }
-            match saveable(value, name, &mut warnings) {
+            if has_reference_cycle(value, &mut Vec::new(), &mut HashSet::new(), 0) {
+                return Err(Error::CyclicReference {
+                    name: name.to_string(),
+                });
+            }
+            match saveable(value, name, &mut warnings, 0) {
                 Some(v) => {
                     if options.warn_large_values {
                         let bytes = value_bytes(&v);
@@ -465,9 +539,8 @@ pub fn save_environment(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".ach-tmp")
+    let prefix = format!(".{file_name}.");
+    let mut tmp = temp_builder(&prefix)
         .tempfile_in(dir)
         .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
 
@@ -490,12 +563,16 @@ pub fn save_environment(
     let write_time = started.elapsed();
 
     let started = Instant::now();
+    // Replacing a file keeps its permissions; set through the open handle,
+    // before the sync, so the mode is as durable as the bytes.
+    if let Ok(old) = std::fs::metadata(path) {
+        let _ = tmp.as_file().set_permissions(old.permissions());
+    }
     if options.durable {
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io("syncing", tmp.path(), e))?;
     }
-    set_permissions(tmp.path(), path);
     let persisted = if options.allow_overwrite {
         tmp.persist(path)
     } else {
@@ -510,8 +587,16 @@ pub fn save_environment(
             Error::io("renaming the new archive onto", path, e.error)
         }
     })?;
-    if options.durable {
-        sync_dir(dir)?;
+    // The new archive is in place now: a failure to sync the directory must
+    // not be reported as a failed save (the caller would believe the old
+    // file intact). It is a warning that the rename may not survive a crash.
+    if options.durable
+        && let Err(e) = sync_dir(dir)
+    {
+        warnings.push(format!(
+            "the archive was saved, but syncing its directory failed ({e}); \
+             after a crash the previous version might reappear"
+        ));
     }
     let sync_time = started.elapsed();
 
@@ -537,19 +622,18 @@ pub fn save_environment(
     })
 }
 
-/// New archives get the permissions of the file they replace, or the usual
-/// 0644 (the temporary file starts private).
-fn set_permissions(tmp: &Path, target: &Path) {
+/// The temporary file beside the target. On Unix it is created with mode
+/// 0666, which the process's umask narrows exactly as for any new file
+/// (tempfile's default, 0600, would make every archive private).
+fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix).suffix(".ach-tmp");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let perms = std::fs::metadata(target)
-            .map(|m| m.permissions())
-            .unwrap_or_else(|_| std::fs::Permissions::from_mode(0o644));
-        let _ = std::fs::set_permissions(tmp, perms);
+        b.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    #[cfg(not(unix))]
-    let _ = (tmp, target);
+    b
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -126,8 +126,13 @@ impl fmt::Display for VerifyReport {
 
 impl Archive {
     /// Opens the archive at `path`: reads its header, table of contents and
-    /// trailer, and maps the file the first time a blob is loaded (see
-    /// [`MemorySource::map_file`] for what mapping requires).
+    /// trailer, and maps the file the first time a blob is loaded.
+    ///
+    /// Loaded tensors borrow the mapping, so the file must not be modified
+    /// in place while they live (this crate's saves never do: they rename a
+    /// new file over the path). Another program truncating or rewriting the
+    /// file in place can make reads fault; for files on storage you do not
+    /// control, use [`Archive::open_copied`].
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
         Self::from_source(Arc::new(FileSource::open(path.as_ref())?))
     }
@@ -183,12 +188,6 @@ impl Archive {
                 flags: flags & !KNOWN_FLAGS,
             });
         }
-        if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
-            return Err(Error::ReservedNotZero {
-                field: "header",
-                offset: 0,
-            });
-        }
         if Codec::from_u8(header.default_codec).is_none() {
             return Err(Error::InvalidMetadata {
                 reason: "header names an unknown default codec",
@@ -202,6 +201,12 @@ impl Archive {
         if std::str::from_utf8(&version[..end]).is_err() || version[end..].iter().any(|&b| b != 0) {
             return Err(Error::InvalidMetadata {
                 reason: "runtime version is not NUL-padded UTF-8",
+            });
+        }
+        if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
+            return Err(Error::ReservedNotZero {
+                field: "header",
+                offset: 0,
             });
         }
         let toc_offset = header.toc_offset.get();
@@ -347,9 +352,12 @@ impl Archive {
     fn blob(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         let span = tag.payload_start() + e.stored_len.get();
+        // A source must return exactly what was asked; one that returns less
+        // (a short ranged read) is treated as truncation, never trusted.
         let blob = self
             .source
             .view(e.blob_offset.get(), span)
+            .filter(|b| b.len() as u64 == span)
             .ok_or_else(|| Error::toc("blob lies outside the file", 0))?;
         Ok((tag, blob))
     }
@@ -362,6 +370,7 @@ impl Archive {
                 self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64,
                 e.hash_count.get() as u64 * DIGEST_LEN as u64,
             )
+            .filter(|d| d.len() == found.len() * DIGEST_LEN)
             .ok_or_else(|| Error::toc("digests lie outside the file", 0))?;
         let expected = expected.as_slice().chunks_exact(DIGEST_LEN);
         for (k, (f, x)) in found.iter().zip(expected).enumerate() {
@@ -476,9 +485,12 @@ impl Archive {
                 pad_start = e.blob_offset.get() + blob.len() as u64;
                 self.check_digests(e, blob.as_slice())?;
                 match tag.element_size() {
-                    // Tensors are fully checked by their digests and frame.
-                    Some(_) => self.check_frame(e, tag, blob.as_slice()),
-                    None => self.load(e, false).map(drop),
+                    // Tensors are fully checked by their digests, frame and
+                    // codec (verify passing means every load works).
+                    Some(_) if e.codec == Codec::None as u8 => {
+                        self.check_frame(e, tag, blob.as_slice())
+                    }
+                    _ => self.load(e, false).map(drop),
                 }
             });
             if let Err(err) = outcome {

@@ -101,6 +101,19 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// Maps `file` read-only: the one place this crate maps files.
+fn map_read_only(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: `Mmap::map` is unsafe because the mapped file could be
+    // changed underneath us, which would change memory that Rust assumes
+    // immutable. We map read-only, never write through the map, and this
+    // crate replaces archives only by renaming a new file over the path,
+    // which leaves this mapping's file untouched. Modification in place by
+    // another program is outside what we can prevent; `Archive::open` and
+    // `MemorySource::map_file` document it, and `Archive::open_copied` is
+    // the copying alternative.
+    unsafe { Mmap::map(file) }
+}
+
 /// Reads below this size are served by `pread` until the file is mapped.
 const SMALL_READ: u64 = 1 << 20;
 
@@ -145,10 +158,7 @@ impl FileSource {
                 if self.len == 0 {
                     return None;
                 }
-                // SAFETY: see `MemorySource::map_file`, which states the
-                // invariant (no one modifies the file in place while it is
-                // mapped) and why this crate's own saves uphold it.
-                let map = unsafe { Mmap::map(&self.file) }.ok()?;
+                let map = map_read_only(&self.file).ok()?;
                 Some(Bytes::whole(Arc::new(map)))
             })
             .as_ref()
@@ -230,14 +240,7 @@ impl MemorySource {
             // simply too short, which the reader reports.
             return Ok(Self::from_vec(Vec::new()));
         }
-        // SAFETY: `Mmap::map` is unsafe because the mapped file could be
-        // changed underneath us, which would change memory that Rust assumes
-        // immutable. We map read-only, never write through the map, and this
-        // crate replaces archives only by renaming a new file over the path,
-        // which leaves this mapping's file untouched. Modification in place by
-        // another program is outside what we can prevent; it is documented
-        // above and in layout.md, with `read_file` as the copying alternative.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io("mapping", path, e))?;
+        let map = map_read_only(&file).map_err(|e| Error::io("mapping", path, e))?;
         Ok(MemorySource {
             bytes: Bytes::whole(Arc::new(map)),
         })

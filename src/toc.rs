@@ -238,6 +238,13 @@ impl TocView {
         &self.bytes.as_slice()[self.names_start..self.names_end]
     }
 
+    /// The entry's name as bytes, without re-checking UTF-8 (lookups).
+    fn name_bytes(&self, e: &RawEntry) -> &[u8] {
+        let start = e.name_offset.get() as usize;
+        let end = start + e.name_len.get() as usize;
+        self.names_pool().get(start..end).unwrap_or(&[])
+    }
+
     /// The entry's name (validated at parse time).
     pub(crate) fn name_of(&self, e: &RawEntry) -> &str {
         let start = e.name_offset.get() as usize;
@@ -263,7 +270,7 @@ impl TocView {
             .binary_search_by(|e| {
                 e.section
                     .cmp(&(section as u8))
-                    .then_with(|| self.name_of(e).as_bytes().cmp(name.as_bytes()))
+                    .then_with(|| self.name_bytes(e).cmp(name.as_bytes()))
             })
             .ok()
             .map(|i| &entries[i])

@@ -4,12 +4,14 @@
 //! NaN equals the same NaN payload and `-0.0` differs from `0.0`. That is the
 //! equality a round trip must keep.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
+use crate::layout::MAX_DEPTH;
 use crate::source::Bytes;
 
 /// A complex number, laid out as two little-endian f64s (`re`, `im`).
@@ -102,7 +104,8 @@ impl<T: Pod> Buffer<T> {
     /// True when `self` and `other` share the same storage (no copy between
     /// them).
     pub fn shares_storage_with(&self, other: &Self) -> bool {
-        std::ptr::eq(self.as_slice().as_ptr(), other.as_slice().as_ptr())
+        // Empty slices may share a dangling pointer without sharing storage.
+        !self.is_empty() && std::ptr::eq(self.as_slice().as_ptr(), other.as_slice().as_ptr())
     }
 
     /// Number of elements.
@@ -341,7 +344,7 @@ pub struct Edge {
 }
 
 /// A value of the Achronyme runtime.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Value {
     /// The absent value.
     Null,
@@ -382,14 +385,71 @@ impl Value {
 
     /// True when an archive can hold this value: it is not, and does not
     /// contain, a user lambda.
+    ///
+    /// Looks no deeper than archives may nest (a value nested deeper, or a
+    /// reference cycle, is refused by the save with [`Error::TooDeep`]), so
+    /// this never overflows the stack.
     pub fn is_saveable(&self) -> bool {
+        self.saveable_below(0)
+    }
+
+    fn saveable_below(&self, depth: usize) -> bool {
+        if depth >= MAX_DEPTH {
+            return true;
+        }
+        let deeper = |v: &Value| v.saveable_below(depth + 1);
         match self {
             Value::Function(Function::Lambda { .. }) => false,
-            Value::Vector(v) => v.iter().all(Value::is_saveable),
-            Value::Record(r) => r.fields().iter().all(|(_, v)| v.is_saveable()),
-            Value::Edge(e) => e.properties.fields().iter().all(|(_, v)| v.is_saveable()),
-            Value::MutableRef(r) => read_ref(r).is_saveable(),
+            Value::Vector(v) => v.iter().all(deeper),
+            Value::Record(r) => r.fields().iter().all(|(_, v)| deeper(v)),
+            Value::Edge(e) => e.properties.fields().iter().all(|(_, v)| deeper(v)),
+            Value::MutableRef(r) => deeper(&read_ref(r)),
             _ => true,
+        }
+    }
+}
+
+thread_local! {
+    /// The references the current comparison or formatting is inside of, by
+    /// address: references can form cycles, which must end somewhere.
+    static REF_PATH: RefCell<Vec<(usize, usize)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` inside the reference pair `key`, or returns `cycle()` when
+/// already inside it: a cycle is recognised the first time it closes, so
+/// even a cycle that branches costs time linear in its size.
+fn through_ref<T>(key: (usize, usize), cycle: impl FnOnce() -> T, f: impl FnOnce() -> T) -> T {
+    if REF_PATH.with(|p| p.borrow().contains(&key)) {
+        return cycle();
+    }
+    REF_PATH.with(|p| p.borrow_mut().push(key));
+    let out = f();
+    REF_PATH.with(|p| p.borrow_mut().pop());
+    out
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("Null"),
+            Value::Number(n) => f.debug_tuple("Number").field(n).finish(),
+            Value::Boolean(b) => f.debug_tuple("Boolean").field(b).finish(),
+            Value::String(s) => f.debug_tuple("String").field(s).finish(),
+            Value::Complex(c) => f.debug_tuple("Complex").field(c).finish(),
+            Value::Vector(v) => f.debug_tuple("Vector").field(v).finish(),
+            Value::Tensor(t) => f.debug_tuple("Tensor").field(t).finish(),
+            Value::ComplexTensor(t) => f.debug_tuple("ComplexTensor").field(t).finish(),
+            Value::Record(r) => f.debug_tuple("Record").field(r).finish(),
+            Value::Function(x) => f.debug_tuple("Function").field(x).finish(),
+            Value::Edge(e) => f.debug_tuple("Edge").field(e).finish(),
+            Value::MutableRef(r) => {
+                let key = (Arc::as_ptr(r) as usize, 0);
+                let inner = through_ref(key, || None, || Some(format!("{:?}", &*read_ref(r))));
+                match inner {
+                    Some(text) => write!(f, "MutableRef({text})"),
+                    None => f.write_str("MutableRef(<cycle>)"),
+                }
+            }
         }
     }
 }
@@ -415,7 +475,12 @@ impl PartialEq for Value {
             (Record(a), Record(b)) => a == b,
             (Function(a), Function(b)) => a == b,
             (Edge(a), Edge(b)) => a == b,
-            (MutableRef(a), MutableRef(b)) => Arc::ptr_eq(a, b) || *read_ref(a) == *read_ref(b),
+            // Two cycles compare equal when they unfold alike: a pair met
+            // again on the current path adds no difference.
+            (MutableRef(a), MutableRef(b)) => {
+                let key = (Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize);
+                Arc::ptr_eq(a, b) || through_ref(key, || true, || *read_ref(a) == *read_ref(b))
+            }
             _ => false,
         }
     }

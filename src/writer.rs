@@ -169,15 +169,15 @@ pub(crate) fn write_archive(
 
     // Hash pool, table of contents, trailer.
     let hashes_offset = sink.pos;
-    let pool: Vec<u8> = toc.digests.as_flattened().to_vec();
+    let pool: &[u8] = toc.digests.as_flattened();
     let tail = (|| -> io::Result<(u64, u64, RawTrailer, RawHeader)> {
-        sink.write_all(&pool)?;
+        sink.write_all(pool)?;
         sink.pad_to_align()?;
         let toc_offset = sink.pos;
         let toc_bytes = toc.finish(meta, hashes_offset);
         let raw_header = build_header(header, meta, items, toc_offset, toc_bytes.len() as u64);
         let toc_sha256 = crate::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
-        let closing_sha256 = hash::sha256(&[&toc_sha256, &pool]);
+        let closing_sha256 = hash::sha256(&[&toc_sha256, pool]);
         let trailer = RawTrailer {
             toc_sha256,
             closing_sha256,

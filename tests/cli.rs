@@ -131,3 +131,26 @@ fn demo_runs_end_to_end_on_a_small_workspace() {
     Archive::open(&kept).unwrap().verify().unwrap();
     assert_eq!(env_info(&kept).unwrap().entries.len(), 10);
 }
+
+/// Names and metadata come from untrusted files: control characters in them
+/// must not reach the terminal (they could retitle it or erase lines).
+#[test]
+fn control_characters_in_names_and_metadata_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esc.ach");
+    let mut env = Environment::new();
+    env.set(
+        "x\u{1b}]0;pwned\u{7}\u{1b}[2K\rinnocent",
+        Value::Number(1.0),
+    );
+    let opts = SaveOptions {
+        description: Some("line\u{1b}[31mred".into()),
+        ..Default::default()
+    };
+    save_environment(&env, &path, &opts).unwrap();
+    let out = ach(&["info", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!out.stdout.contains(&0x1b), "{}", text(&out.stdout));
+    assert!(!out.stdout.contains(&b'\r'));
+    assert!(text(&out.stdout).contains("\\u{1b}[31mred"));
+}
