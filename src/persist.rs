@@ -406,6 +406,7 @@ pub fn save_environment(
     options: &SaveOptions,
 ) -> Result<SaveReport> {
     let path = path.as_ref();
+    let save_started = SystemTime::now();
     if path.file_name().is_none() {
         // "" or "dir/..": nothing to rename onto; refuse before creating a
         // temporary file anywhere.
@@ -540,6 +541,12 @@ pub fn save_environment(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "archive".into());
     let prefix = format!(".{file_name}.");
+    let stale = remove_stale_temporaries(dir, &prefix, save_started);
+    if stale > 0 {
+        warnings.push(format!(
+            "removed {stale} temporary file(s) left beside {file_name:?} by an interrupted save"
+        ));
+    }
     let mut tmp = temp_builder(&prefix)
         .tempfile_in(dir)
         .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
@@ -552,6 +559,22 @@ pub fn save_environment(
     };
     let started = Instant::now();
     // On any error `tmp` is dropped here, which deletes the temporary file.
+    #[cfg(test)]
+    if let Some(ok_bytes) = tests::FAIL_WRITES_AFTER.get() {
+        let mut failing = tests::FailAfter {
+            inner: tmp.as_file_mut(),
+            left: ok_bytes,
+        };
+        writer::write_archive(
+            &mut failing,
+            path,
+            &planned,
+            &meta,
+            &header,
+            options.max_file_size,
+        )?;
+        unreachable!("the injected failure happens before the end");
+    }
     let bytes = writer::write_archive(
         tmp.as_file_mut(),
         path,
@@ -627,13 +650,60 @@ pub fn save_environment(
 /// (tempfile's default, 0600, would make every archive private).
 fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     let mut b = tempfile::Builder::new();
-    b.prefix(prefix).suffix(".ach-tmp");
+    b.prefix(prefix)
+        .rand_bytes(TEMP_RAND_LEN)
+        .suffix(TEMP_SUFFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         b.permissions(std::fs::Permissions::from_mode(0o666));
     }
     b
+}
+
+/// Temporary files are `.NAME.XXXXXX.ach-tmp` beside the target `NAME`,
+/// `XXXXXX` being six random ASCII letters and digits (layout.md §11).
+const TEMP_SUFFIX: &str = ".ach-tmp";
+const TEMP_RAND_LEN: usize = 6;
+
+/// Whether `file_name` is one of our temporary files for the target whose
+/// temporaries start with `prefix` (`.NAME.`).
+fn is_temporary_of(file_name: &str, prefix: &str) -> bool {
+    file_name
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+        .is_some_and(|mid| {
+            mid.len() == TEMP_RAND_LEN && mid.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+/// Removes the temporary files of this target left by saves that were
+/// killed (a crash, SIGKILL, power loss): those last modified before this
+/// save started. A save still running elsewhere keeps writing to its file,
+/// so its modification time is recent and it is left alone. Best effort:
+/// a file that cannot be listed or removed is skipped. Returns how many
+/// were removed.
+fn remove_stale_temporaries(dir: &Path, prefix: &str, save_started: SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !is_temporary_of(name, prefix) {
+            continue;
+        }
+        // symlink_metadata: never follow a link someone planted there.
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let stale = meta.is_file() && meta.modified().is_ok_and(|m| m < save_started);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -859,4 +929,167 @@ pub fn env_info(path: impl AsRef<Path>) -> Result<EnvInfo> {
 /// (spec 8.3 `env_load_var`).
 pub fn env_load_var(path: impl AsRef<Path>, name: &str) -> Result<Value> {
     Archive::open(path)?.get(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::fs::File;
+    use std::io::{self, Seek, SeekFrom, Write};
+
+    use super::*;
+    use crate::testdata;
+
+    thread_local! {
+        /// When set, the next saves on this thread write through a writer
+        /// that fails with "no space left on device" after this many bytes.
+        pub(super) static FAIL_WRITES_AFTER: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    /// A file that fills up: accepts `left` bytes, then fails like a full disk.
+    pub(super) struct FailAfter<'f> {
+        pub(super) inner: &'f mut File,
+        pub(super) left: u64,
+    }
+
+    impl Write for FailAfter<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(self.left as usize);
+            let n = self.inner.write(&buf[..n])?;
+            self.left -= n as u64;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    impl Seek for FailAfter<'_> {
+        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+            self.inner.seek(pos)
+        }
+    }
+
+    fn temporaries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(TEMP_SUFFIX))
+            .collect()
+    }
+
+    #[test]
+    fn a_write_error_mid_save_returns_the_error_and_leaves_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("work.ach");
+        let old = testdata::every_type();
+        save_environment(&old, &path, &SaveOptions::default()).unwrap();
+        let old_bytes = std::fs::read(&path).unwrap();
+
+        let new = testdata::many_small(200);
+        let overwrite = SaveOptions {
+            allow_overwrite: true,
+            ..SaveOptions::default()
+        };
+        // The new archive's size, written elsewhere, bounds where to fail.
+        let full = save_environment(&new, dir.path().join("probe.ach"), &overwrite)
+            .unwrap()
+            .bytes;
+        // Fail before the first byte, inside the header, inside blobs, in the
+        // table of contents and in the last bytes of the trailer.
+        for ok_bytes in [0, 1, 100, 4096, full / 2, full - 100, full - 1] {
+            FAIL_WRITES_AFTER.set(Some(ok_bytes));
+            let result = save_environment(&new, &path, &overwrite);
+            FAIL_WRITES_AFTER.set(None);
+            match result {
+                Err(Error::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
+                }
+                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "after {ok_bytes}");
+            assert_eq!(temporaries(dir.path()), Vec::<String>::new());
+        }
+        let mut restored = Environment::new();
+        restore_environment(&mut restored, &path, &RestoreOptions::default()).unwrap();
+        assert_eq!(restored, old);
+    }
+
+    #[test]
+    fn temporaries_are_recognised_by_their_exact_pattern() {
+        let p = ".work.ach.";
+        assert!(is_temporary_of(".work.ach.a1B2c3.ach-tmp", p));
+        assert!(!is_temporary_of(".work.ach.a1B2c.ach-tmp", p), "5 random");
+        assert!(!is_temporary_of(".work.ach.a1B2c3d.ach-tmp", p), "7 random");
+        assert!(!is_temporary_of(".work.ach.a1-2c3.ach-tmp", p), "not alnum");
+        assert!(
+            !is_temporary_of(".other.ach.a1B2c3.ach-tmp", p),
+            "other target"
+        );
+        assert!(!is_temporary_of(".work.ach.a1B2c3.ach", p), "other suffix");
+        assert!(!is_temporary_of("work.ach", p));
+    }
+
+    #[test]
+    fn the_next_save_removes_stale_temporaries_of_its_target_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("work.ach");
+        let stale = [".work.ach.AbC123.ach-tmp", ".work.ach.zzzzzz.ach-tmp"];
+        let kept = [
+            ".other.ach.AbC123.ach-tmp", // another target's
+            ".work.ach.AbC123.ach-tmp.keep",
+            ".work.ach.toolong7.ach-tmp",
+            "work.ach.AbC123.ach-tmp",
+        ];
+        for name in stale.iter().chain(&kept) {
+            std::fs::write(dir.path().join(name), b"half an archive").unwrap();
+        }
+        // A directory with a matching name is not a file we left: kept.
+        std::fs::create_dir(dir.path().join(".work.ach.dir123.ach-tmp")).unwrap();
+        let env = testdata::every_type();
+        let report = save_environment(&env, &path, &SaveOptions::default()).unwrap();
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("removed 2 temporary")),
+            "{:?}",
+            report.warnings
+        );
+        for name in stale {
+            assert!(!dir.path().join(name).exists(), "{name} was not removed");
+        }
+        for name in kept {
+            assert!(dir.path().join(name).exists(), "{name} was removed");
+        }
+        assert!(dir.path().join(".work.ach.dir123.ach-tmp").is_dir());
+        // Nothing stale the second time: no warning.
+        let again = SaveOptions {
+            allow_overwrite: true,
+            ..SaveOptions::default()
+        };
+        let report = save_environment(&env, &path, &again).unwrap();
+        assert!(!report.warnings.iter().any(|w| w.contains("temporary")));
+    }
+
+    #[test]
+    fn a_temporary_written_after_the_save_started_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = dir.path().join(".work.ach.Busy01.ach-tmp");
+        std::fs::write(&busy, b"another save, still writing").unwrap();
+        let modified = std::fs::metadata(&busy).unwrap().modified().unwrap();
+        // As if this save had started just before that file was last written.
+        let started = modified - Duration::from_secs(1);
+        assert_eq!(
+            remove_stale_temporaries(dir.path(), ".work.ach.", started),
+            0
+        );
+        assert!(busy.exists());
+        let later = modified + Duration::from_secs(1);
+        assert_eq!(remove_stale_temporaries(dir.path(), ".work.ach.", later), 1);
+        assert!(!busy.exists());
+    }
 }

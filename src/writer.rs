@@ -7,7 +7,6 @@
 //! written from the tensor's own slice; large ones are hashed on every core
 //! while this thread writes them.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -133,9 +132,9 @@ impl Write for Counter {
 }
 
 /// Writes a whole archive to `file` (positioned anywhere; it is rewound).
-/// Returns the archive's length.
-pub(crate) fn write_archive(
-    file: &mut File,
+/// Returns the archive's length. Generic so tests can inject I/O errors.
+pub(crate) fn write_archive<F: Write + Seek>(
+    file: &mut F,
     path: &Path,
     items: &[Planned<'_>],
     meta: &Metadata,
