@@ -90,6 +90,34 @@ pub use snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
 pub use source::{Bytes, FileSource, MemorySource, Source};
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 
+/// Entry points for the fuzz targets in `fuzz/` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes `bytes` as one tagged value (the private value decoder).
+    /// When it decodes, the value is encoded again and that encoding must
+    /// decode too: a value the reader accepts must be one the writer can
+    /// write. Returns whether `bytes` decoded.
+    pub fn decode_value(bytes: &[u8]) -> bool {
+        let Ok(v) = crate::encoding::decode_exact(bytes) else {
+            return false;
+        };
+        let mut again = Vec::new();
+        crate::encoding::encode(&mut again, &v, 0).expect("a decoded value encodes");
+        assert!(
+            crate::encoding::decode_exact(&again).is_ok(),
+            "a re-encoded value decodes"
+        );
+        true
+    }
+
+    /// Encodes `v` as the value decoder reads it, for seeding the corpus.
+    pub fn encode_value(v: &crate::Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::encoding::encode(&mut out, v, 0).expect("an in-memory encoding succeeds");
+        out
+    }
+}
+
 /// The README's examples, run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

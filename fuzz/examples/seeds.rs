@@ -1,0 +1,43 @@
+//! Writes seed inputs for both targets from the crate's deterministic test
+//! data: `cargo run --example seeds -- corpus` (fills corpus/archive and
+//! corpus/value).
+
+use std::path::PathBuf;
+
+use achronyme_env::{Environment, SaveOptions, Value, save_environment, testdata};
+
+fn main() {
+    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
+    let archives = out.join("archive");
+    let values = out.join("value");
+    std::fs::create_dir_all(&archives).unwrap();
+    std::fs::create_dir_all(&values).unwrap();
+    let dir = tempfile_dir();
+    let envs: Vec<(&str, Environment)> = vec![
+        ("every_type", testdata::every_type()),
+        ("many_small", testdata::many_small(8)),
+        (
+            "tensor",
+            testdata::tensor_workspace(testdata::normal_tensor(3, 4, 1)),
+        ),
+        ("empty", Environment::new()),
+    ];
+    for (name, env) in &envs {
+        let path = dir.join(format!("{name}.ach"));
+        save_environment(env, &path, &SaveOptions::default()).unwrap();
+        std::fs::copy(&path, archives.join(name)).unwrap();
+        for (binding, v) in env.iter() {
+            if !matches!(v, Value::Tensor(_) | Value::ComplexTensor(_)) {
+                let bytes = achronyme_env::fuzzing::encode_value(v);
+                std::fs::write(values.join(format!("{name}_{binding}")), bytes).unwrap();
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ach-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
