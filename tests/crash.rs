@@ -55,7 +55,12 @@ fn child_process_save() {
         return;
     };
     let g = std::env::var(CHILD_GENERATION).unwrap().parse().unwrap();
-    save_environment(&generation(g), PathBuf::from(path), &overwrite()).unwrap();
+    // Durable, as users save: the kills also land in the fsyncs.
+    let options = SaveOptions {
+        allow_overwrite: true,
+        ..SaveOptions::default()
+    };
+    save_environment(&generation(g), PathBuf::from(path), &options).unwrap();
 }
 
 /// Whether `name` looks like a temporary file of the target `file_name`:
@@ -105,9 +110,14 @@ enum End {
 }
 
 /// Starts a child that saves generation `g` over `path`, and SIGKILLs it as
-/// soon as its temporary file holds `kill_at` bytes or more (0: at once).
-/// A child that finishes first is left to finish.
-fn save_and_kill(path: &Path, g: u32, kill_at: u64) -> End {
+/// soon as its temporary file holds `kill_at` bytes or more (0: at once);
+/// with `kill_at` past the archive's size, as soon as its temporary file has
+/// been renamed (the save is then syncing the directory or returning). A
+/// child that finishes first is left to finish.
+fn save_and_kill(path: &Path, g: u32, kill_at: u64, full: u64) -> End {
+    let dir = path.parent().unwrap();
+    // Temporaries left by earlier kills are not this child's.
+    let earlier = temporaries(dir);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_process_save", "--test-threads=1"])
         .env(CHILD_SAVE_TO, path)
@@ -116,18 +126,27 @@ fn save_and_kill(path: &Path, g: u32, kill_at: u64) -> End {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let dir = path.parent().unwrap();
+    let mut seen = false;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "the child's save failed: {status}");
             return End::Finished;
         }
-        let written = temporaries(dir)
+        let own: Vec<u64> = temporaries(dir)
             .iter()
+            .filter(|t| !earlier.contains(t))
             .filter_map(|t| std::fs::metadata(t).ok())
             .map(|m| m.len())
-            .max();
-        if kill_at == 0 || written.is_some_and(|w| w >= kill_at) {
+            .collect();
+        let renamed = seen && own.is_empty();
+        seen |= !own.is_empty();
+        let written = own.iter().max().copied().unwrap_or(0);
+        let now = if kill_at > full {
+            renamed
+        } else {
+            kill_at == 0 || written >= kill_at
+        };
+        if now {
             child.kill().unwrap(); // SIGKILL on Unix
             child.wait().unwrap();
             return End::Killed;
@@ -159,10 +178,10 @@ fn kill_saves_at_random_moments(kills: usize, seed: u64) -> Survived {
     let mut g = current;
     while survived.kills < kills {
         g += 1;
-        // Anywhere from before the temporary file exists to after its last
-        // byte (header rewrite, rename).
-        let kill_at = rng.next_u64() % (full + full / 16);
-        let end = save_and_kill(&path, g, kill_at);
+        // Anywhere from before the temporary file exists to its last byte,
+        // and one kill in eight just after the rename.
+        let kill_at = rng.next_u64() % (full + full / 8);
+        let end = save_and_kill(&path, g, kill_at, full);
         let found = verified_generation(&path);
         match end {
             End::Finished => assert_eq!(found, g, "a finished save is in place"),
@@ -272,7 +291,7 @@ fn an_archive_opened_before_a_replace_by_another_process_reads_the_old_file() {
     let path = dir.path().join("work.ach");
     save_environment(&generation(1), &path, &fast()).unwrap();
     let archive = Archive::open(&path).unwrap();
-    assert_matches!(save_and_kill(&path, 2, u64::MAX), End::Finished);
+    assert_matches!(save_and_kill(&path, 2, u64::MAX, u64::MAX), End::Finished);
     assert_eq!(verified_generation(&path), 2);
     let Value::Tensor(t) = archive.get("t0").unwrap() else {
         panic!("t0 is not a tensor")
