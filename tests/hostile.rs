@@ -398,3 +398,55 @@ fn a_nested_empty_tensor_with_large_dimensions_round_trips() {
     let t = ComplexTensor::new(vec![1 << 62, 0, 7], vec![]).unwrap();
     saved_or_refused("v", Value::Vector(vec![Value::ComplexTensor(t)]), true);
 }
+
+/// Every input of a checked-in fuzz corpus (`fuzz/corpus/<target>`).
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_fuzz_corpora_replay_without_panics() {
+    // The inputs the fuzzers kept (one per behaviour they reached), run
+    // through what the fuzz targets do, in every CI run.
+    let inputs = corpus("archive");
+    let mut opened = 0;
+    for bytes in &inputs {
+        let Ok(archive) = Archive::from_bytes(bytes.clone()) else {
+            continue;
+        };
+        opened += 1;
+        let info = archive.info();
+        assert_eq!(
+            info.entries.len() as u64,
+            info.num_bindings + info.num_constants
+        );
+        for e in info.entries.iter() {
+            for verify_checksum in [true, false] {
+                let _ = archive.get_with(e.section, &e.name, LoadOptions { verify_checksum });
+            }
+        }
+        let _ = archive.verify_report();
+    }
+    assert!(
+        inputs.len() > 100 && opened > 0,
+        "{opened} of {}",
+        inputs.len()
+    );
+
+    let values = corpus("value");
+    let decoded = values
+        .iter()
+        .filter(|b| achronyme_env::fuzzing::decode_value(b))
+        .count();
+    assert!(
+        values.len() > 100 && decoded > 0,
+        "{decoded} of {}",
+        values.len()
+    );
+}
