@@ -110,6 +110,33 @@ pub mod fuzzing {
         true
     }
 
+    /// What the archive fuzz targets do with their input: open it, read the
+    /// summary, every name and entry, load every binding and constant with
+    /// and without checksums, and verify. Returns whether it opened.
+    pub fn exercise_archive(bytes: Vec<u8>) -> bool {
+        use crate::{Archive, LoadOptions, Section};
+        let Ok(archive) = Archive::from_bytes(bytes) else {
+            return false;
+        };
+        let info = archive.info();
+        let _ = info.bindings.iter().map(String::len).sum::<usize>();
+        let _ = info.entries.iter().map(|e| e.name.len()).sum::<usize>();
+        let _ = format!("{info:?}");
+        for section in [Section::Bindings, Section::Constants] {
+            let names: Vec<String> = archive.names(section).map(str::to_string).collect();
+            for name in &names {
+                for verify_checksum in [true, false] {
+                    let opts = LoadOptions { verify_checksum };
+                    if let Ok(v) = archive.get_with(section, name, opts) {
+                        let _ = format!("{v:?}");
+                    }
+                }
+            }
+        }
+        let _ = archive.verify_report().to_string();
+        true
+    }
+
     /// Encodes `v` as the value decoder reads it, for seeding the corpus.
     pub fn encode_value(v: &crate::Value) -> Vec<u8> {
         let mut out = Vec::new();

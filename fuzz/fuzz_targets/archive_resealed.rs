@@ -8,7 +8,6 @@
 
 use achronyme_env::hash::sha256;
 use achronyme_env::layout::{RawHeader, RawTocHeader, TOC_CHUNK_LOG2};
-use achronyme_env::{Archive, LoadOptions, Section};
 use libfuzzer_sys::fuzz_target;
 use zerocopy::FromBytes;
 
@@ -41,22 +40,5 @@ fn reseal(bytes: &mut [u8]) -> Option<()> {
 fuzz_target!(|data: &[u8]| {
     let mut bytes = data.to_vec();
     let _ = reseal(&mut bytes);
-    let Ok(archive) = Archive::from_bytes(bytes) else {
-        return;
-    };
-    let info = archive.info();
-    let _ = info.entries.iter().map(|e| e.name.len()).sum::<usize>();
-    let _ = format!("{info:?}");
-    for section in [Section::Bindings, Section::Constants] {
-        let names: Vec<String> = archive.names(section).map(str::to_string).collect();
-        for name in &names {
-            for verify_checksum in [true, false] {
-                let opts = LoadOptions { verify_checksum };
-                if let Ok(v) = archive.get_with(section, name, opts) {
-                    let _ = format!("{v:?}");
-                }
-            }
-        }
-    }
-    let _ = archive.verify_report().to_string();
+    achronyme_env::fuzzing::exercise_archive(bytes);
 });
