@@ -180,15 +180,19 @@ pub enum Error {
         limit: usize,
     },
 
-    /// The codec named by an entry is not supported by this build.
+    /// A compressed chunk does not decompress to exactly its declared
+    /// bytes (its digest matched, or checksums were skipped).
     #[error(
-        "binding {name:?} uses codec {codec} which this build cannot decode; upgrade achronyme-env"
+        "binding {name:?} is damaged: compressed chunk {chunk} does not decompress ({reason}); \
+         other bindings may still load, restore this one from a backup"
     )]
-    UnsupportedCodec {
+    CorruptChunk {
         /// Binding name.
         name: String,
-        /// Codec byte.
-        codec: u8,
+        /// Chunk index within the blob.
+        chunk: u64,
+        /// What the decompressor reported.
+        reason: String,
     },
 
     /// A name asked for is not in the archive.

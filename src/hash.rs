@@ -30,7 +30,7 @@ pub fn chunk_count(len: u64, chunk: u64) -> u64 {
     len.div_ceil(chunk).max(1)
 }
 
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

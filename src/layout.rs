@@ -13,8 +13,12 @@ use crate::value::{Function, Value};
 pub const MAGIC: [u8; 4] = *b"ACH\0";
 /// Format major version written and read by this build.
 pub const FORMAT_VERSION_MAJOR: u16 = 1;
-/// Format minor version written by this build.
+/// Format minor version written by this build for archives with no
+/// compressed blob: byte for byte what a 1.0 reader reads.
 pub const FORMAT_VERSION_MINOR: u16 = 0;
+/// Format minor version of archives with compressed blobs (1.1 adds
+/// compressed payloads, layout.md section 3.4).
+pub const FORMAT_VERSION_MINOR_COMPRESSED: u16 = 1;
 /// Every blob, the hash pool and the table of contents start on a multiple of
 /// this many bytes.
 pub const ALIGN: u64 = 64;
@@ -100,8 +104,11 @@ pub struct RawTocHeader {
     pub hash_count: U64,
     /// log2 of the hash chunk size.
     pub hash_chunk_log2: U32,
+    /// log2 of the raw bytes per chunk of a compressed payload; 0 when no
+    /// blob is compressed.
+    pub codec_chunk_log2: u8,
     /// Zero.
-    pub reserved: [u8; 4],
+    pub reserved: [u8; 3],
 }
 
 /// Magic of the table of contents.
@@ -159,6 +166,20 @@ pub struct RawFrame {
     pub stored_len: U64,
 }
 
+/// One record of a compressed payload's chunk table (16 bytes).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawChunk {
+    /// Bytes of this chunk as stored.
+    pub stored_len: U64,
+    /// Codec of this chunk: the blob's codec, or 0 (stored raw).
+    pub codec: u8,
+    /// Filter applied before the codec (0 when stored raw).
+    pub filter: u8,
+    /// Zero.
+    pub reserved: [u8; 6],
+}
+
 /// Magic of a blob frame.
 pub const FRAME_MAGIC: [u8; 2] = *b"BL";
 
@@ -179,6 +200,7 @@ const _: () = assert!(size_of::<RawTocHeader>() == 64);
 const _: () = assert!(size_of::<RawEntry>() == 56);
 const _: () = assert!(size_of::<RawFrame>() == 16);
 const _: () = assert!(size_of::<RawTrailer>() == 64);
+const _: () = assert!(size_of::<RawChunk>() == 16);
 
 /// Header size.
 pub const HEADER_LEN: u64 = 64;
@@ -336,9 +358,9 @@ impl Section {
 pub enum Codec {
     /// Stored as is (mappable).
     None = 0,
-    /// Zstandard (reserved; written by a later version).
+    /// Zstandard (format 1.1).
     Zstd = 1,
-    /// LZ4 (reserved; written by a later version).
+    /// LZ4 block format (format 1.1).
     Lz4 = 2,
 }
 

@@ -57,6 +57,7 @@ compile_error!(
 );
 
 pub mod builtins;
+mod compress;
 mod encoding;
 pub mod environment;
 pub mod error;

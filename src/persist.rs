@@ -13,11 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::compress::Settings;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::filter::NameFilter;
 use crate::info::EnvInfo;
-use crate::layout::{MAX_DEPTH, MAX_NAME_LEN, Section};
+use crate::layout::{Codec, MAX_DEPTH, MAX_NAME_LEN, Section};
 use crate::metadata::Metadata;
 use crate::reader::{Archive, LoadOptions};
 use crate::value::{Edge, Function, Record, Value, read_ref};
@@ -33,10 +34,11 @@ pub const LARGE_VALUE_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Options of `save_env` (spec 3.1, 7.3).
 ///
-/// Compression (`compress`, `compression_level`) is accepted, validated and
-/// recorded in the [`SaveReport`], but format v1 stores every blob raw (so
-/// that every tensor stays mappable) until the compression issue lands; see
-/// `layout.md`.
+/// Compression is on by default (zstd level 3, as in the spec), per blob:
+/// float tensors go through a shuffle or delta filter chosen on a sample, large
+/// payloads are compressed in 4 MiB chunks on every core, and a blob or chunk
+/// whose compression saves less than an eighth is stored raw, so a tensor
+/// of noise stays mappable and loads as a view. See `layout.md` 3.4.
 #[derive(Clone, Debug)]
 pub struct SaveOptions {
     /// Save the constants section (default true).
@@ -56,12 +58,18 @@ pub struct SaveOptions {
     pub include_only: Option<Vec<String>>,
     /// Skip names matching any of these glob patterns.
     pub exclude: Vec<String>,
-    /// Ask for compression (default true, as in the spec). Recorded in the
-    /// report; format v1 writes raw blobs.
+    /// Compress blobs where it pays (default true, as in the spec).
     pub compress: bool,
-    /// Zstandard level, 1 to 22 (default 3); out of range is
-    /// [`Error::InvalidOption`] even when `compress` is false.
+    /// Zstandard level, 1 to 22 (default 3; 9 packs tighter and saves
+    /// slower); out of range is [`Error::InvalidOption`] even when
+    /// `compress` is false. LZ4 has no levels and ignores it.
     pub compression_level: i32,
+    /// Codec used when `compress` is on (default [`Codec::Zstd`]; LZ4
+    /// trades ratio for speed; [`Codec::None`] is `compress: false`).
+    pub codec: Codec,
+    /// Try the float filters (byte shuffle, delta coding) on tensors before
+    /// the codec (default true). Off, tensors are compressed as plain bytes.
+    pub filters: bool,
     /// Description stored in the metadata.
     pub description: Option<String>,
     /// Tags stored in the metadata.
@@ -100,6 +108,8 @@ impl Default for SaveOptions {
             exclude: Vec::new(),
             compress: true,
             compression_level: 3,
+            codec: Codec::Zstd,
+            filters: true,
             description: None,
             tags: Vec::new(),
             custom: Vec::new(),
@@ -144,8 +154,9 @@ pub struct SaveReport {
     /// Warnings for the user (lambdas skipped, record fields dropped, large
     /// values, `include_only` names not found).
     pub warnings: Vec<String>,
-    /// The compression level asked for (`Some` when `compress` was on). v1
-    /// stores every blob raw whatever is asked.
+    /// The compression level asked for (`Some` when `compress` was on).
+    /// Blobs where compression does not pay are stored raw whatever is
+    /// asked; [`Archive::info`](crate::Archive::info) tells which.
     pub compression_requested: Option<i32>,
     /// Time spent writing and hashing.
     pub write_time: Duration,
@@ -557,6 +568,11 @@ pub fn save_environment(
             .map_or(0, |d| d.as_secs()),
         achronyme_version: version_bytes(&options.achronyme_version),
     };
+    let compression = (options.compress && options.codec != Codec::None).then_some(Settings {
+        codec: options.codec,
+        level: options.compression_level,
+        filters: options.filters,
+    });
     let started = Instant::now();
     // On any error `tmp` is dropped here, which deletes the temporary file.
     #[cfg(test)]
@@ -572,6 +588,7 @@ pub fn save_environment(
             &meta,
             &header,
             options.max_file_size,
+            compression,
         )?;
         unreachable!("the injected failure happens before the end");
     }
@@ -582,6 +599,7 @@ pub fn save_environment(
         &meta,
         &header,
         options.max_file_size,
+        compression,
     )?;
     let write_time = started.elapsed();
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::compress;
 use crate::encoding::{self, DecodeError};
 use crate::error::{Error, Result};
 use crate::hash;
@@ -21,7 +22,7 @@ use crate::layout::*;
 use crate::metadata::{Metadata, iso8601};
 use crate::source::{Bytes, FileSource, MemorySource, Source};
 use crate::toc::{TocView, toc_digest_from_chunks};
-use crate::value::{Buffer, ComplexTensor, Tensor, Value};
+use crate::value::{Buffer, Complex, ComplexTensor, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
 /// validated table of contents.
@@ -51,6 +52,7 @@ pub struct Archive {
     hashes_offset: u64,
     hash_count: u64,
     chunk: u64,
+    codec_chunk: u64,
     metadata: Arc<Metadata>,
     counts: [u64; 3],
     compressed: bool,
@@ -257,6 +259,7 @@ impl Archive {
             hashes_offset: facts.hashes_offset,
             hash_count: facts.hash_count,
             chunk: facts.chunk,
+            codec_chunk: facts.codec_chunk,
             metadata: Arc::new(facts.metadata),
             counts: facts.counts,
             compressed: facts.compressed,
@@ -364,14 +367,10 @@ impl Archive {
 
     fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
         let found = hash::chunk_digests(&[], blob, self.chunk as usize);
-        let expected = self
-            .source
-            .read(
-                self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64,
-                e.hash_count.get() as u64 * DIGEST_LEN as u64,
-            )
-            .filter(|d| d.len() == found.len() * DIGEST_LEN)
-            .ok_or_else(|| Error::toc("digests lie outside the file", 0))?;
+        let expected = self.digests_of(e)?;
+        if expected.len() != found.len() * DIGEST_LEN {
+            return Err(Error::toc("digests do not match the blob's length", 0));
+        }
         let expected = expected.as_slice().chunks_exact(DIGEST_LEN);
         for (k, (f, x)) in found.iter().zip(expected).enumerate() {
             if f.as_slice() != x {
@@ -386,55 +385,223 @@ impl Archive {
     }
 
     fn load(&self, e: &RawEntry, verify: bool) -> Result<Value> {
-        let name = self.toc.name_of(e);
         let (tag, blob) = self.blob(e)?;
+        if e.codec != Codec::None as u8 {
+            return self.load_packed(e, tag, blob.as_slice(), verify);
+        }
         if verify {
             self.check_digests(e, blob.as_slice())?;
         }
         self.check_frame(e, tag, blob.as_slice())?;
-        let codec = Codec::from_u8(e.codec).expect("validated");
-        if codec != Codec::None {
-            return Err(Error::UnsupportedCodec {
-                name: name.to_string(),
-                codec: e.codec,
-            });
-        }
         let start = tag.payload_start();
         let payload = blob
             .slice(start, e.stored_len.get())
             .expect("blob spans the payload");
-        let shape = || -> Vec<usize> {
-            self.toc
-                .shape_of(e)
-                .iter()
-                .map(|d| d.get() as usize)
-                .collect()
-        };
-        let invalid = |reason: &str| Error::InvalidValue {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        };
         match tag {
-            Tag::Tensor => Tensor::from_buffer(shape(), view_or_copy(payload))
-                .map(Value::Tensor)
-                .map_err(|_| invalid("shape")),
-            Tag::ComplexTensor => ComplexTensor::from_buffer(shape(), view_or_copy(payload))
-                .map(Value::ComplexTensor)
-                .map_err(|_| invalid("shape")),
+            Tag::Tensor => self.tensor(e, view_or_copy(payload)),
+            Tag::ComplexTensor => self.complex_tensor(e, view_or_copy(payload)),
+            _ => self.decode(e, tag, payload.as_slice()),
+        }
+    }
+
+    fn shape(&self, e: &RawEntry) -> Vec<usize> {
+        self.toc
+            .shape_of(e)
+            .iter()
+            .map(|d| d.get() as usize)
+            .collect()
+    }
+
+    fn invalid(&self, e: &RawEntry, reason: &str) -> Error {
+        Error::InvalidValue {
+            name: self.toc.name_of(e).to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn tensor(&self, e: &RawEntry, data: Buffer<f64>) -> Result<Value> {
+        Tensor::from_buffer(self.shape(e), data)
+            .map(Value::Tensor)
+            .map_err(|_| self.invalid(e, "shape"))
+    }
+
+    fn complex_tensor(&self, e: &RawEntry, data: Buffer<Complex>) -> Result<Value> {
+        ComplexTensor::from_buffer(self.shape(e), data)
+            .map(Value::ComplexTensor)
+            .map_err(|_| self.invalid(e, "shape"))
+    }
+
+    /// Decodes an encoded (non-tensor) payload.
+    fn decode(&self, e: &RawEntry, tag: Tag, payload: &[u8]) -> Result<Value> {
+        let v = encoding::decode_exact(payload).map_err(|err| match err {
+            DecodeError::TooDeep => Error::TooDeep {
+                name: self.toc.name_of(e).to_string(),
+                limit: MAX_DEPTH,
+            },
+            DecodeError::Invalid(reason) => self.invalid(e, reason),
+        })?;
+        if Tag::of(&v) != tag {
+            return Err(self.invalid(e, "value's type differs from its table entry"));
+        }
+        Ok(v)
+    }
+
+    /// Loads a compressed blob: decompresses it, chunks on every core, into
+    /// a buffer of exactly its raw length.
+    fn load_packed(&self, e: &RawEntry, tag: Tag, blob: &[u8], verify: bool) -> Result<Value> {
+        let raw_len = e.raw_len.get() as usize;
+        match tag {
+            Tag::Tensor => {
+                let mut v = vec![0f64; raw_len / 8];
+                self.unpack(e, tag, blob, verify, Some(bytemuck::cast_slice_mut(&mut v)))?;
+                self.tensor(e, Buffer::from_vec(v))
+            }
+            Tag::ComplexTensor => {
+                let mut v = vec![Complex::default(); raw_len / 16];
+                self.unpack(e, tag, blob, verify, Some(bytemuck::cast_slice_mut(&mut v)))?;
+                self.complex_tensor(e, Buffer::from_vec(v))
+            }
             _ => {
-                let v = encoding::decode_exact(payload.as_slice()).map_err(|err| match err {
-                    DecodeError::TooDeep => Error::TooDeep {
-                        name: name.to_string(),
-                        limit: MAX_DEPTH,
-                    },
-                    DecodeError::Invalid(reason) => invalid(reason),
-                })?;
-                if Tag::of(&v) != tag {
-                    return Err(invalid("value's type differs from its table entry"));
-                }
-                Ok(v)
+                let mut v = vec![0u8; raw_len];
+                self.unpack(e, tag, blob, verify, Some(&mut v))?;
+                self.decode(e, tag, &v)
             }
         }
+    }
+
+    /// Checks and decompresses a compressed blob into `out` (its raw
+    /// length), or into a scratch buffer per core when `out` is None
+    /// (verification). With `verify`, each digest is checked before the
+    /// bytes it covers are decompressed.
+    fn unpack(
+        &self,
+        e: &RawEntry,
+        tag: Tag,
+        blob: &[u8],
+        verify: bool,
+        out: Option<&mut [u8]>,
+    ) -> Result<()> {
+        let name = || self.toc.name_of(e).to_string();
+        let start = tag.payload_start() as usize;
+        let n = compress::chunk_count(e.raw_len.get(), self.codec_chunk) as usize;
+        let head_end = start + n * size_of::<RawChunk>();
+        let expected = if verify {
+            Some(self.digests_of(e)?)
+        } else {
+            None
+        };
+        let expected = expected.as_ref().map(|d| d.as_slice());
+        let head = blob.get(..head_end).ok_or_else(|| Error::InvalidFrame {
+            name: name(),
+            offset: e.blob_offset.get(),
+            reason: "blob is shorter than its chunk table",
+        })?;
+        if let Some(x) = expected
+            && compress::digest(head) != x[..DIGEST_LEN]
+        {
+            return Err(Error::ChecksumMismatch {
+                name: name(),
+                chunk: 0,
+                offset: e.blob_offset.get(),
+            });
+        }
+        self.check_frame(e, tag, blob)?;
+        let codec = Codec::from_u8(e.codec).expect("validated");
+        let payload = &blob[start..];
+        let chunks = compress::parse_table(
+            payload,
+            codec,
+            e.raw_len.get(),
+            self.codec_chunk,
+            tag.element_size().is_some(),
+        )
+        .map_err(|reason| Error::InvalidFrame {
+            name: name(),
+            offset: e.blob_offset.get(),
+            reason,
+        })?;
+        let lag = if tag == Tag::ComplexTensor { 2 } else { 1 };
+        let chunk = self.codec_chunk as usize;
+        let raw_len = e.raw_len.get() as usize;
+        let payload_offset = e.blob_offset.get() + start as u64;
+        // One job per chunk: its table record, index, and output slice.
+        let mut outs: Vec<Option<&mut [u8]>> = match out {
+            Some(out) => out.chunks_mut(chunk).map(Some).collect(),
+            None => (0..n).map(|_| None).collect(),
+        };
+        let jobs: Vec<(usize, &compress::ChunkRef, Option<&mut [u8]>)> = chunks
+            .iter()
+            .zip(outs.iter_mut())
+            .enumerate()
+            .map(|(k, (c, o))| (k, c, o.take()))
+            .collect();
+        let run = |group: Vec<(usize, &compress::ChunkRef, Option<&mut [u8]>)>| -> Result<()> {
+            compress::with_unpacker(|unpacker| {
+                let mut scratch = Vec::new();
+                for (k, c, o) in group {
+                    let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
+                    if let Some(x) = expected {
+                        let at = (k + 1) * DIGEST_LEN;
+                        if compress::digest(stored) != x[at..at + DIGEST_LEN] {
+                            return Err(Error::ChecksumMismatch {
+                                name: name(),
+                                chunk: k as u64 + 1,
+                                offset: payload_offset + c.stored_at as u64,
+                            });
+                        }
+                    }
+                    let o = match o {
+                        Some(o) => o,
+                        None => {
+                            scratch.resize(raw_len.saturating_sub(k * chunk).min(chunk), 0);
+                            &mut scratch[..]
+                        }
+                    };
+                    unpacker
+                        .chunk(c, lag, stored, o)
+                        .map_err(|reason| Error::CorruptChunk {
+                            name: name(),
+                            chunk: k as u64,
+                            reason,
+                        })?;
+                }
+                Ok(())
+            })
+        };
+        let threads = hash::threads().min(n);
+        if threads <= 1 {
+            return run(jobs);
+        }
+        let per = n.div_ceil(threads);
+        let mut groups = Vec::with_capacity(threads);
+        let mut jobs = jobs.into_iter();
+        loop {
+            let g: Vec<_> = jobs.by_ref().take(per).collect();
+            if g.is_empty() {
+                break;
+            }
+            groups.push(g);
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = groups.into_iter().map(|g| s.spawn(|| run(g))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("decompression threads do not panic"))
+                .collect::<Result<Vec<()>>>()
+        })
+        .map(drop)
+    }
+
+    /// The blob's expected digests, from the hash pool.
+    fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
+        let len = e.hash_count.get() as u64 * DIGEST_LEN as u64;
+        self.source
+            .read(
+                self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64,
+                len,
+            )
+            .filter(|d| d.len() as u64 == len)
+            .ok_or_else(|| Error::toc("digests lie outside the file", 0))
     }
 
     fn check_frame(&self, e: &RawEntry, tag: Tag, blob: &[u8]) -> Result<()> {
@@ -483,6 +650,14 @@ impl Archive {
             let outcome = self.blob(e).and_then(|(tag, blob)| {
                 report.bytes_hashed += blob.len() as u64;
                 pad_start = e.blob_offset.get() + blob.len() as u64;
+                if e.codec != Codec::None as u8 {
+                    // Every digest, the table, and each chunk decompressed
+                    // to exactly its size; non-tensors decoded as well.
+                    return match tag.element_size() {
+                        Some(_) => self.unpack(e, tag, blob.as_slice(), true, None),
+                        None => self.load(e, true).map(drop),
+                    };
+                }
                 self.check_digests(e, blob.as_slice())?;
                 match tag.element_size() {
                     // Tensors are fully checked by their digests, frame and

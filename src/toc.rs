@@ -25,6 +25,8 @@ pub(crate) struct TocFacts {
     pub hashes_offset: u64,
     pub hash_count: u64,
     pub chunk: u64,
+    /// Raw bytes per chunk of a compressed payload (0: none compressed).
+    pub codec_chunk: u64,
     pub metadata: Metadata,
     /// Entries per section (bindings, constants, functions).
     pub counts: [u64; 3],
@@ -43,7 +45,7 @@ impl TocView {
         if th.entry_size.get() as u64 != ENTRY_LEN {
             return Err(Error::toc("entry size is not 56", 0));
         }
-        if th.reserved != [0; 4] {
+        if th.reserved != [0; 3] {
             return Err(Error::ReservedNotZero {
                 field: "table of contents header",
                 offset: toc_offset,
@@ -83,6 +85,16 @@ impl TocView {
             hashes_offset: th.hashes_offset.get(),
             hash_count: th.hash_count.get(),
             chunk: 1u64 << log2,
+            codec_chunk: match th.codec_chunk_log2 {
+                0 => 0,
+                l if crate::compress::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
+                _ => {
+                    return Err(Error::toc(
+                        "compressed chunk size is outside 64 KiB..64 MiB",
+                        0,
+                    ));
+                }
+            },
             metadata,
             counts: [0; 3],
             compressed: false,
@@ -145,6 +157,23 @@ impl TocView {
             if codec == Codec::None && e.stored_len.get() != e.raw_len.get() {
                 return Err(bad("uncompressed blob with stored length != raw length"));
             }
+            // A compressed payload holds a 16-byte table record and at least
+            // one byte per chunk: this bounds what a load allocates to
+            // about codec_chunk / 17 times the bytes on disk.
+            let packed_chunks = match codec {
+                Codec::None => None,
+                _ if facts.codec_chunk == 0 => {
+                    return Err(bad("compressed blob in an archive without a chunk size"));
+                }
+                _ if e.raw_len.get() == 0 => return Err(bad("compressed blob is empty")),
+                _ => {
+                    let n = crate::compress::chunk_count(e.raw_len.get(), facts.codec_chunk);
+                    if n.checked_mul(17).is_none_or(|min| e.stored_len.get() < min) {
+                        return Err(bad("compressed blob is too short for its chunk table"));
+                    }
+                    Some(n)
+                }
+            };
             // Shapes lie back to back too; only tensors have one.
             let ndim = e.ndim.get() as usize;
             if e.dims_index.get() as usize != next_dim {
@@ -185,7 +214,12 @@ impl TocView {
                 .checked_add(e.stored_len.get())
                 .and_then(|span| next_blob.checked_add(span))
                 .ok_or_else(|| bad("blob length overflows"))?;
-            let count = hash::chunk_count(end - next_blob, facts.chunk);
+            // Raw blobs: one digest per hash chunk of the span. Compressed
+            // ones: one for the frame and chunk table, one per chunk.
+            let count = match packed_chunks {
+                None => hash::chunk_count(end - next_blob, facts.chunk),
+                Some(n) => n + 1,
+            };
             next_blob = align_up(end).ok_or_else(|| bad("blob length overflows"))?;
             if e.hash_index.get() as u64 != next_hash || e.hash_count.get() as u64 != count {
                 return Err(bad("chunk digests do not match the blob's length"));

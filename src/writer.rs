@@ -13,6 +13,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use zerocopy::IntoBytes;
 
+use crate::compress::{self, ChunkOut, Filter, Packer, Settings};
 use crate::encoding::{self, EncodeError};
 use crate::error::{Error, Result};
 use crate::hash::{self, Digest32};
@@ -37,6 +38,10 @@ pub(crate) struct HeaderFields {
 /// this one writes.
 const PARALLEL_HASH_MIN: usize = 4 << 20;
 const WRITE_BUFFER: usize = 1 << 20;
+/// Encoded (non-tensor) values larger than this are written raw, streamed,
+/// even when compression is on: compressing them would hold the whole
+/// encoding in memory.
+const COMPRESS_ENCODED_MAX: u64 = 64 << 20;
 
 /// Byte counter and limit shared by every write of a save.
 struct Sink<W: Write> {
@@ -116,6 +121,27 @@ impl<W: Write> Sink<W> {
         let pad = (ALIGN - self.pos % ALIGN) % ALIGN;
         self.write_all(&ZEROS[..pad as usize])
     }
+
+    fn write_zeros(&mut self, mut n: usize) -> io::Result<()> {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        while n > 0 {
+            let k = n.min(ZEROS.len());
+            self.write_all(&ZEROS[..k])?;
+            n -= k;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write + Seek> Sink<W> {
+    /// Overwrites bytes already written at `offset` (a placeholder of the
+    /// same length), then returns to the end.
+    fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.w.seek(SeekFrom::Start(offset))?;
+        self.w.write_all(bytes)?;
+        self.w.seek(SeekFrom::Start(self.pos))?;
+        Ok(())
+    }
 }
 
 /// Counts the bytes an encoding would take, without storing them.
@@ -140,6 +166,7 @@ pub(crate) fn write_archive<F: Write + Seek>(
     meta: &Metadata,
     header: &HeaderFields,
     limit: Option<u64>,
+    compression: Option<Settings>,
 ) -> Result<u64> {
     let io_err = |e| Error::io("writing", path, e);
     let mut sink = Sink {
@@ -152,11 +179,17 @@ pub(crate) fn write_archive<F: Write + Seek>(
     let mut toc = TocBuilder::default();
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
+        let mut packers = match compression {
+            Some(settings) => (0..hash::threads())
+                .map(|_| Packer::new(settings))
+                .collect::<io::Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         // Placeholder; the real header is written last.
         sink.write_all(&[0u8; HEADER_LEN as usize])?;
         for item in items {
             current = item.name;
-            write_blob(&mut sink, &mut toc, item)?;
+            write_blob(&mut sink, &mut toc, item, &mut packers)?;
             sink.pad_to_align()?;
         }
         current = "(table of contents)";
@@ -174,7 +207,15 @@ pub(crate) fn write_archive<F: Write + Seek>(
         sink.pad_to_align()?;
         let toc_offset = sink.pos;
         let toc_bytes = toc.finish(meta, hashes_offset);
-        let raw_header = build_header(header, meta, items, toc_offset, toc_bytes.len() as u64);
+        let default_codec = compression.map_or(Codec::None, |c| c.codec);
+        let raw_header = build_header(
+            header,
+            meta,
+            items,
+            (toc_offset, toc_bytes.len() as u64),
+            default_codec,
+            toc.compressed,
+        );
         let toc_sha256 = crate::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
         let closing_sha256 = hash::sha256(&[&toc_sha256, pool]);
         let trailer = RawTrailer {
@@ -203,8 +244,9 @@ fn build_header(
     fields: &HeaderFields,
     meta: &Metadata,
     items: &[Planned<'_>],
-    toc_offset: u64,
-    toc_len: u64,
+    (toc_offset, toc_len): (u64, u64),
+    default_codec: Codec,
+    compressed: bool,
 ) -> RawHeader {
     let mut flags = 0;
     if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
@@ -213,12 +255,18 @@ fn build_header(
     if items.iter().any(|i| i.section == Section::Constants) {
         flags |= FLAG_CONSTANTS;
     }
+    let minor = if compressed {
+        flags |= FLAG_COMPRESSED;
+        FORMAT_VERSION_MINOR_COMPRESSED
+    } else {
+        FORMAT_VERSION_MINOR
+    };
     RawHeader {
         magic: MAGIC,
         version_major: FORMAT_VERSION_MAJOR.into(),
-        version_minor: FORMAT_VERSION_MINOR.into(),
+        version_minor: minor.into(),
         flags: flags.into(),
-        default_codec: Codec::None as u8,
+        default_codec: default_codec as u8,
         reserved0: [0; 3],
         created_timestamp: fields.timestamp.into(),
         achronyme_version: fields.achronyme_version,
@@ -278,10 +326,11 @@ impl WriteError {
     }
 }
 
-fn write_blob<W: Write>(
+fn write_blob<W: Write + Seek>(
     sink: &mut Sink<W>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
+    packers: &mut [Packer],
 ) -> Result<(), WriteError> {
     let tag = Tag::of(item.value);
     let (shape, raw): (&[usize], Option<&[u8]>) = match item.value {
@@ -300,6 +349,35 @@ fn write_blob<W: Write>(
             c.0
         }
     };
+    let compressible = !packers.is_empty()
+        && stored_len >= compress::MIN_COMPRESS_LEN as u64
+        && (raw.is_some() || stored_len <= COMPRESS_ENCODED_MAX);
+    // With compression on, a small enough encoded value is encoded once
+    // into memory; the bytes are then compressed, or written raw.
+    let encoded: Option<Vec<u8>> = if compressible && raw.is_none() {
+        let mut buf = Vec::with_capacity(stored_len as usize);
+        encoding::encode(&mut buf, item.value, 0).map_err(WriteError::Encode)?;
+        if buf.len() as u64 != stored_len {
+            return Err(WriteError::Changed);
+        }
+        Some(buf)
+    } else {
+        None
+    };
+    let raw = raw.or(encoded.as_deref());
+    if compressible {
+        let payload = raw.expect("tensor or encoded above");
+        let lag = match tag {
+            Tag::Tensor => Some(1),
+            Tag::ComplexTensor => Some(2),
+            _ => None,
+        };
+        let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
+        if packers[0].worth_trying(lag, payload, chunk)? {
+            let codec = packers[0].codec();
+            return write_packed(sink, toc, item, (tag, shape), payload, lag, packers, codec);
+        }
+    }
     let frame = RawFrame {
         magic: FRAME_MAGIC,
         tag: tag as u8,
@@ -341,7 +419,111 @@ fn write_blob<W: Write>(
             hasher.finish()
         }
     };
-    toc.push(item, tag, shape, blob_offset, stored_len, digests)
+    let stored = Stored {
+        offset: blob_offset,
+        stored_len,
+        raw_len: stored_len,
+        codec: Codec::None,
+    };
+    toc.push(item, tag, shape, stored, digests)
+}
+
+/// Writes a compressed blob (layout.md 3.4): a placeholder for the frame and
+/// chunk table, then the chunks as every core compresses them, in order;
+/// then the frame and table over the placeholder. Memory: one chunk in
+/// and out per core, and the table.
+#[allow(clippy::too_many_arguments)]
+fn write_packed<W: Write + Seek>(
+    sink: &mut Sink<W>,
+    toc: &mut TocBuilder,
+    item: &Planned<'_>,
+    (tag, shape): (Tag, &[usize]),
+    payload: &[u8],
+    lag: Option<usize>,
+    packers: &mut [Packer],
+    codec: Codec,
+) -> Result<(), WriteError> {
+    let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
+    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
+    let start = tag.payload_start() as usize;
+    let head_len = start + chunks.len() * size_of::<RawChunk>();
+    let blob_offset = sink.pos;
+    sink.write_zeros(head_len)?;
+    let mut table = Vec::with_capacity(chunks.len());
+    let mut digests = Vec::with_capacity(chunks.len() + 1);
+    digests.push([0u8; 32]);
+    let work = |p: &mut Packer, c: &[u8]| -> io::Result<(ChunkOut, Digest32)> {
+        let out = p.chunk(lag, c)?;
+        let d = match &out {
+            ChunkOut::Raw => compress::digest(c),
+            ChunkOut::Packed { bytes, .. } => compress::digest(bytes),
+        };
+        Ok((out, d))
+    };
+    for batch in chunks.chunks(packers.len()) {
+        let results: Vec<io::Result<(ChunkOut, Digest32)>> = if batch.len() == 1 {
+            vec![work(&mut packers[0], batch[0])]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .zip(packers.iter_mut())
+                    .map(|(c, p)| s.spawn(move || work(p, c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("compression threads do not panic"))
+                    .collect()
+            })
+        };
+        for (c, r) in batch.iter().zip(results) {
+            let (out, d) = r?;
+            match out {
+                ChunkOut::Raw => {
+                    sink.write_all(c)?;
+                    table.push(compress::table_record(
+                        c.len() as u64,
+                        Codec::None,
+                        Filter::None,
+                    ));
+                }
+                ChunkOut::Packed { filter, bytes } => {
+                    sink.write_all(&bytes)?;
+                    table.push(compress::table_record(bytes.len() as u64, codec, filter));
+                }
+            }
+            digests.push(d);
+        }
+    }
+    let stored_len = sink.pos - blob_offset - start as u64;
+    let frame = RawFrame {
+        magic: FRAME_MAGIC,
+        tag: tag as u8,
+        codec: codec as u8,
+        filter: 0,
+        reserved: [0; 3],
+        stored_len: stored_len.into(),
+    };
+    let mut head = vec![0u8; start];
+    head[..FRAME_LEN as usize].copy_from_slice(frame.as_bytes());
+    head.extend_from_slice(table.as_bytes());
+    digests[0] = hash::sha256(&[&head]);
+    sink.patch(blob_offset, &head)?;
+    let stored = Stored {
+        offset: blob_offset,
+        stored_len,
+        raw_len: payload.len() as u64,
+        codec,
+    };
+    toc.push(item, tag, shape, stored, digests)
+}
+
+/// Where and how a blob was stored.
+struct Stored {
+    offset: u64,
+    stored_len: u64,
+    raw_len: u64,
+    codec: Codec,
 }
 
 /// Accumulates the table of contents while blobs are written.
@@ -351,6 +533,7 @@ struct TocBuilder {
     dims: Vec<u64>,
     names: Vec<u8>,
     digests: Vec<Digest32>,
+    compressed: bool,
 }
 
 impl TocBuilder {
@@ -359,8 +542,7 @@ impl TocBuilder {
         item: &Planned<'_>,
         tag: Tag,
         shape: &[usize],
-        blob_offset: u64,
-        stored_len: u64,
+        stored: Stored,
         digests: Vec<Digest32>,
     ) -> Result<(), WriteError> {
         let small = |n: usize| {
@@ -371,20 +553,21 @@ impl TocBuilder {
         let entry = RawEntry {
             name_offset: small(self.names.len())?.into(),
             name_len: small(item.name.len())?.into(),
-            blob_offset: blob_offset.into(),
-            stored_len: stored_len.into(),
-            raw_len: stored_len.into(),
+            blob_offset: stored.offset.into(),
+            stored_len: stored.stored_len.into(),
+            raw_len: stored.raw_len.into(),
             dims_index: small(self.dims.len())?.into(),
             ndim: small(shape.len())?.into(),
             hash_index: small(self.digests.len())?.into(),
             hash_count: small(digests.len())?.into(),
             tag: tag as u8,
             section: item.section as u8,
-            codec: Codec::None as u8,
+            codec: stored.codec as u8,
             filter: 0,
             reserved: [0; 4],
         };
         small(self.digests.len() + digests.len())?;
+        self.compressed |= stored.codec != Codec::None;
         self.entries.push(entry);
         self.names.extend_from_slice(item.name.as_bytes());
         self.dims.extend(shape.iter().map(|&d| d as u64));
@@ -404,7 +587,12 @@ impl TocBuilder {
             hashes_offset: hashes_offset.into(),
             hash_count: (self.digests.len() as u64).into(),
             hash_chunk_log2: HASH_CHUNK_LOG2.into(),
-            reserved: [0; 4],
+            codec_chunk_log2: if self.compressed {
+                compress::CODEC_CHUNK_LOG2
+            } else {
+                0
+            },
+            reserved: [0; 3],
         };
         let mut out = Vec::with_capacity(
             64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len(),

@@ -40,18 +40,49 @@ fn the_reseal_helper_reproduces_the_writers_trailer() {
     assert_eq!(again, bytes);
 }
 
-#[test]
-fn every_single_bit_flip_is_detected_and_never_returns_different_data() {
-    // All 8 bits of every byte, padding included: each flip is refused at
-    // open or by verify, and a load either fails or returns the original.
-    let env = testdata::every_type();
-    let values = all_values(&env);
-    let bytes = archive_bytes(&env);
+/// Every type, plus bindings the default save compresses: a smooth tensor
+/// and complex tensor, a repetitive string, and a long vector.
+fn compressible_every_type() -> Environment {
+    let mut env = testdata::every_type();
+    let smooth = testdata::smooth(200);
+    env.set("packed_t", Value::Tensor(Tensor::from_vec(smooth.clone())));
+    let z = smooth.iter().map(|&re| Complex { re, im: -re }).collect();
+    env.set("packed_z", Value::ComplexTensor(ComplexTensor::from_vec(z)));
+    env.set("packed_s", Value::String("spectrum ".repeat(120)));
+    let v = (0..150).map(|i| Value::Number((i % 7) as f64)).collect();
+    env.set("packed_v", Value::Vector(v));
+    env
+}
+
+/// The compressed archive of [`compressible_every_type`], checked to hold
+/// compressed blobs of each kind.
+fn compressed_archive_bytes() -> (Environment, Vec<u8>) {
+    let env = compressible_every_type();
+    let bytes = archive_bytes_with(&env, &packed());
+    let info = Archive::from_bytes(bytes.clone()).unwrap().info();
+    for e in info.entries.iter().filter(|e| e.name.starts_with("packed")) {
+        eprintln!("{}: {} -> {} bytes", e.name, e.raw_bytes, e.stored_bytes);
+    }
+    let packed: Vec<&str> = info
+        .entries
+        .iter()
+        .filter(|e| e.codec != Codec::None)
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(packed, ["packed_s", "packed_t", "packed_v", "packed_z"]);
+    (env, bytes)
+}
+
+/// Flips all 8 bits of every byte, padding included: each flip must be
+/// refused at open or by verify, and a load either fails or returns the
+/// original value.
+fn flip_sweep(env: &Environment, bytes: &[u8]) {
+    let values = all_values(env);
     let (mut tried, mut refused_at_open, mut refused_by_verify) = (0, 0, 0);
     for i in 0..bytes.len() {
         for mask in (0..8).map(|bit| 1u8 << bit) {
             tried += 1;
-            let mut b = bytes.clone();
+            let mut b = bytes.to_vec();
             b[i] ^= mask;
             let Ok(archive) = Archive::from_bytes(b) else {
                 refused_at_open += 1;
@@ -82,8 +113,18 @@ fn every_single_bit_flip_is_detected_and_never_returns_different_data() {
 }
 
 #[test]
-fn every_truncation_is_truncated() {
-    let bytes = archive_bytes(&testdata::every_type());
+fn every_single_bit_flip_is_detected_and_never_returns_different_data() {
+    let env = testdata::every_type();
+    flip_sweep(&env, &archive_bytes(&env));
+}
+
+#[test]
+fn every_single_bit_flip_of_a_compressed_archive_is_detected() {
+    let (env, bytes) = compressed_archive_bytes();
+    flip_sweep(&env, &bytes);
+}
+
+fn truncation_sweep(bytes: &[u8]) {
     eprintln!("{} truncations tried", bytes.len());
     for cut in 0..bytes.len() {
         assert_matches!(
@@ -94,11 +135,15 @@ fn every_truncation_is_truncated() {
 }
 
 #[test]
-fn unchecked_loads_of_damaged_blobs_never_panic() {
-    // With verify_checksum off the decoder sees the damage directly.
-    let env = testdata::every_type();
-    let bytes = archive_bytes(&env);
-    let archive = Archive::from_bytes(bytes.clone()).unwrap();
+fn every_truncation_is_truncated() {
+    truncation_sweep(&archive_bytes(&testdata::every_type()));
+    truncation_sweep(&compressed_archive_bytes().1);
+}
+
+/// With verify_checksum off the decoder (and decompressor) sees the damage
+/// directly: checked loads always fail, unchecked ones never panic.
+fn unchecked_damage_sweep(bytes: &[u8]) {
+    let archive = Archive::from_bytes(bytes.to_vec()).unwrap();
     let unchecked = LoadOptions {
         verify_checksum: false,
     };
@@ -106,7 +151,7 @@ fn unchecked_loads_of_damaged_blobs_never_panic() {
         let (off, len) = archive.blob_range(e.section, &e.name).unwrap();
         for at in off as usize..(off + len) as usize {
             for mask in [0x01u8, 0x80, 0xFF] {
-                let mut b = bytes.clone();
+                let mut b = bytes.to_vec();
                 b[at] ^= mask;
                 let damaged = Archive::from_bytes(b).unwrap();
                 // Checked: always an error.
@@ -119,6 +164,12 @@ fn unchecked_loads_of_damaged_blobs_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn unchecked_loads_of_damaged_blobs_never_panic() {
+    unchecked_damage_sweep(&archive_bytes(&testdata::every_type()));
+    unchecked_damage_sweep(&compressed_archive_bytes().1);
 }
 
 #[test]

@@ -130,16 +130,17 @@ fn include_functions_cannot_save_lambdas_in_v1_and_says_so() {
 }
 
 #[test]
-fn compression_options_are_recorded_and_v1_stores_raw() {
+fn compression_options_are_recorded_and_small_tensors_stay_raw() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = Environment::new();
+    // 512 bytes: under the 1 KiB below which nothing is compressed.
     env.set("t", Value::Tensor(iota(&[64])));
     let asked = save_environment(
         &env,
         path_in(&dir, "a.ach"),
         &SaveOptions {
             compression_level: 19,
-            ..fast()
+            ..packed()
         },
     )
     .unwrap();

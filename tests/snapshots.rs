@@ -73,7 +73,11 @@ fn tensors_loaded_from_an_archive_stay_mapped_in_a_snapshot() {
     let path = dir.path().join("m.ach");
     let mut saved = Environment::new();
     saved.set("t", Value::Tensor(Tensor::from_vec(vec![2.0; 1024])));
-    save_environment(&saved, &path, &SaveOptions::default()).unwrap();
+    let raw = SaveOptions {
+        compress: false,
+        ..SaveOptions::default()
+    };
+    save_environment(&saved, &path, &raw).unwrap();
     let mut env = Environment::new();
     restore_environment(&mut env, &path, &RestoreOptions::default()).unwrap();
     assert!(tensor_of(env.get("t")).is_mapped());

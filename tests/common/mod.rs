@@ -29,8 +29,20 @@ macro_rules! assert_matches {
     };
 }
 
-/// Save options for scratch files: no fsync, so the suite stays fast.
+/// Save options for scratch files: no fsync, so the suite stays fast, and
+/// raw blobs, because these tests look at the raw layout (blob positions,
+/// mapped views). Compressed archives have their own tests
+/// (`tests/compression.rs`) and use [`packed`].
 pub fn fast() -> SaveOptions {
+    SaveOptions {
+        durable: false,
+        compress: false,
+        ..SaveOptions::default()
+    }
+}
+
+/// [`fast`] with compression on, as a user's default save has it.
+pub fn packed() -> SaveOptions {
     SaveOptions {
         durable: false,
         ..SaveOptions::default()
@@ -200,9 +212,15 @@ impl Map {
     }
 }
 
+/// The bytes of `env` saved raw (see [`fast`]).
 pub fn archive_bytes(env: &Environment) -> Vec<u8> {
+    archive_bytes_with(env, &fast())
+}
+
+/// The bytes of `env` saved with `options`.
+pub fn archive_bytes_with(env: &Environment, options: &SaveOptions) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = path_in(&dir, "hostile.ach");
-    save(env, &path);
+    save_environment(env, &path, options).expect("save succeeds");
     fs::read(&path).unwrap()
 }

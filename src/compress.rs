@@ -1,0 +1,519 @@
+//! Compressed payloads (layout.md section 3.4): the codecs (zstd, LZ4), the
+//! filters that make float data compressible (byte shuffle, delta coding of
+//! the 64-bit patterns), the chunk table, and the rule that keeps a
+//! compression only when it pays.
+//!
+//! A compressed payload is a table of `n` 16-byte chunk records followed by
+//! the chunks' stored bytes. Chunk `k` holds raw bytes `k*C .. min((k+1)*C,
+//! raw_len)`, stored raw (codec 0) or compressed with the blob's codec after
+//! one filter. Each chunk has its own digest, so it is checked, and
+//! decompressed, on its own.
+
+use std::io;
+
+use zerocopy::FromBytes;
+use zerocopy::little_endian::U64;
+
+use crate::hash::{self, Digest32};
+use crate::layout::{Codec, RawChunk};
+
+/// Raw bytes per chunk, as log2, that the writer uses (4 MiB).
+pub(crate) const CODEC_CHUNK_LOG2: u8 = 22;
+/// Chunk sizes a reader accepts, as log2 (64 KiB to 64 MiB).
+pub(crate) const CODEC_CHUNK_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=26;
+/// Payloads shorter than this are never compressed: the table and the
+/// codec's framing would eat the gain, and small bindings load fastest raw.
+pub(crate) const MIN_COMPRESS_LEN: usize = 1024;
+/// Bytes of a chunk tried with each filter to pick one.
+const SAMPLE_LEN: usize = 64 << 10;
+/// Chunks sampled to decide whether a whole tensor is worth compressing.
+const PLAN_SAMPLES: usize = 16;
+
+/// A filter applied to a tensor chunk before the codec. Every filter is
+/// exactly reversible, bit for bit (NaN payloads and -0.0 included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Filter {
+    /// Bytes as they are.
+    None = 0,
+    /// Byte shuffle with element size 8: all first bytes of the 64-bit
+    /// words, then all second bytes, and so on.
+    Shuffle = 1,
+    /// First-order delta of the 64-bit patterns (wrapping), then shuffle.
+    Delta1 = 2,
+    /// Second-order delta, then shuffle.
+    Delta2 = 3,
+    /// Third-order delta, then shuffle.
+    Delta3 = 4,
+}
+
+impl Filter {
+    const ALL: [Filter; 5] = [
+        Filter::None,
+        Filter::Shuffle,
+        Filter::Delta1,
+        Filter::Delta2,
+        Filter::Delta3,
+    ];
+
+    pub(crate) fn from_u8(b: u8) -> Option<Filter> {
+        Filter::ALL.get(b as usize).copied()
+    }
+
+    /// Order of the delta coding (0 for none).
+    fn order(self) -> usize {
+        match self {
+            Filter::None | Filter::Shuffle => 0,
+            Filter::Delta1 => 1,
+            Filter::Delta2 => 2,
+            Filter::Delta3 => 3,
+        }
+    }
+}
+
+/// Applies `filter` to `src` (a whole number of 64-bit words) into `dst`.
+/// `lag` is the distance between the words a delta subtracts: 1 for real
+/// tensors, 2 for complex ones (real parts from real parts).
+fn filter_forward(filter: Filter, lag: usize, src: &[u8], dst: &mut Vec<u8>) {
+    dst.clear();
+    if filter == Filter::None {
+        dst.extend_from_slice(src);
+        return;
+    }
+    let n = src.len() / 8;
+    dst.resize(n * 8, 0);
+    let order = filter.order();
+    // prev[s][j]: the last word of stream s at delta level j.
+    let mut prev = [[0u64; 3]; 2];
+    for (i, word) in src.chunks_exact(8).enumerate() {
+        let mut v = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let p = &mut prev[i % lag];
+        for slot in p.iter_mut().take(order) {
+            let d = v.wrapping_sub(*slot);
+            *slot = v;
+            v = d;
+        }
+        for (j, b) in v.to_le_bytes().into_iter().enumerate() {
+            dst[j * n + i] = b;
+        }
+    }
+}
+
+/// Undoes [`filter_forward`]: `src` holds the filtered bytes, `dst` (same
+/// length) receives the original ones.
+fn filter_inverse(filter: Filter, lag: usize, src: &[u8], dst: &mut [u8]) {
+    if filter == Filter::None {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let n = src.len() / 8;
+    let order = filter.order();
+    let mut acc = [[0u64; 3]; 2];
+    for (i, out) in dst.chunks_exact_mut(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        for (j, b) in bytes.iter_mut().enumerate() {
+            *b = src[j * n + i];
+        }
+        let mut v = u64::from_le_bytes(bytes);
+        let a = &mut acc[i % lag];
+        for slot in a.iter_mut().take(order) {
+            *slot = slot.wrapping_add(v);
+            v = *slot;
+        }
+        out.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// True when storing `stored` bytes instead of `raw` saves at least an
+/// eighth (12.5%). Below that a payload is stored raw: a raw tensor is
+/// mapped and borrowed, which is worth more than a small saving on disk.
+pub(crate) fn pays(raw: usize, stored: usize) -> bool {
+    (stored as u64).saturating_mul(8) <= (raw as u64).saturating_mul(7)
+}
+
+/// What a save asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub codec: Codec,
+    pub level: i32,
+    pub filters: bool,
+}
+
+/// One thread's compression state (a reusable zstd context and buffers).
+pub(crate) struct Packer {
+    settings: Settings,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    filtered: Vec<u8>,
+    trial: Vec<u8>,
+}
+
+/// One chunk as it will be stored.
+pub(crate) enum ChunkOut {
+    /// Stored raw: the caller writes its own slice.
+    Raw,
+    /// Compressed with the blob's codec after `filter`.
+    Packed { filter: Filter, bytes: Vec<u8> },
+}
+
+impl Packer {
+    pub(crate) fn new(settings: Settings) -> io::Result<Packer> {
+        let zstd = match settings.codec {
+            Codec::Zstd => Some(zstd::bulk::Compressor::new(settings.level)?),
+            _ => None,
+        };
+        Ok(Packer {
+            settings,
+            zstd,
+            filtered: Vec::new(),
+            trial: Vec::new(),
+        })
+    }
+
+    /// The codec this packer writes.
+    pub(crate) fn codec(&self) -> Codec {
+        self.settings.codec
+    }
+
+    /// Compresses `src` with the codec into `out` (cleared first).
+    fn encode(&mut self, src: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        out.clear();
+        match (self.settings.codec, &mut self.zstd) {
+            (Codec::Zstd, Some(z)) => {
+                out.reserve(zstd::zstd_safe::compress_bound(src.len()));
+                z.compress_to_buffer(src, out)?;
+            }
+            (Codec::Lz4, _) => {
+                out.resize(lz4_flex::block::get_maximum_output_size(src.len()), 0);
+                let n = lz4_flex::block::compress_into(src, out).map_err(io::Error::other)?;
+                out.truncate(n);
+            }
+            _ => out.extend_from_slice(src),
+        }
+        Ok(())
+    }
+
+    /// Compressed size of `sample` after `filter`.
+    fn trial_size(&mut self, filter: Filter, lag: usize, sample: &[u8]) -> io::Result<usize> {
+        let mut filtered = std::mem::take(&mut self.filtered);
+        let mut trial = std::mem::take(&mut self.trial);
+        filter_forward(filter, lag, sample, &mut filtered);
+        let r = self.encode(&filtered, &mut trial).map(|()| trial.len());
+        self.filtered = filtered;
+        self.trial = trial;
+        r
+    }
+
+    /// The filter that compresses `sample` best, and the size it reaches.
+    fn best_filter(&mut self, lag: Option<usize>, sample: &[u8]) -> io::Result<(Filter, usize)> {
+        let Some(lag) = lag.filter(|_| self.settings.filters) else {
+            return Ok((Filter::None, self.trial_size(Filter::None, 1, sample)?));
+        };
+        let mut best = (Filter::None, usize::MAX);
+        for f in Filter::ALL {
+            let size = self.trial_size(f, lag, sample)?;
+            if size < best.1 {
+                best = (f, size);
+            }
+        }
+        Ok(best)
+    }
+
+    /// Compresses one chunk: picks a filter on a sample (tensors only,
+    /// `lag` = Some), compresses, and keeps the result only if it pays.
+    pub(crate) fn chunk(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<ChunkOut> {
+        let sample = sample_of(src, lag.map_or(1, |l| l * 8));
+        let (filter, size) = self.best_filter(lag, sample)?;
+        if !pays(sample.len(), size) {
+            return Ok(ChunkOut::Raw);
+        }
+        let mut filtered = std::mem::take(&mut self.filtered);
+        filter_forward(filter, lag.unwrap_or(1), src, &mut filtered);
+        let mut bytes = Vec::new();
+        let r = self.encode(&filtered, &mut bytes);
+        self.filtered = filtered;
+        r?;
+        Ok(if pays(src.len(), bytes.len()) {
+            ChunkOut::Packed { filter, bytes }
+        } else {
+            ChunkOut::Raw
+        })
+    }
+
+    /// Predicts from samples whether compressing `payload` (chunked by
+    /// `chunk`) pays as a whole; a tensor of noise is then stored raw
+    /// without compressing all of it first.
+    pub(crate) fn worth_trying(
+        &mut self,
+        lag: Option<usize>,
+        payload: &[u8],
+        chunk: usize,
+    ) -> io::Result<bool> {
+        let chunks = payload.len().div_ceil(chunk);
+        let step = chunks.div_ceil(PLAN_SAMPLES).max(1);
+        let (mut raw, mut stored) = (0usize, 0usize);
+        for k in (0..chunks).step_by(step) {
+            let c = &payload[k * chunk..payload.len().min((k + 1) * chunk)];
+            let sample = sample_of(c, lag.map_or(1, |l| l * 8));
+            let (_, size) = self.best_filter(lag, sample)?;
+            raw += sample.len();
+            stored += size.min(sample.len());
+        }
+        Ok(pays(raw, stored))
+    }
+}
+
+/// Up to [`SAMPLE_LEN`] bytes from the middle of `src`, starting on a
+/// multiple of `unit` so a filter sees whole elements.
+fn sample_of(src: &[u8], unit: usize) -> &[u8] {
+    if src.len() <= SAMPLE_LEN {
+        return src;
+    }
+    let start = (src.len() - SAMPLE_LEN) / 2 / unit * unit;
+    &src[start..start + SAMPLE_LEN]
+}
+
+/// A chunk of a compressed payload, located and checked against the table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkRef {
+    /// Offset of the stored bytes within the payload.
+    pub stored_at: usize,
+    /// Stored length.
+    pub stored_len: usize,
+    /// Codec of this chunk (the blob's codec, or none).
+    pub codec: Codec,
+    pub filter: Filter,
+}
+
+/// Reads and checks the chunk table at the start of `payload`. `raw_len`
+/// and `chunk` come from the validated table of contents; `tensor` says
+/// whether filters are allowed.
+pub(crate) fn parse_table(
+    payload: &[u8],
+    blob_codec: Codec,
+    raw_len: u64,
+    chunk: u64,
+    tensor: bool,
+) -> Result<Vec<ChunkRef>, &'static str> {
+    let n = chunk_count(raw_len, chunk);
+    let table_len = n as usize * size_of::<RawChunk>();
+    let table = payload
+        .get(..table_len)
+        .and_then(|t| <[RawChunk]>::ref_from_bytes(t).ok())
+        .ok_or("chunk table runs past the payload")?;
+    let mut at = table_len;
+    let mut out = Vec::with_capacity(table.len());
+    for (k, c) in table.iter().enumerate() {
+        let raw = chunk_raw_len(raw_len, chunk, k as u64);
+        if c.reserved != [0; 6] {
+            return Err("chunk reserved bytes are not zero");
+        }
+        let codec = Codec::from_u8(c.codec).ok_or("chunk names an unknown codec")?;
+        if codec != Codec::None && codec != blob_codec {
+            return Err("chunk codec is neither none nor the blob's codec");
+        }
+        let filter = Filter::from_u8(c.filter).ok_or("chunk names an unknown filter")?;
+        if filter != Filter::None && (!tensor || codec == Codec::None) {
+            return Err("filter on a chunk that cannot have one");
+        }
+        let len = c.stored_len.get();
+        if codec == Codec::None && len != raw {
+            return Err("raw chunk length differs from its raw size");
+        }
+        if len == 0 {
+            return Err("chunk is empty");
+        }
+        let len = usize::try_from(len).map_err(|_| "chunk length overflows")?;
+        let end = at.checked_add(len).ok_or("chunk length overflows")?;
+        out.push(ChunkRef {
+            stored_at: at,
+            stored_len: len,
+            codec,
+            filter,
+        });
+        at = end;
+    }
+    if at != payload.len() {
+        return Err("chunk lengths do not add up to the payload");
+    }
+    Ok(out)
+}
+
+/// Number of chunks of a payload of `raw_len` bytes (at least one).
+pub(crate) fn chunk_count(raw_len: u64, chunk: u64) -> u64 {
+    raw_len.div_ceil(chunk).max(1)
+}
+
+/// Raw length of chunk `k`.
+pub(crate) fn chunk_raw_len(raw_len: u64, chunk: u64, k: u64) -> u64 {
+    raw_len.saturating_sub(k * chunk).min(chunk)
+}
+
+/// Builds the 16-byte table record of a stored chunk.
+pub(crate) fn table_record(stored_len: u64, codec: Codec, filter: Filter) -> RawChunk {
+    RawChunk {
+        stored_len: U64::new(stored_len),
+        codec: codec as u8,
+        filter: filter as u8,
+        reserved: [0; 6],
+    }
+}
+
+thread_local! {
+    /// Each thread's decompression state, kept between loads: a zstd
+    /// context costs an allocation of about 100 KiB to create.
+    static UNPACKER: std::cell::RefCell<Unpacker> = std::cell::RefCell::new(Unpacker::new());
+}
+
+/// Runs `f` with this thread's [`Unpacker`].
+pub(crate) fn with_unpacker<R>(f: impl FnOnce(&mut Unpacker) -> R) -> R {
+    UNPACKER.with(|u| match u.try_borrow_mut() {
+        Ok(mut u) => f(&mut u),
+        // Not reentrant in practice; a fresh one keeps it correct anyway.
+        Err(_) => f(&mut Unpacker::new()),
+    })
+}
+
+/// One thread's decompression state.
+pub(crate) struct Unpacker {
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+    scratch: Vec<u8>,
+}
+
+impl Unpacker {
+    pub(crate) fn new() -> Unpacker {
+        Unpacker {
+            zstd: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Decompresses one chunk's `stored` bytes into exactly `out`; more or
+    /// fewer bytes is an error. `lag` as in [`filter_forward`].
+    pub(crate) fn chunk(
+        &mut self,
+        c: &ChunkRef,
+        lag: usize,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), String> {
+        if c.codec == Codec::None {
+            out.copy_from_slice(stored);
+            return Ok(());
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let target: &mut [u8] = if c.filter == Filter::None {
+            out
+        } else {
+            scratch.resize(out.len(), 0);
+            &mut scratch[..]
+        };
+        let r = self.decode(c.codec, stored, target);
+        if r.is_ok() && c.filter != Filter::None {
+            filter_inverse(c.filter, lag, &scratch, out);
+        }
+        self.scratch = scratch;
+        r
+    }
+
+    fn decode(&mut self, codec: Codec, stored: &[u8], out: &mut [u8]) -> Result<(), String> {
+        let written = match codec {
+            Codec::Zstd => {
+                let z = match &mut self.zstd {
+                    Some(z) => z,
+                    empty => empty.insert(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| format!("cannot start zstd: {e}"))?,
+                    ),
+                };
+                // Single-pass into the exact output: zstd allocates no
+                // window buffer and cannot write past `out`.
+                z.decompress_to_buffer(stored, out)
+                    .map_err(|e| format!("zstd: {e}"))?
+            }
+            Codec::Lz4 => {
+                lz4_flex::block::decompress_into(stored, out).map_err(|e| format!("lz4: {e}"))?
+            }
+            Codec::None => unreachable!("handled by the caller"),
+        };
+        if written != out.len() {
+            return Err(format!(
+                "chunk inflates to {written} bytes, not the {} its table declares",
+                out.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of a chunk's stored bytes.
+pub(crate) fn digest(stored: &[u8]) -> Digest32 {
+    hash::sha256(&[stored])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(seed: u64, n: usize) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .flat_map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                x.to_le_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_filter_inverts_on_arbitrary_bit_patterns() {
+        for n in [0, 1, 2, 3, 7, 100] {
+            let src = words(n as u64, n);
+            for f in Filter::ALL {
+                for lag in [1, 2] {
+                    let mut fwd = Vec::new();
+                    filter_forward(f, lag, &src, &mut fwd);
+                    assert_eq!(fwd.len(), src.len());
+                    let mut back = vec![0u8; src.len()];
+                    filter_inverse(f, lag, &fwd, &mut back);
+                    assert_eq!(back, src, "{f:?} lag {lag} n {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn delta_of_an_arithmetic_sequence_is_constant() {
+        let src: Vec<u8> = (0..16u64)
+            .flat_map(|i| (100 + 3 * i).to_le_bytes())
+            .collect();
+        let mut fwd = Vec::new();
+        filter_forward(Filter::Delta1, 1, &src, &mut fwd);
+        // Unshuffle the low bytes: the first word is 100, then all 3s.
+        let low: Vec<u8> = fwd[..16].to_vec();
+        assert_eq!(low[0], 100);
+        assert!(low[1..].iter().all(|&b| b == 3));
+        filter_forward(Filter::Delta2, 1, &src, &mut fwd);
+        assert_eq!(&fwd[..3], &[100, 159, 0]); // 100, 3 - 100 = -97 (wrapping), 0...
+    }
+
+    #[test]
+    fn the_rule_keeps_only_savings_of_an_eighth() {
+        assert!(pays(800, 700));
+        assert!(!pays(800, 701));
+        assert!(pays(0, 0));
+    }
+
+    #[test]
+    fn table_rejects_lengths_that_do_not_add_up() {
+        let rec = table_record(5, Codec::Zstd, Filter::None);
+        let mut payload = zerocopy::IntoBytes::as_bytes(&rec).to_vec();
+        payload.extend_from_slice(&[0; 4]);
+        let err = parse_table(&payload, Codec::Zstd, 100, 1 << 16, true).unwrap_err();
+        assert_eq!(err, "chunk lengths do not add up to the payload");
+        payload.push(0);
+        assert!(parse_table(&payload, Codec::Zstd, 100, 1 << 16, true).is_ok());
+        assert!(parse_table(&payload, Codec::Lz4, 100, 1 << 16, true).is_err());
+    }
+}
