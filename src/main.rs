@@ -1,4 +1,10 @@
 //! `ach`: the command line for `.ach` archives.
+//!
+//! Exit codes: 0 success (an intact archive, identical archives), 1 a
+//! failure or a negative answer (damage found, archives differ), 2 a usage
+//! error. Errors are one line on stderr starting with `ach: error: `.
+
+mod cli;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,10 +14,16 @@ use achronyme_env::testdata;
 use achronyme_env::*;
 use clap::{Parser, Subcommand};
 
-/// Inspect, check and demonstrate Achronyme environment archives (.ach).
+use cli::transfer::{Compress, ImportOptions};
+use cli::{CliResult, human, printable, progress};
+
+/// Inspect, check, convert and build Achronyme environment archives (.ach).
 #[derive(Parser)]
 #[command(name = "ach", version, about)]
 struct Cli {
+    /// No progress bars (they are drawn only on a terminal anyway).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +48,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the bindings: name, type, shape, sizes, codec, section.
+    Ls {
+        /// The archive.
+        file: PathBuf,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+        /// Exact byte counts, compression ratio and file offset.
+        #[arg(short, long)]
+        long: bool,
+    },
+    /// Print one value for a person (large tensors are summarised).
+    Show {
+        /// The archive.
+        file: PathBuf,
+        /// The binding (or constant).
+        name: String,
+    },
     /// Check every byte of an archive; exit 1 naming damaged bindings.
     Verify {
         /// The archive.
@@ -44,62 +74,171 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write one value to a .npy, .csv or .json file.
+    Export {
+        /// The archive.
+        file: PathBuf,
+        /// The binding (or constant).
+        name: String,
+        /// Output file; its extension (.npy, .csv, .json) picks the format.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Build an archive from .npy, .csv and .json files.
+    Import {
+        /// The archive to write.
+        out: PathBuf,
+        /// Input files, each FILE (named after its stem) or NAME=FILE.
+        #[arg(required = true, value_name = "[NAME=]FILE")]
+        inputs: Vec<String>,
+        /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4 [default: zstd:3].
+        #[arg(long, value_parser = Compress::parse, value_name = "CODEC")]
+        compress: Option<Compress>,
+        /// Do not try the float filters before compressing.
+        #[arg(long)]
+        no_filters: bool,
+        /// Description stored in the metadata.
+        #[arg(long)]
+        description: Option<String>,
+        /// A tag stored in the metadata (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Custom metadata KEY=VALUE (repeatable).
+        #[arg(long = "custom", value_parser = parse_key_value, value_name = "KEY=VALUE")]
+        custom: Vec<(String, String)>,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        allow_overwrite: bool,
+        /// Fail (leaving any old OUT) if the archive would exceed this many bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_file_size: Option<u64>,
+        /// Leave out names matching this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Keep only names matching this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        include_only: Vec<String>,
+        /// No warning for values over 100 MiB.
+        #[arg(long)]
+        no_warn_large: bool,
+    },
+    /// Rewrite an archive with another codec, keeping its metadata.
+    Repack {
+        /// The archive to read.
+        input: PathBuf,
+        /// The archive to write.
+        out: PathBuf,
+        /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4.
+        #[arg(long, value_parser = Compress::parse, value_name = "CODEC", default_value = "zstd:3")]
+        compress: Compress,
+        /// Do not try the float filters before compressing.
+        #[arg(long)]
+        no_filters: bool,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        allow_overwrite: bool,
+    },
+    /// Compare two archives; exit 0 when identical, 1 when different.
+    Diff {
+        /// The first archive.
+        a: PathBuf,
+        /// The second archive.
+        b: PathBuf,
+        /// Print the differences as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output
+    // goes away (`ach ls big.ach | head`) instead of failing to print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // A bug must still end as one line, not a backtrace.
+    std::panic::set_hook(Box::new(|p| {
+        eprintln!("ach: internal error (a bug; please report it): {p}");
+    }));
     let cli = Cli::parse();
+    let bars = progress::wanted(cli.quiet);
     let outcome = match cli.command {
         Command::Demo { size_mib, keep } => demo(size_mib, keep),
         Command::Info { file, json } => info(&file, json),
-        Command::Verify { file, json } => verify(&file, json),
+        Command::Ls { file, json, long } => {
+            cli::inspect::ls(&file, json, long).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Show { file, name } => {
+            cli::inspect::show(&file, &name).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Verify { file, json } => verify(&file, json, bars),
+        Command::Export { file, name, output } => {
+            cli::transfer::export(&file, &name, &output, bars).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Import {
+            out,
+            inputs,
+            compress,
+            no_filters,
+            description,
+            tags,
+            custom,
+            allow_overwrite,
+            max_file_size,
+            exclude,
+            include_only,
+            no_warn_large,
+        } => {
+            let opts = ImportOptions {
+                compress,
+                no_filters,
+                description,
+                tags,
+                custom,
+                allow_overwrite,
+                max_file_size,
+                exclude,
+                include_only,
+                no_warn_large,
+            };
+            cli::transfer::import(&out, &inputs, &opts, bars).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Repack {
+            input,
+            out,
+            compress,
+            no_filters,
+            allow_overwrite,
+        } => cli::transfer::repack(&input, &out, compress, no_filters, allow_overwrite, bars)
+            .map(|()| ExitCode::SUCCESS),
+        Command::Diff { a, b, json } => cli::diff::diff(&a, &b, json).map(|same| {
+            if same {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
     };
     match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ach: error: {e}");
-            ExitCode::FAILURE
+            e.code()
         }
     }
 }
 
-/// Text from an archive made safe for a terminal: names and metadata are
-/// untrusted, and control characters in them could rewrite the screen.
-fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
-}
-
-/// Sizes for people: `1.5 GiB`.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn shape_text(shape: &[u64]) -> String {
-    if shape.is_empty() {
-        "-".into()
-    } else {
-        let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
-        format!("[{}]", dims.join(", "))
-    }
+    cli::shape_text(shape)
 }
 
 fn print_info(path: &Path, info: &EnvInfo) {
@@ -177,7 +316,7 @@ fn print_info(path: &Path, info: &EnvInfo) {
     }
 }
 
-fn info(path: &Path, json: bool) -> Result<ExitCode> {
+fn info(path: &Path, json: bool) -> CliResult<ExitCode> {
     let info = env_info(path)?;
     if json {
         println!(
@@ -190,9 +329,9 @@ fn info(path: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(path: &Path, json: bool) -> Result<ExitCode> {
+fn verify(path: &Path, json: bool, bars: bool) -> CliResult<ExitCode> {
     let archive = Archive::open(path)?;
-    let report = archive.verify_report();
+    let report = progress::spin(bars, "verifying", || archive.verify_report());
     if json {
         println!(
             "{}",
@@ -301,7 +440,7 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn demo(size_mib: usize, keep: Option<PathBuf>) -> Result<ExitCode> {
+fn demo(size_mib: usize, keep: Option<PathBuf>) -> CliResult<ExitCode> {
     let tmp = tempfile::tempdir().map_err(|e| Error::Io {
         action: "creating",
         path: std::env::temp_dir(),

@@ -154,3 +154,669 @@ fn control_characters_in_names_and_metadata_are_escaped() {
     assert!(!out.stdout.contains(&b'\r'));
     assert!(text(&out.stdout).contains("\\u{1b}[31mred"));
 }
+
+// ---------------------------------------------------------------------------
+// ls, show, export, import, repack, diff, and the error paths of each.
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// Asserts `out` failed with `expected` and one clean error line, no panic.
+fn assert_one_line_error(out: &Output, expected: i32, what: &str) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(code(out), Some(expected), "{what}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{what}: {stderr}");
+    if expected == 1 {
+        assert!(stderr.starts_with("ach: error: "), "{what}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{what}: {stderr}");
+    }
+    stderr
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn ls_prints_one_aligned_line_per_binding_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = archive(dir.path());
+    let info = env_info(&path).unwrap();
+    let out = ach(&["ls", p(&path)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), info.entries.len() + 1, "{stdout}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "TYPE", "SHAPE", "STORED", "RAW", "CODEC", "SECTION"]
+    );
+    let matrix = lines.iter().find(|l| l.starts_with("matrix ")).unwrap();
+    let cells: Vec<&str> = matrix.split("  ").filter(|c| !c.is_empty()).collect();
+    let cells: Vec<&str> = cells.iter().map(|c| c.trim()).collect();
+    assert_eq!(
+        cells,
+        [
+            "matrix", "Tensor", "[2, 3]", "48 B", "48 B", "none", "bindings"
+        ]
+    );
+    // Aligned: every line's TYPE column starts at the same place.
+    let col = lines[0].find("TYPE").unwrap();
+    for l in &lines[1..] {
+        assert_ne!(l.as_bytes()[col - 1], b' ' + 1, "{l}");
+        assert_eq!(&l[col - 2..col], "  ", "{stdout}");
+    }
+    assert!(stdout.contains("PI ") && stdout.contains("constants"));
+
+    let out = ach(&["ls", p(&path), "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), info.entries.len());
+    let m = rows.iter().find(|r| r["name"] == "matrix").unwrap();
+    let (offset, _) = Archive::open(&path)
+        .unwrap()
+        .blob_range(Section::Bindings, "matrix")
+        .unwrap();
+    assert_eq!(
+        *m,
+        serde_json::json!({"name": "matrix", "section": "bindings", "type": "Tensor",
+            "shape": [2, 3], "stored_bytes": 48, "raw_bytes": 48, "codec": "none", "offset": offset})
+    );
+
+    let out = ach(&["ls", p(&path), "--long"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().next().unwrap().ends_with("RATIO  OFFSET"));
+    let matrix = stdout.lines().find(|l| l.starts_with("matrix ")).unwrap();
+    let tail: Vec<&str> = matrix.split_whitespace().rev().take(2).collect();
+    assert_eq!(tail, [offset.to_string().as_str(), "1.00"], "{matrix}");
+}
+
+#[test]
+fn show_prints_small_values_exactly_and_summarises_large_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("show.ach");
+    let mut env = testdata::every_type();
+    let big: Vec<f64> = (0..1_000_000).map(|i| i as f64).collect();
+    env.set(
+        "big",
+        Value::Tensor(Tensor::new(vec![1000, 1000], big).unwrap()),
+    );
+    save_environment(&env, &path, &SaveOptions::default()).unwrap();
+
+    let out = ach(&["show", p(&path), "big"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.len() < 2000, "floods the terminal:\n{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "big: Tensor [1000, 1000], float64, 1000000 elements, 7.6 MiB"
+    );
+    assert_eq!(lines[1], "min 0.0  max 999999.0  mean 499999.5");
+    let squeezed: Vec<String> = lines.iter().map(|l| l.replace(' ', "")).collect();
+    assert_eq!(
+        squeezed[2], "[[0.0,1.0,2.0,...,997.0,998.0,999.0],",
+        "{stdout}"
+    );
+    assert_eq!(squeezed[5], "...", "{stdout}");
+    assert_eq!(
+        squeezed[8],
+        "[999000.0,999001.0,999002.0,...,999997.0,999998.0,999999.0]]"
+    );
+    assert_eq!(lines.len(), 9, "{stdout}");
+    assert!(stdout.contains(" ...\n"), "{stdout}");
+
+    let show = |name: &str| {
+        let out = ach(&["show", p(&path), name]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(show("text"), "text: String\n\"héllo, wörld\"\n");
+    assert_eq!(show("PI"), "PI: Number\n3.141592653589793\n");
+    assert_eq!(show("z"), "z: Complex\n1.0-2.0i\n");
+    assert_eq!(
+        show("matrix"),
+        "matrix: Tensor [2, 3], float64, 6 elements, 48 B\n\
+         min 1.0  max 6.0  mean 3.5\n[[1.0, 2.0, 3.0],\n [4.0, 5.0, 6.0]]\n"
+    );
+    let model = show("model");
+    assert!(
+        model.starts_with("model: Record\n{\n  name: \"model A\",\n"),
+        "{model}"
+    );
+    assert!(
+        model.contains("coef: Tensor [3] [1.0, -0.0, inf],"),
+        "{model}"
+    );
+    assert!(show("spectrum").contains("(1 NaN") || show("spectrum").contains("complex128"));
+
+    let out = ach(&["show", p(&path), "matrx"]);
+    let err = assert_one_line_error(&out, 1, "unknown name");
+    assert!(err.contains("did you mean \"matrix\""), "{err}");
+}
+
+/// The header of a `.npy` file: (descr, fortran_order, shape text, data offset).
+fn npy_header(bytes: &[u8]) -> (String, usize) {
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8(bytes[10..10 + len].to_vec()).unwrap();
+    assert!(header.ends_with('\n'));
+    (header.trim_end().to_string(), 10 + len)
+}
+
+#[test]
+fn export_npy_writes_the_exact_elements_after_an_aligned_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = archive(dir.path());
+    let archive = Archive::open(&path).unwrap();
+
+    let out_path = dir.path().join("m.npy");
+    let out = ach(&["export", p(&path), "matrix", "-o", p(&out_path)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "no progress off a terminal");
+    let bytes = std::fs::read(&out_path).unwrap();
+    let (header, start) = npy_header(&bytes);
+    assert_eq!(start % 64, 0);
+    assert_eq!(
+        header.trim_end(),
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"
+    );
+    let Value::Tensor(m) = archive.get("matrix").unwrap() else {
+        panic!()
+    };
+    assert_eq!(&bytes[start..], bytemuck::cast_slice::<f64, u8>(m.data()));
+
+    let out_path = dir.path().join("s.npy");
+    let out = ach(&["export", p(&path), "spectrum", "--output", p(&out_path)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&out_path).unwrap();
+    let (header, start) = npy_header(&bytes);
+    assert_eq!(
+        header.trim_end(),
+        "{'descr': '<c16', 'fortran_order': False, 'shape': (3,), }"
+    );
+    let Value::ComplexTensor(s) = archive.get("spectrum").unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        &bytes[start..],
+        bytemuck::cast_slice::<Complex, u8>(s.data())
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out_path).unwrap().permissions().mode();
+        assert_ne!(mode & 0o044, 0, "an export is not private: {mode:o}");
+    }
+}
+
+#[test]
+fn every_value_round_trips_through_json_and_tensors_through_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.ach");
+    let mut env = testdata::every_type();
+    let special = vec![
+        1.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e300,
+        5e-324,
+        0.1,
+    ];
+    env.set("special", Value::Tensor(Tensor::from_vec(special.clone())));
+    save_environment(&env, &src, &SaveOptions::default()).unwrap();
+    let archive = Archive::open(&src).unwrap();
+
+    let mut specs = Vec::new();
+    for name in archive
+        .names(Section::Bindings)
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    {
+        let file = dir.path().join(format!("{name}.json"));
+        let out = ach(&["export", p(&src), &name, "-o", p(&file)]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        specs.push(format!("{name}={}", p(&file)));
+    }
+    for (name, file) in [("special_csv", "special.csv"), ("matrix_csv", "matrix.csv")] {
+        let file = dir.path().join(file);
+        let from = name.trim_end_matches("_csv");
+        let out = ach(&["export", p(&src), from, "-o", p(&file)]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        specs.push(format!("{name}={}", p(&file)));
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("matrix.csv")).unwrap(),
+        "1.0,2.0,3.0\n4.0,5.0,6.0\n"
+    );
+
+    let dst = dir.path().join("dst.ach");
+    let mut args = vec!["import", p(&dst)];
+    args.extend(specs.iter().map(String::as_str));
+    let out = ach(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("wrote "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let back = Archive::open(&dst).unwrap();
+    for name in archive.names(Section::Bindings) {
+        let (a, b) = (archive.get(name).unwrap(), back.get(name).unwrap());
+        if name == "nan" {
+            // JSON has no NaN payloads; the value stays a NaN.
+            assert!(matches!(b, Value::Number(x) if x.is_nan()));
+        } else {
+            assert_eq!(a, b, "{name}");
+        }
+    }
+    assert_eq!(
+        back.get("matrix_csv").unwrap(),
+        archive.get("matrix").unwrap()
+    );
+    assert_eq!(
+        back.get("special_csv").unwrap(),
+        archive.get("special").unwrap()
+    );
+}
+
+#[test]
+fn export_refuses_what_a_format_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = archive(dir.path());
+    let src = p(&path);
+    let o = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    for (name, out, want, says) in [
+        ("model", o("m.npy"), 2, "export it as .json"),
+        ("spectrum", o("s.csv"), 2, "export it as .npy"),
+        ("text", o("t.csv"), 2, ".csv holds"),
+        ("matrix", o("m.txt"), 2, ".npy, .csv or .json"),
+        ("nothere", o("n.json"), 1, "no binding named"),
+    ] {
+        let res = ach(&["export", src, name, "-o", &out]);
+        let stderr = assert_one_line_error(&res, want, name);
+        assert!(stderr.contains(says), "{name}: {stderr}");
+        assert!(
+            !Path::new(&out).exists(),
+            "{name}: a failed export left a file"
+        );
+    }
+    let out = ach(&["export", src, "matrix", "-o", "/nonexistent/dir/m.npy"]);
+    assert_one_line_error(&out, 1, "unwritable output");
+    // A 3-D tensor does not fit a CSV.
+    let cube = dir.path().join("cube.ach");
+    let mut env = Environment::new();
+    env.set(
+        "c",
+        Value::Tensor(Tensor::new(vec![2, 2, 2], vec![0.0; 8]).unwrap()),
+    );
+    save_environment(&env, &cube, &SaveOptions::default()).unwrap();
+    let out = ach(&["export", p(&cube), "c", "-o", &o("c.csv")]);
+    let stderr = assert_one_line_error(&out, 2, "3-D to csv");
+    assert!(stderr.contains("3 dimensions"), "{stderr}");
+    // Missing -o is a usage error.
+    assert_eq!(ach(&["export", src, "matrix"]).status.code(), Some(2));
+}
+
+#[test]
+fn import_takes_every_save_option_as_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("series.csv");
+    let noise: Vec<String> = testdata::normal(20_000, 5)
+        .iter()
+        .map(|x| format!("{x:?}"))
+        .collect();
+    std::fs::write(&csv, noise.join("\n")).unwrap();
+    let smooth = dir.path().join("smooth.csv");
+    let s: Vec<String> = (0..20_000).map(|i| format!("{}", i / 7)).collect();
+    std::fs::write(&smooth, format!("# a comment line\n{}\n", s.join("\n"))).unwrap();
+    let out_path = dir.path().join("imp.ach");
+    let out = ach(&[
+        "import",
+        p(&out_path),
+        p(&csv),
+        &format!("steps={}", p(&smooth)),
+        "--compress",
+        "zstd:9",
+        "--description",
+        "imported",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--custom",
+        "owner=lab",
+        "--exclude",
+        "nothing*",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = env_info(&out_path).unwrap();
+    assert_eq!(info.bindings, ["series", "steps"]);
+    assert_eq!(info.description.as_deref(), Some("imported"));
+    assert_eq!(info.tags, ["a", "b"]);
+    assert_eq!(info.custom, [("owner".to_string(), "lab".to_string())]);
+    assert_eq!(info.entries[0].shape, [20_000]);
+    assert_eq!(info.entries[1].codec, Codec::Zstd, "steps compress well");
+    let Value::Tensor(t) = Archive::open(&out_path).unwrap().get("steps").unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.data()[700], 100.0);
+
+    // The file exists now: refused without --allow-overwrite.
+    let again = |extra: &[&str]| {
+        let mut args = vec!["import", p(&out_path), p(&csv)];
+        args.extend(extra);
+        ach(&args)
+    };
+    let stderr = assert_one_line_error(&again(&[]), 1, "exists");
+    assert!(stderr.contains("--allow-overwrite"), "{stderr}");
+    for (flag, codec) in [("none", Codec::None), ("lz4", Codec::Lz4)] {
+        let out = again(&["--allow-overwrite", "--compress", flag]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let info = env_info(&out_path).unwrap();
+        assert_eq!(info.bindings, ["series"]);
+        if codec == Codec::None {
+            assert!(info.entries.iter().all(|e| e.codec == Codec::None));
+        }
+    }
+    let out = again(&["--allow-overwrite", "--max-file-size", "1000"]);
+    assert_one_line_error(&out, 1, "max file size");
+    assert_eq!(
+        env_info(&out_path).unwrap().bindings,
+        ["series"],
+        "old file kept"
+    );
+    for bad in ["zstd:0", "zstd:23", "gzip", "lz4:3"] {
+        let out = again(&["--allow-overwrite", "--compress", bad]);
+        assert_eq!(code(&out), Some(2), "{bad}: {}", text(&out.stderr));
+    }
+    assert_eq!(code(&again(&["--custom", "novalue"])), Some(2));
+}
+
+#[test]
+fn import_reports_bad_inputs_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = |name: &str, bytes: &[u8]| {
+        let f = d.join(name);
+        std::fs::write(&f, bytes).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let out_path = d.join("o.ach");
+    let o = p(&out_path);
+    let good = w("good.csv", b"1,2\n3,4\n");
+    let npy_with = |header: &str, data: &[u8]| {
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        npy.extend((header.len() as u16 + 1).to_le_bytes());
+        npy.extend(header.as_bytes());
+        npy.push(b'\n');
+        npy.extend(data);
+        npy
+    };
+    // Four elements promised, one present.
+    let npy = npy_with(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }",
+        &1.0f64.to_le_bytes(),
+    );
+    let strs = npy_with(
+        "{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }",
+        &[0; 12],
+    );
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec![w("t.txt", b"1")], 2, ".npy, .csv and .json"),
+        (vec![good.clone(), format!("good={good}")], 2, "given twice"),
+        (
+            vec![p(&d.join("missing.npy")).to_string()],
+            1,
+            "missing.npy",
+        ),
+        (
+            vec![w("junk.npy", b"garbage, not numpy")],
+            1,
+            "not a .npy file",
+        ),
+        (vec![w("short.npy", &npy)], 1, "truncated"),
+        (vec![w("text.csv", b"1,2\n3,x\n")], 1, "line 2, field 2"),
+        (vec![w("ragged.csv", b"1,2\n3\n")], 1, "line 2 has 1 fields"),
+        (vec![w("bad.json", b"{\"a\": [1, 2")], 1, "invalid JSON"),
+        (
+            vec![w(
+                "tag.json",
+                b"{\"$tensor\": {\"shape\": [3], \"data\": [1]}}",
+            )],
+            1,
+            "shape",
+        ),
+        (vec![w("strs.npy", &strs)], 1, "not supported"),
+    ];
+    for (inputs, want, says) in cases {
+        let mut args = vec!["import", o];
+        args.extend(inputs.iter().map(String::as_str));
+        let out = ach(&args);
+        let stderr = assert_one_line_error(&out, want, &inputs.join(" "));
+        assert!(stderr.contains(says), "{inputs:?}: {stderr}");
+        assert!(
+            !out_path.exists(),
+            "{inputs:?}: a failed import wrote the archive"
+        );
+    }
+    assert_eq!(code(&ach(&["import", o])), Some(2), "no inputs");
+}
+
+#[test]
+fn repack_changes_codecs_and_keeps_values_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.ach");
+    let mut env = testdata::every_type();
+    env.set(
+        "smooth",
+        Value::Tensor(Tensor::from_vec(testdata::smooth(50_000))),
+    );
+    let opts = SaveOptions {
+        compress: false,
+        description: Some("original".into()),
+        tags: vec!["x".into(), "y".into()],
+        custom: vec![("k".into(), "v".into())],
+        created_by: "a test".into(),
+        ..Default::default()
+    };
+    save_environment(&env, &src, &opts).unwrap();
+    let before = Archive::open(&src).unwrap();
+    for (flag, codec) in [
+        ("zstd:9", Codec::Zstd),
+        ("lz4", Codec::Lz4),
+        ("none", Codec::None),
+    ] {
+        let dst = dir.path().join(format!("{}.ach", flag.replace(':', "_")));
+        let out = ach(&["repack", p(&src), p(&dst), "--compress", flag]);
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        let info = env_info(&dst).unwrap();
+        assert_eq!(info.description.as_deref(), Some("original"));
+        assert_eq!(info.tags, ["x", "y"]);
+        assert_eq!(info.custom, [("k".to_string(), "v".to_string())]);
+        assert_eq!(info.created_by, "a test");
+        let smooth = info.entries.iter().find(|e| e.name == "smooth").unwrap();
+        assert_eq!(smooth.codec, codec, "{flag}");
+        let after = Archive::open(&dst).unwrap();
+        for s in [Section::Bindings, Section::Constants] {
+            let names: Vec<&str> = before.names(s).collect();
+            assert_eq!(names, after.names(s).collect::<Vec<_>>());
+            for n in names {
+                let a = before.get_with(s, n, LoadOptions::default()).unwrap();
+                assert_eq!(
+                    a,
+                    after.get_with(s, n, LoadOptions::default()).unwrap(),
+                    "{n}"
+                );
+            }
+        }
+        after.verify().unwrap();
+    }
+    // Uncompressed to uncompressed: identical contents by blob hash.
+    let none = dir.path().join("none.ach");
+    let out = ach(&["diff", p(&src), p(&none)]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = ach(&["repack", p(&src), p(&none)]);
+    assert!(assert_one_line_error(&out, 1, "exists").contains("--allow-overwrite"));
+    let out = ach(&[
+        "repack",
+        p(&src),
+        p(&none),
+        "--allow-overwrite",
+        "--compress",
+        "lz4",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        code(&ach(&["repack", p(&src), p(&none), "--compress", "bzip2"])),
+        Some(2)
+    );
+}
+
+#[test]
+fn diff_names_added_removed_changed_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let save = |name: &str, env: &Environment, desc: &str| {
+        let path = dir.path().join(name);
+        let opts = SaveOptions {
+            description: Some(desc.into()),
+            ..Default::default()
+        };
+        save_environment(env, &path, &opts).unwrap();
+        path
+    };
+    let mut env = Environment::new();
+    env.set(
+        "same",
+        Value::Tensor(Tensor::from_vec(testdata::normal(100_000, 1))),
+    );
+    env.set(
+        "edited",
+        Value::Tensor(Tensor::from_vec(vec![1.0, 2.0, 3.0])),
+    );
+    env.set("gone", Value::from("bye"));
+    env.set("retyped", Value::Number(1.0));
+    let a = save("a.ach", &env, "first");
+    let a2 = save("a2.ach", &env, "first");
+    env.set(
+        "edited",
+        Value::Tensor(Tensor::from_vec(vec![1.0, 2.0, 4.0])),
+    );
+    env.remove("gone");
+    env.set("fresh", Value::Boolean(true));
+    env.set("retyped", Value::from("one"));
+    let b = save("b.ach", &env, "second");
+
+    let out = ach(&["diff", p(&a), p(&a2)]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "identical\n");
+
+    let out = ach(&["diff", p(&a), p(&b)]);
+    assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "+  fresh    Boolean\n\
+         -  gone     String\n\
+         ~  edited   content differs (SHA-256 of the stored blob)\n\
+         ~  retyped  type Number -> String, size 9 -> 12 bytes\n\
+         metadata description: \"first\" -> \"second\"\n\
+         1 added, 1 removed, 2 changed, 1 metadata fields differ\n"
+    );
+
+    let out = ach(&["diff", p(&a), p(&b), "--json"]);
+    assert_eq!(code(&out), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["identical"], false);
+    assert_eq!(json["added"][0]["name"], "fresh");
+    assert_eq!(json["removed"][0]["name"], "gone");
+    assert_eq!(json["changed"][0]["name"], "edited");
+    assert_eq!(
+        json["changed"][0]["differs"],
+        serde_json::json!(["content"])
+    );
+    assert_eq!(
+        json["changed"][1]["differs"],
+        serde_json::json!(["type", "size"])
+    );
+    assert_eq!(
+        json["metadata"],
+        serde_json::json!([{"field": "description", "a": "first", "b": "second"}])
+    );
+    let out = ach(&["diff", p(&a), p(&a2), "--json"]);
+    assert_eq!(code(&out), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["identical"], true);
+    assert_eq!(ach(&["diff", p(&a)]).status.code(), Some(2));
+}
+
+/// Garbage, a truncated archive and a missing file, given to every
+/// subcommand that reads an archive: one line, exit 1, no panic.
+#[test]
+fn every_reading_subcommand_fails_cleanly_on_bad_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = archive(dir.path());
+    let bytes = std::fs::read(&good).unwrap();
+    let junk = dir.path().join("junk.ach");
+    std::fs::write(&junk, b"this is not an archive at all, not even close").unwrap();
+    let cut = dir.path().join("cut.ach");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let empty = dir.path().join("empty.ach");
+    std::fs::write(&empty, b"").unwrap();
+    let missing = dir.path().join("missing.ach");
+    let out_npy = dir.path().join("o.npy");
+    let out_ach = dir.path().join("o.ach");
+    let g = p(&good);
+    for bad in [&junk, &cut, &empty, &missing, &dir.path().to_path_buf()] {
+        let b = p(bad);
+        for args in [
+            vec!["info", b],
+            vec!["ls", b],
+            vec!["ls", b, "--json"],
+            vec!["show", b, "matrix"],
+            vec!["verify", b],
+            vec!["export", b, "matrix", "-o", p(&out_npy)],
+            vec!["repack", b, p(&out_ach)],
+            vec!["diff", b, g],
+            vec!["diff", g, b, "--json"],
+        ] {
+            let out = ach(&args);
+            assert_one_line_error(&out, 1, &format!("{args:?}"));
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+        }
+    }
+    assert!(!out_npy.exists() && !out_ach.exists());
+}
+
+#[test]
+fn quiet_is_accepted_everywhere_and_nothing_but_results_reach_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.ach");
+    let mut env = Environment::new();
+    env.set("t", Value::Tensor(testdata::normal_tensor(512, 1024, 3)));
+    save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    let npy = dir.path().join("t.npy");
+    for args in [
+        vec!["--quiet", "verify", p(&path)],
+        vec!["verify", p(&path), "-q"],
+        vec!["export", p(&path), "t", "-o", p(&npy), "--quiet"],
+        vec!["export", p(&path), "t", "-o", p(&npy)],
+    ] {
+        let out = ach(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+    assert_eq!(std::fs::metadata(&npy).unwrap().len(), 128 + 512 * 1024 * 8);
+}

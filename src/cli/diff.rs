@@ -1,0 +1,258 @@
+//! `ach diff A B`: bindings added, removed and changed, and metadata
+//! differences, from the tables of contents and the SHA-256 of each stored
+//! blob (read in 1 MiB pieces; no value is decoded).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use achronyme_env::{Archive, BindingInfo, EnvInfo};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{CliResult, failed, printable, section_name, shape_of, shape_text};
+
+/// A binding as `ach diff --json` describes it.
+#[derive(Serialize, Clone)]
+struct Item {
+    name: String,
+    section: &'static str,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+    shape: Vec<u64>,
+    raw_bytes: u64,
+    codec: &'static str,
+}
+
+impl From<&BindingInfo> for Item {
+    fn from(e: &BindingInfo) -> Self {
+        Item {
+            name: e.name.clone(),
+            section: section_name(e.section),
+            type_name: e.type_name,
+            shape: e.shape.clone(),
+            raw_bytes: e.raw_bytes,
+            codec: e.codec.name(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Changed {
+    name: String,
+    section: &'static str,
+    /// What differs: "type", "shape", "size", "codec", "content".
+    differs: Vec<&'static str>,
+    a: Item,
+    b: Item,
+}
+
+#[derive(Serialize)]
+struct MetaDiff {
+    field: &'static str,
+    a: serde_json::Value,
+    b: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Report {
+    identical: bool,
+    added: Vec<Item>,
+    removed: Vec<Item>,
+    changed: Vec<Changed>,
+    metadata: Vec<MetaDiff>,
+}
+
+/// SHA-256 of `len` bytes of `file` at `offset`, read in 1 MiB pieces.
+fn blob_digest(file: &mut File, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(h.finalize().into())
+}
+
+fn metadata_diffs(a: &EnvInfo, b: &EnvInfo) -> Vec<MetaDiff> {
+    let mut out = Vec::new();
+    let mut cmp = |field, x: serde_json::Value, y: serde_json::Value| {
+        if x != y {
+            out.push(MetaDiff { field, a: x, b: y });
+        }
+    };
+    use serde_json::json;
+    cmp("created_by", json!(a.created_by), json!(b.created_by));
+    cmp("platform", json!(a.platform), json!(b.platform));
+    cmp(
+        "achronyme_version",
+        json!(a.achronyme_version),
+        json!(b.achronyme_version),
+    );
+    cmp("description", json!(a.description), json!(b.description));
+    cmp("tags", json!(a.tags), json!(b.tags));
+    cmp("custom", json!(a.custom), json!(b.custom));
+    out
+}
+
+/// `ach diff A B [--json]`; returns whether the archives are identical.
+pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
+    let (a, b) = (Archive::open(a_path)?, Archive::open(b_path)?);
+    let (ai, bi) = (a.info(), b.info());
+    let open =
+        |p: &Path| File::open(p).map_err(|e| failed(format!("opening {}: {e}", p.display())));
+    let (mut af, mut bf) = (open(a_path)?, open(b_path)?);
+    let key = |e: &BindingInfo| (e.section, e.name.clone());
+    let (ae, be) = (&*ai.entries, &*bi.entries);
+    let mut report = Report {
+        identical: false,
+        added: Vec::new(),
+        removed: Vec::new(),
+        changed: Vec::new(),
+        metadata: metadata_diffs(&ai, &bi),
+    };
+    // Both tables are sorted by (section, name): merge them.
+    let (mut i, mut j) = (0, 0);
+    while i < ae.len() || j < be.len() {
+        let order = match (ae.get(i), be.get(j)) {
+            (Some(x), Some(y)) => key(x).cmp(&key(y)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                report.removed.push((&ae[i]).into());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                report.added.push((&be[j]).into());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (x, y) = (&ae[i], &be[j]);
+                let mut differs = Vec::new();
+                if x.type_name != y.type_name {
+                    differs.push("type");
+                }
+                if x.shape != y.shape {
+                    differs.push("shape");
+                }
+                if x.raw_bytes != y.raw_bytes {
+                    differs.push("size");
+                }
+                if x.codec != y.codec {
+                    differs.push("codec");
+                }
+                if differs.is_empty() {
+                    let ra = a.blob_range(x.section, &x.name);
+                    let rb = b.blob_range(y.section, &y.name);
+                    let same = match (ra, rb) {
+                        (Some((ao, al)), Some((bo, bl))) if al == bl => {
+                            let read_err = |p: &Path, e: std::io::Error| {
+                                failed(format!(
+                                    "reading the blob of {} in {}: {e}",
+                                    printable(&x.name),
+                                    p.display()
+                                ))
+                            };
+                            blob_digest(&mut af, ao, al).map_err(|e| read_err(a_path, e))?
+                                == blob_digest(&mut bf, bo, bl).map_err(|e| read_err(b_path, e))?
+                        }
+                        _ => false,
+                    };
+                    if !same {
+                        differs.push("content");
+                    }
+                }
+                if !differs.is_empty() {
+                    report.changed.push(Changed {
+                        name: x.name.clone(),
+                        section: section_name(x.section),
+                        differs,
+                        a: x.into(),
+                        b: y.into(),
+                    });
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    report.identical = report.added.is_empty()
+        && report.removed.is_empty()
+        && report.changed.is_empty()
+        && report.metadata.is_empty();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+        return Ok(report.identical);
+    }
+    let describe = |it: &Item| {
+        let mut d = it.type_name.to_string();
+        if !it.shape.is_empty() || it.type_name.ends_with("Tensor") {
+            d = format!("{d} {}", shape_of(it.type_name, &it.shape));
+        }
+        if it.section != "bindings" {
+            d = format!("{d} ({})", it.section);
+        }
+        d
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for it in &report.added {
+        rows.push(vec!["+".into(), printable(&it.name), describe(it)]);
+    }
+    for it in &report.removed {
+        rows.push(vec!["-".into(), printable(&it.name), describe(it)]);
+    }
+    for c in &report.changed {
+        let what: Vec<String> = c
+            .differs
+            .iter()
+            .map(|d| match *d {
+                "type" => format!("type {} -> {}", c.a.type_name, c.b.type_name),
+                "shape" => format!(
+                    "shape {} -> {}",
+                    shape_text(&c.a.shape),
+                    shape_text(&c.b.shape)
+                ),
+                "size" => format!("size {} -> {} bytes", c.a.raw_bytes, c.b.raw_bytes),
+                "codec" => format!("codec {} -> {}", c.a.codec, c.b.codec),
+                _ => "content differs (SHA-256 of the stored blob)".to_string(),
+            })
+            .collect();
+        rows.push(vec!["~".into(), printable(&c.name), what.join(", ")]);
+    }
+    for r in &rows {
+        println!("{}  {:<w$}  {}", r[0], r[1], r[2], w = name_width(&rows));
+    }
+    for m in &report.metadata {
+        println!(
+            "metadata {}: {} -> {}",
+            m.field,
+            printable(&m.a.to_string()),
+            printable(&m.b.to_string())
+        );
+    }
+    if report.identical {
+        println!("identical");
+    } else {
+        println!(
+            "{} added, {} removed, {} changed, {} metadata fields differ",
+            report.added.len(),
+            report.removed.len(),
+            report.changed.len(),
+            report.metadata.len()
+        );
+    }
+    Ok(report.identical)
+}
+
+fn name_width(rows: &[Vec<String>]) -> usize {
+    rows.iter().map(|r| r[1].chars().count()).max().unwrap_or(0)
+}

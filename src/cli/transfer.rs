@@ -1,0 +1,519 @@
+//! `ach export`, `ach import` and `ach repack`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use achronyme_env::{
+    Archive, Codec, Complex, ComplexTensor, Environment, LoadOptions, SaveOptions, SaveReport,
+    Section, Tensor, Value, save_environment,
+};
+
+use super::progress::{Bar, spin};
+use super::{CliResult, failed, find_section, human, npy, printable, usage};
+
+/// A `--compress` value: `none`, `zstd`, `zstd:LEVEL` or `lz4`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Compress {
+    /// The codec (`Codec::None` for no compression).
+    pub codec: Codec,
+    /// Zstandard level.
+    pub level: i32,
+}
+
+impl Compress {
+    /// Parses a `--compress` argument (clap calls this; errors exit 2).
+    pub fn parse(s: &str) -> Result<Compress, String> {
+        let (name, level) = match s.split_once(':') {
+            Some((n, l)) => (n, Some(l)),
+            None => (s, None),
+        };
+        let codec = match name {
+            "none" => Codec::None,
+            "zstd" => Codec::Zstd,
+            "lz4" => Codec::Lz4,
+            _ => return Err("expected none, zstd, zstd:LEVEL (1-22) or lz4".into()),
+        };
+        let level = match (codec, level) {
+            (_, None) => 3,
+            (Codec::Zstd, Some(l)) => match l.parse::<i32>() {
+                Ok(l) if (1..=22).contains(&l) => l,
+                _ => return Err(format!("zstd level must be 1 to 22, got {l:?}")),
+            },
+            (_, Some(_)) => return Err(format!("{name} takes no level")),
+        };
+        Ok(Compress { codec, level })
+    }
+
+    /// Sets the compression fields of `opts`.
+    pub fn apply(&self, opts: &mut SaveOptions) {
+        opts.compress = self.codec != Codec::None;
+        opts.codec = if self.codec == Codec::None {
+            Codec::Zstd
+        } else {
+            self.codec
+        };
+        opts.compression_level = self.level;
+    }
+}
+
+fn ext(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// `ach export FILE NAME -o OUT`.
+pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<()> {
+    let kind = ext(out);
+    if !matches!(kind.as_str(), "npy" | "csv" | "json") {
+        return Err(usage(format!(
+            "cannot export to {}: the output must end in .npy, .csv or .json",
+            out.display()
+        )));
+    }
+    let archive = Archive::open(path)?;
+    let section = find_section(&archive, name)?;
+    let value = spin(progress, "loading", || {
+        archive.get_with(section, name, LoadOptions::default())
+    })?;
+    let label = printable(name);
+    let what = format!("{label} is a {}", value.type_name());
+    // Write to a temporary file beside OUT, then rename: a failed export
+    // leaves no half-written file.
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".ach-export")
+        .tempfile_in(&dir)
+        .map_err(|e| failed(format!("creating a file in {}: {e}", dir.display())))?;
+    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let io = |e: std::io::Error| failed(format!("writing {}: {e}", out.display()));
+    match (kind.as_str(), &value) {
+        ("npy", Value::Tensor(t)) => {
+            npy::write_header(&mut w, "<f8", t.shape()).map_err(io)?;
+            write_chunks(&mut w, bytemuck::cast_slice(t.data()), progress).map_err(io)?;
+        }
+        ("npy", Value::ComplexTensor(t)) => {
+            npy::write_header(&mut w, "<c16", t.shape()).map_err(io)?;
+            write_chunks(&mut w, bytemuck::cast_slice(t.data()), progress).map_err(io)?;
+        }
+        ("npy", _) => {
+            return Err(usage(format!(
+                "{what}; .npy holds tensors only: export it as .json"
+            )));
+        }
+        ("csv", Value::Tensor(t)) if t.shape().len() == 1 || t.shape().len() == 2 => {
+            write_csv(&mut w, t, progress).map_err(io)?;
+        }
+        ("csv", Value::Tensor(t)) => {
+            return Err(usage(format!(
+                "{label} has {} dimensions; .csv holds 1-D and 2-D tensors: export it as .npy",
+                t.shape().len()
+            )));
+        }
+        ("csv", _) => {
+            return Err(usage(format!(
+                "{what}; .csv holds real 1-D and 2-D tensors: export it as .npy or .json"
+            )));
+        }
+        (_, v) => {
+            super::json::write_value(&mut w, v).map_err(io)?;
+            w.write_all(b"\n").map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)?;
+    drop(w);
+    // A temporary file is private (0600); the export gets the permissions
+    // of any file the user creates.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: umask only swaps the process's mask; it is put back at
+        // once (nothing else here creates files concurrently).
+        let mask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        let mode = 0o666 & !(mask as u32);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    tmp.persist(out)
+        .map_err(|e| failed(format!("writing {}: {}", out.display(), e.error)))?;
+    Ok(())
+}
+
+/// Writes `bytes` in 4 MiB pieces, with a progress bar.
+fn write_chunks(w: &mut impl Write, bytes: &[u8], progress: bool) -> std::io::Result<()> {
+    let mut bar = Bar::bytes(progress, bytes.len() as u64, "exporting");
+    for piece in bytes.chunks(4 << 20) {
+        w.write_all(piece)?;
+        bar.inc(piece.len() as u64);
+    }
+    bar.finish();
+    Ok(())
+}
+
+fn write_csv(w: &mut impl Write, t: &Tensor, progress: bool) -> std::io::Result<()> {
+    let cols = if t.shape().len() == 2 {
+        t.shape()[1]
+    } else {
+        1
+    };
+    let rows = if t.shape().len() == 2 {
+        t.shape()[0]
+    } else {
+        t.len()
+    };
+    let mut bar = Bar::items(progress, rows as u64, "exporting rows");
+    if cols == 0 {
+        // Rows without fields: one empty line each.
+        for _ in 0..rows {
+            w.write_all(b"\n")?;
+        }
+        return Ok(());
+    }
+    for row in t.data().chunks(cols) {
+        for (i, x) in row.iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",")?;
+            }
+            // Shortest text that reads back to the same f64 (NaN, inf, -inf
+            // as NumPy and Python read them).
+            if x.is_nan() {
+                w.write_all(b"nan")?;
+            } else {
+                write!(w, "{x:?}")?;
+            }
+        }
+        w.write_all(b"\n")?;
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// Options of `ach import` that become [`SaveOptions`].
+pub struct ImportOptions {
+    /// `--compress`.
+    pub compress: Option<Compress>,
+    /// `--no-filters`.
+    pub no_filters: bool,
+    /// `--description`.
+    pub description: Option<String>,
+    /// `--tag`, repeated.
+    pub tags: Vec<String>,
+    /// `--custom KEY=VALUE`, repeated.
+    pub custom: Vec<(String, String)>,
+    /// `--allow-overwrite`.
+    pub allow_overwrite: bool,
+    /// `--max-file-size`.
+    pub max_file_size: Option<u64>,
+    /// `--exclude`, repeated.
+    pub exclude: Vec<String>,
+    /// `--include-only`, repeated.
+    pub include_only: Vec<String>,
+    /// `--no-warn-large`.
+    pub no_warn_large: bool,
+}
+
+/// `NAME=FILE` or `FILE` (the name is then the file's stem).
+fn name_and_file(spec: &str) -> CliResult<(String, PathBuf)> {
+    if let Some((name, file)) = spec.split_once('=')
+        && !name.is_empty()
+        && !name.contains(['/', '\\'])
+    {
+        return Ok((name.to_string(), PathBuf::from(file)));
+    }
+    let file = PathBuf::from(spec);
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            usage(format!(
+                "{spec}: cannot take a name from this path; write NAME={spec}"
+            ))
+        })?;
+    Ok((stem.to_string(), file))
+}
+
+/// `ach import OUT.ach [NAME=]FILE...`.
+pub fn import(out: &Path, specs: &[String], opts: &ImportOptions, progress: bool) -> CliResult<()> {
+    let mut inputs = Vec::new();
+    for spec in specs {
+        let (name, file) = name_and_file(spec)?;
+        if !matches!(ext(&file).as_str(), "npy" | "csv" | "json") {
+            return Err(usage(format!(
+                "{}: ach imports .npy, .csv and .json files",
+                file.display()
+            )));
+        }
+        if inputs.iter().any(|(n, _)| *n == name) {
+            return Err(usage(format!(
+                "the name {name} is given twice; choose names with NAME=FILE"
+            )));
+        }
+        inputs.push((name, file));
+    }
+    if !opts.allow_overwrite && out.exists() {
+        return Err(failed(format!(
+            "{} already exists; pass --allow-overwrite to replace it, or choose another path",
+            out.display()
+        )));
+    }
+    let mut env = Environment::new();
+    let mut bar = Bar::items(progress, inputs.len() as u64, "reading");
+    for (name, file) in &inputs {
+        let value = read_input(file)?;
+        env.set(name.clone(), value);
+        bar.inc(1);
+    }
+    bar.finish();
+    let mut save = SaveOptions {
+        description: opts.description.clone(),
+        tags: opts.tags.clone(),
+        custom: opts.custom.clone(),
+        allow_overwrite: opts.allow_overwrite,
+        max_file_size: opts.max_file_size,
+        exclude: opts.exclude.clone(),
+        include_only: (!opts.include_only.is_empty()).then(|| opts.include_only.clone()),
+        warn_large_values: !opts.no_warn_large,
+        filters: !opts.no_filters,
+        created_by: format!("ach import {}", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    };
+    if let Some(c) = opts.compress {
+        c.apply(&mut save);
+    }
+    let report = spin(progress, "saving", || save_environment(&env, out, &save))?;
+    print_saved(&report);
+    Ok(())
+}
+
+fn print_saved(report: &SaveReport) {
+    for w in &report.warnings {
+        eprintln!("ach: warning: {}", printable(w));
+    }
+    for s in &report.skipped {
+        eprintln!(
+            "ach: warning: {} not saved: {}",
+            printable(&s.name),
+            printable(&s.reason)
+        );
+    }
+    println!(
+        "wrote {} ({}, {} bindings)",
+        report.path.display(),
+        human(report.bytes),
+        report.written.len() + report.constants_written.len()
+    );
+}
+
+fn read_input(file: &Path) -> CliResult<Value> {
+    let shown = file.display();
+    let open = || File::open(file).map_err(|e| failed(format!("opening {shown}: {e}")));
+    match ext(file).as_str() {
+        "npy" => read_npy(file, open()?),
+        "csv" => read_csv(file, open()?),
+        _ => {
+            let mut text = String::new();
+            open()?
+                .read_to_string(&mut text)
+                .map_err(|e| failed(format!("reading {shown}: {e}")))?;
+            super::json::parse_value(&text).map_err(|e| failed(format!("{shown}: {e}")))
+        }
+    }
+}
+
+fn read_npy(path: &Path, file: File) -> CliResult<Value> {
+    let shown = path.display();
+    let len = file
+        .metadata()
+        .map_err(|e| failed(format!("reading {shown}: {e}")))?
+        .len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let h = npy::read_header(&mut r).map_err(|e| failed(format!("{shown}: {e}")))?;
+    let count = h
+        .count()
+        .ok_or_else(|| failed(format!("{shown}: the shape {:?} is too large", h.shape)))?;
+    let expected = (count as u64)
+        .checked_mul(h.dtype.size as u64)
+        .and_then(|b| b.checked_add(h.data_offset));
+    if expected != Some(len) {
+        return Err(failed(format!(
+            "{shown}: a {} array of shape {:?} needs {} bytes of data, the file has {}; it is truncated or not what its header says",
+            h.dtype.name(),
+            h.shape,
+            expected.map_or("too many".into(), |e| (e - h.data_offset).to_string()),
+            len.saturating_sub(h.data_offset)
+        )));
+    }
+    if !h.dtype.is_native() {
+        eprintln!(
+            "ach: note: {shown}: {}{} converted to {}",
+            h.dtype.name(),
+            if h.dtype.big_endian {
+                " (big-endian)"
+            } else {
+                ""
+            },
+            if h.dtype.kind == npy::Kind::Complex {
+                "complex128"
+            } else {
+                "float64"
+            }
+        );
+    }
+    if h.fortran_order && h.shape.len() > 1 {
+        eprintln!("ach: note: {shown}: Fortran-ordered data transposed to C order");
+    }
+    let io = |e: std::io::Error| failed(format!("reading {shown}: {e}"));
+    let complex = h.dtype.kind == npy::Kind::Complex;
+    // Elements as (re, im) pairs, in file order.
+    let mut re = Vec::with_capacity(count);
+    let mut im = Vec::with_capacity(if complex { count } else { 0 });
+    if h.dtype.is_native() && !complex {
+        re.resize(count, 0.0);
+        r.read_exact(bytemuck::cast_slice_mut(&mut re))
+            .map_err(io)?;
+    } else {
+        let mut buf = vec![0u8; h.dtype.size * 65536];
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(65536);
+            let bytes = &mut buf[..n * h.dtype.size];
+            r.read_exact(bytes).map_err(io)?;
+            for el in bytes.chunks_exact(h.dtype.size) {
+                let (a, b) = h.dtype.convert(el);
+                re.push(a);
+                if complex {
+                    im.push(b);
+                }
+            }
+            left -= n;
+        }
+    }
+    if h.fortran_order && h.shape.len() > 1 {
+        let order: Vec<usize> = npy::fortran_to_c(&h.shape).collect();
+        re = order.iter().map(|&k| re[k]).collect();
+        if complex {
+            im = order.iter().map(|&k| im[k]).collect();
+        }
+    }
+    let err = |e: achronyme_env::Error| failed(format!("{shown}: {e}"));
+    Ok(if complex {
+        let data = re
+            .into_iter()
+            .zip(im)
+            .map(|(a, b)| Complex::new(a, b))
+            .collect();
+        Value::ComplexTensor(ComplexTensor::new(h.shape, data).map_err(err)?)
+    } else {
+        Value::Tensor(Tensor::new(h.shape, re).map_err(err)?)
+    })
+}
+
+/// A CSV of numbers: one row per line, fields separated by commas; blank
+/// lines and lines starting with `#` are skipped. One column gives a 1-D
+/// tensor, more give a 2-D one.
+fn read_csv(path: &Path, file: File) -> CliResult<Value> {
+    let shown = path.display();
+    let mut data = Vec::new();
+    let mut cols: Option<usize> = None;
+    let mut rows = 0usize;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| failed(format!("reading {shown}: {e}")))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut n = 0;
+        for (j, field) in line.split(',').enumerate() {
+            let field = field.trim();
+            let x: f64 = field.parse().map_err(|_| {
+                failed(format!(
+                    "{shown}: line {}, field {}: {:?} is not a number; ach imports CSV files of numbers only (no header row)",
+                    i + 1,
+                    j + 1,
+                    printable(field)
+                ))
+            })?;
+            data.push(x);
+            n += 1;
+        }
+        match cols {
+            None => cols = Some(n),
+            Some(c) if c != n => {
+                return Err(failed(format!(
+                    "{shown}: line {} has {n} fields, earlier lines have {c}",
+                    i + 1
+                )));
+            }
+            _ => {}
+        }
+        rows += 1;
+    }
+    let shape = match cols {
+        None => vec![0],
+        Some(1) => vec![rows],
+        Some(c) => vec![rows, c],
+    };
+    Ok(Value::Tensor(
+        Tensor::new(shape, data).map_err(|e| failed(format!("{shown}: {e}")))?,
+    ))
+}
+
+/// `ach repack IN OUT`.
+pub fn repack(
+    input: &Path,
+    out: &Path,
+    compress: Compress,
+    no_filters: bool,
+    allow_overwrite: bool,
+    progress: bool,
+) -> CliResult<()> {
+    let archive = Archive::open(input)?;
+    if archive.names(Section::Functions).next().is_some() {
+        return Err(failed(format!(
+            "{} has a functions section, which this version cannot write; nothing was changed",
+            input.display()
+        )));
+    }
+    let meta = archive.metadata().clone();
+    let mut env = Environment::new();
+    let mut bar = Bar::items(progress, archive.len() as u64, "loading");
+    for section in [Section::Bindings, Section::Constants] {
+        let names: Vec<String> = archive.names(section).map(str::to_string).collect();
+        for name in names {
+            let v = archive
+                .get_with(section, &name, LoadOptions::default())
+                .map_err(|e| failed(format!("{}: {e}", input.display())))?;
+            match section {
+                Section::Constants => env.set_constant(name, v),
+                _ => env.set(name, v),
+            };
+            bar.inc(1);
+        }
+    }
+    bar.finish();
+    let mut save = SaveOptions {
+        description: meta.description,
+        tags: meta.tags,
+        custom: meta.custom,
+        created_by: meta.created_by,
+        achronyme_version: archive.achronyme_version(),
+        allow_overwrite,
+        filters: !no_filters,
+        warn_large_values: false,
+        ..Default::default()
+    };
+    compress.apply(&mut save);
+    let report = spin(progress, "saving", || save_environment(&env, out, &save))?;
+    print_saved(&report);
+    Ok(())
+}
