@@ -501,3 +501,133 @@ fn the_fuzz_corpora_replay_without_panics() {
         values.len()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Names and metadata in the file
+// ---------------------------------------------------------------------------
+
+/// Two bindings, "aa" and "ab" (names 2 bytes each, in that order in the
+/// name pool), and its map.
+fn two_names() -> (Vec<u8>, Map) {
+    let mut env = Environment::new();
+    env.set("aa", Value::Number(1.0));
+    env.set("ab", Value::Number(2.0));
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    (bytes, map)
+}
+
+/// File offset of the name pool.
+fn name_pool(bytes: &[u8], map: &Map) -> usize {
+    let toc = map.toc_offset;
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (entries, dims) = (u64_at(toc + 8), u64_at(toc + 16));
+    toc + 64 + 56 * entries + 8 * dims
+}
+
+fn refused_at_open(mut bytes: Vec<u8>, map: &Map, reason: &str) {
+    map.reseal(&mut bytes);
+    let err = Archive::from_bytes(bytes).unwrap_err();
+    assert_matches!(err, Error::InvalidToc { reason: r, .. } if r == reason);
+}
+
+#[test]
+fn names_that_break_the_rules_are_refused_when_the_file_is_opened() {
+    let (bytes, map) = two_names();
+    let pool = name_pool(&bytes, &map);
+    assert_eq!(&bytes[pool..pool + 4], b"aaab");
+    let entry = |i: usize| map.toc_offset + 64 + 56 * i;
+
+    // Empty, and 1 MiB long: the length field of the first entry.
+    for len in [0u32, 1 << 20] {
+        let mut b = bytes.clone();
+        b[entry(0) + 4..entry(0) + 8].copy_from_slice(&len.to_le_bytes());
+        refused_at_open(b, &map, "name is empty or longer than 4096 bytes");
+    }
+    // A NUL inside a name.
+    let mut b = bytes.clone();
+    b[pool + 1] = 0;
+    refused_at_open(b, &map, "a name contains NUL");
+    // Invalid UTF-8: a lone continuation byte, and a truncated sequence.
+    for bad in [0x80u8, 0xC3] {
+        let mut b = bytes.clone();
+        b[pool + 1] = bad;
+        refused_at_open(b, &map, "name pool is not UTF-8");
+    }
+    // A duplicate: "ab" renamed "aa".
+    let mut b = bytes.clone();
+    b[pool + 3] = b'a';
+    refused_at_open(
+        b,
+        &map,
+        "entries are not sorted by (section, name), or repeat a name",
+    );
+}
+
+#[test]
+fn a_million_tags_in_the_file_are_refused_without_reading_them() {
+    let env = testdata::every_type();
+    let mut bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let meta_len = u64::from_le_bytes(
+        bytes[map.toc_offset + 32..map.toc_offset + 40]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let meta = map.toc_offset + map.toc_len - meta_len;
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    // created_by, platform, description marker (0: every_type saves none),
+    // then the tag count.
+    let mut at = meta;
+    for _ in 0..2 {
+        at += 4 + u32_at(&bytes, at) as usize;
+    }
+    assert_eq!(bytes[at], 0, "no description");
+    at += 1;
+    assert_eq!(u32_at(&bytes, at), 0, "no tags");
+    bytes[at..at + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+    map.reseal(&mut bytes);
+    assert_matches!(
+        Archive::from_bytes(bytes),
+        Err(Error::InvalidMetadata {
+            reason: "too many tags"
+        })
+    );
+}
+
+#[test]
+fn oversized_metadata_is_refused_when_saving_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = testdata::every_type();
+    let path = path_in(&dir, "meta.ach");
+    let too_long = "d".repeat((1 << 20) + 1);
+    for options in [
+        SaveOptions {
+            tags: vec!["t".to_string(); 1_000_000],
+            ..fast()
+        },
+        SaveOptions {
+            description: Some(too_long.clone()),
+            ..fast()
+        },
+        SaveOptions {
+            custom: vec![("k".to_string(), too_long.clone())],
+            ..fast()
+        },
+    ] {
+        let err = save_environment(&env, &path, &options).unwrap_err();
+        assert_matches!(err, Error::InvalidName { ref name, .. } if name == "(metadata)");
+        assert!(!path.exists());
+    }
+    assert!(dir_entries(dir.path()).is_empty(), "no temporary file left");
+    // At the limits, it saves and reads back.
+    let at_limit = SaveOptions {
+        tags: vec!["t".to_string(); 65_536],
+        description: Some("d".repeat(1 << 20)),
+        ..fast()
+    };
+    save_environment(&env, &path, &at_limit).unwrap();
+    let info = env_info(&path).unwrap();
+    assert_eq!(info.tags.len(), 65_536);
+    assert_eq!(info.description.map(|d| d.len()), Some(1 << 20));
+}

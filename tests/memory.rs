@@ -244,3 +244,248 @@ fn a_snapshot_costs_bindings_not_bytes() {
     };
     assert_eq!(kept.data()[0], 0.5);
 }
+
+// ---------------------------------------------------------------------------
+// Hostile sizes: hand-made files that declare huge things. Each must give
+// its own typed error, and opening plus loading everything must allocate
+// less than the file's size (for the compressed bomb: less than the raw
+// length its table declares, see layout.md 3.4).
+// ---------------------------------------------------------------------------
+
+/// Opens `bytes` and loads every binding, returning the first error and the
+/// peak of heap bytes allocated meanwhile.
+fn open_and_load_all(bytes: Vec<u8>) -> (Result<()>, usize) {
+    peak_during(move || {
+        let archive = Archive::from_bytes(bytes)?;
+        let names: Vec<String> = archive.names(Section::Bindings).map(String::from).collect();
+        for name in names {
+            archive.get(&name)?;
+        }
+        Ok(())
+    })
+}
+
+fn reason_of(r: &Result<()>) -> &'static str {
+    match r {
+        Err(Error::InvalidToc { reason, .. }) => reason,
+        Err(Error::InvalidValue { .. }) => "invalid value",
+        Err(Error::TooDeep { .. }) => "too deep",
+        Err(Error::CorruptChunk { .. }) => "corrupt chunk",
+        Err(Error::TrailingBytes { .. }) => "trailing bytes",
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// A raw archive: "a" a 3-d tensor [2, 3, 4], "b" a short string.
+fn two_blobs() -> (Vec<u8>, Map) {
+    let mut env = Environment::new();
+    env.set("a", Value::Tensor(iota(&[2, 3, 4])));
+    env.set("b", Value::from("hello"));
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    (bytes, map)
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn hand_made_huge_declarations_are_refused_without_allocating_them() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (bytes, map) = two_blobs();
+    let file = bytes.len();
+    // Offsets within an entry (layout.md 6.2) and of the dimension pool.
+    const BLOB_OFFSET: usize = 8;
+    const STORED: usize = 16;
+    const RAW: usize = 24;
+    const CODEC: usize = 50;
+    let dims = map.toc_offset + 64 + 56 * map.entries.len();
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+
+    // A 2^60-element tensor: shape [2^60, 1, 1], raw and stored lengths to
+    // match (2^63 bytes): its blob would need 2^43 digests.
+    let mut b = bytes.clone();
+    put_u64(&mut b, dims, 1 << 60);
+    put_u64(&mut b, dims + 8, 1);
+    put_u64(&mut b, dims + 16, 1);
+    put_u64(&mut b, map.entry_field(0, RAW), 1 << 63);
+    put_u64(&mut b, map.entry_field(0, STORED), 1 << 63);
+    cases.push((
+        "2^60 elements",
+        b,
+        "chunk digests do not match the blob's length",
+    ));
+    // 2^60 elements in a blob of 24: shape [2^58, 2, 2].
+    let mut b = bytes.clone();
+    put_u64(&mut b, dims, 1 << 58);
+    put_u64(&mut b, dims + 8, 2);
+    put_u64(&mut b, dims + 16, 2);
+    cases.push((
+        "2^60 elements, short",
+        b,
+        "tensor shape does not match its length",
+    ));
+    // The same, claimed compressed (zstd, 4 MiB chunks): 2^41 chunks cannot
+    // fit in 192 stored bytes.
+    let mut b = bytes.clone();
+    put_u64(&mut b, dims, 1 << 60);
+    put_u64(&mut b, dims + 8, 1);
+    put_u64(&mut b, dims + 16, 1);
+    put_u64(&mut b, map.entry_field(0, RAW), 1 << 63);
+    b[map.entry_field(0, CODEC)] = Codec::Zstd as u8;
+    b[map.toc_offset + 60] = 22;
+    cases.push((
+        "2^60 elements, compressed",
+        b,
+        "compressed blob is too short for its chunk table",
+    ));
+    // A shape whose product overflows u64.
+    let mut b = bytes.clone();
+    for k in 0..3 {
+        put_u64(&mut b, dims + 8 * k, 1 << 32);
+    }
+    cases.push(("overflowing shape", b, "tensor shape overflows"));
+    // Overlapping blobs: "b" claims to start where "a" starts.
+    let mut b = bytes.clone();
+    put_u64(&mut b, map.entry_field(1, BLOB_OFFSET), 64);
+    cases.push(("overlapping", b, "blob is not where the previous one ended"));
+    // Out of order: the two blob offsets swapped.
+    let mut b = bytes.clone();
+    let (a_at, b_at) = (
+        map.entries[0].blob_offset.get(),
+        map.entries[1].blob_offset.get(),
+    );
+    put_u64(&mut b, map.entry_field(0, BLOB_OFFSET), b_at);
+    put_u64(&mut b, map.entry_field(1, BLOB_OFFSET), a_at);
+    cases.push((
+        "out of order",
+        b,
+        "blob is not where the previous one ended",
+    ));
+    // The table of contents pointing into itself: the hash pool claimed to
+    // start at the table.
+    let mut b = bytes.clone();
+    put_u64(&mut b, map.toc_offset + 40, map.toc_offset as u64);
+    cases.push((
+        "pool inside the table",
+        b,
+        "hash pool is not right after the last blob",
+    ));
+    // The second blob claimed to lie inside the table of contents.
+    let mut b = bytes.clone();
+    put_u64(
+        &mut b,
+        map.entry_field(1, BLOB_OFFSET),
+        map.toc_offset as u64,
+    );
+    cases.push((
+        "blob inside the table",
+        b,
+        "blob is not where the previous one ended",
+    ));
+    // The header pointing the table at the first blob.
+    let mut b = bytes.clone();
+    put_u64(&mut b, 40, 64);
+    cases.push(("table at the first blob", b, "trailing bytes"));
+
+    for (what, mut b, expected) in cases {
+        map.reseal(&mut b);
+        let (result, peak) = open_and_load_all(b);
+        assert_eq!(reason_of(&result), expected, "{what}: {result:?}");
+        assert!(
+            peak < file,
+            "{what}: allocated {peak} bytes for a {file}-byte file"
+        );
+    }
+}
+
+#[test]
+fn a_2_pow_40_byte_string_is_refused_without_allocating_it() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut bytes, map) = two_blobs();
+    let payload = map.payload(1);
+    assert_eq!(bytes[payload.start], 0x03);
+    put_u64(&mut bytes, payload.start + 1, 1 << 40);
+    map.fix_digest(&mut bytes, 1);
+    let file = bytes.len();
+    let (result, peak) = open_and_load_all(bytes);
+    assert_matches!(
+        result,
+        Err(Error::InvalidValue { ref name, ref reason }) if name == "b"
+            && reason == "value runs past the end of its blob"
+    );
+    assert!(peak < file, "allocated {peak} bytes for a {file}-byte file");
+}
+
+#[test]
+fn a_million_nested_vectors_are_too_deep_and_cost_little() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A string whose payload (9 + len bytes) becomes 1,000,000 vectors of
+    // one element each (9 bytes apiece) around a Null.
+    let levels = 1_000_000;
+    let mut env = Environment::new();
+    env.set("v", Value::String("x".repeat(9 * levels + 1 - 9)));
+    let mut bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    let payload = map.payload(0);
+    let mut crafted = Vec::with_capacity(payload.len());
+    for _ in 0..levels {
+        crafted.push(0x05);
+        crafted.extend_from_slice(&1u64.to_le_bytes());
+    }
+    crafted.push(0x00);
+    assert_eq!(crafted.len(), payload.len());
+    bytes[payload].copy_from_slice(&crafted);
+    map.retag(&mut bytes, 0, 0x05);
+    let file = bytes.len();
+    let (result, peak) = open_and_load_all(bytes);
+    assert_matches!(result, Err(Error::TooDeep { ref name, limit: 128 }) if name == "v");
+    assert!(
+        peak < 64 * KIB,
+        "allocated {peak} bytes for a {file}-byte file"
+    );
+}
+
+#[test]
+fn a_compressed_chunk_that_inflates_past_its_length_stops_at_the_declared_size() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A 512 KiB smooth tensor compresses to one zstd chunk of tens of KiB.
+    // Its stored bytes are replaced by a zstd frame of 256 MiB of zeros
+    // (a few KiB), padded with a skippable frame to the same length, and
+    // the chunk's digest is recomputed: every check before decompression
+    // passes.
+    let declared = 512 * KIB;
+    let mut env = Environment::new();
+    env.set(
+        "t",
+        Value::Tensor(Tensor::from_vec(testdata::smooth(declared / 8))),
+    );
+    let mut bytes = archive_bytes_with(&env, &packed());
+    let map = Map::of(&bytes);
+    let e = &map.entries[0];
+    assert_eq!(e.codec, Codec::Zstd as u8);
+    let chunk_start = e.blob_offset.get() as usize + 64 + 16;
+    let stored = e.stored_len.get() as usize - 16;
+    let bomb = zstd::bulk::compress(&vec![0u8; 256 * MIB], 3).unwrap();
+    assert!(
+        bomb.len() + 8 <= stored,
+        "bomb {} vs chunk {stored}",
+        bomb.len()
+    );
+    let mut chunk = bomb;
+    let pad = stored - chunk.len() - 8;
+    chunk.extend_from_slice(&0x184D_2A50u32.to_le_bytes()); // skippable frame
+    chunk.extend_from_slice(&(pad as u32).to_le_bytes());
+    chunk.resize(stored, 0);
+    bytes[chunk_start..chunk_start + stored].copy_from_slice(&chunk);
+    let digest = achronyme_env::hash::sha256(&[&chunk]);
+    let at = map.hashes_offset + 32 * (e.hash_index.get() as usize + 1);
+    bytes[at..at + 32].copy_from_slice(&digest);
+    map.reseal(&mut bytes);
+
+    let (result, peak) = open_and_load_all(bytes);
+    assert_matches!(result, Err(Error::CorruptChunk { ref name, chunk: 0, .. }) if name == "t");
+    // The declared 512 KiB, plus zstd's context; never the 256 MiB.
+    assert!(peak < declared + MIB, "allocated {peak} bytes");
+}

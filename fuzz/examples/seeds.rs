@@ -4,7 +4,23 @@
 
 use std::path::PathBuf;
 
-use achronyme_env::{Environment, SaveOptions, Value, save_environment, testdata};
+use achronyme_env::{
+    Codec, Complex, ComplexTensor, Environment, SaveOptions, Tensor, Value, save_environment,
+    testdata,
+};
+
+/// Small bindings the default save compresses (tensors, a string, a
+/// vector), so the seeds reach the chunk table and both codecs.
+fn compressible() -> Environment {
+    let mut env = Environment::new();
+    let smooth = testdata::smooth(160);
+    env.set("t", Value::Tensor(Tensor::from_vec(smooth.clone())));
+    let z = smooth.iter().map(|&re| Complex { re, im: re }).collect();
+    env.set("z", Value::ComplexTensor(ComplexTensor::from_vec(z)));
+    env.set("s", Value::String("ab".repeat(600)));
+    env.set("v", Value::Vector(vec![Value::Number(1.0); 150]));
+    env
+}
 
 fn main() {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
@@ -21,10 +37,20 @@ fn main() {
             testdata::tensor_workspace(testdata::normal_tensor(3, 4, 1)),
         ),
         ("empty", Environment::new()),
+        ("compressed_zstd", compressible()),
+        ("compressed_lz4", compressible()),
     ];
     for (name, env) in &envs {
         let path = dir.join(format!("{name}.ach"));
-        save_environment(env, &path, &SaveOptions::default()).unwrap();
+        let options = SaveOptions {
+            codec: if name.ends_with("lz4") {
+                Codec::Lz4
+            } else {
+                Codec::Zstd
+            },
+            ..SaveOptions::default()
+        };
+        save_environment(env, &path, &options).unwrap();
         std::fs::copy(&path, archives.join(name)).unwrap();
         for (binding, v) in env.iter() {
             if !matches!(v, Value::Tensor(_) | Value::ComplexTensor(_)) {

@@ -184,17 +184,29 @@ impl Map {
         start..start + e.stored_len.get() as usize
     }
 
-    /// Recomputes the digest of entry `i`'s blob (one chunk) in the hash
-    /// pool, then reseals.
+    /// Recomputes the digests of entry `i`'s (uncompressed, non-tensor)
+    /// blob in the hash pool, one per 1 MiB of its span, then reseals.
     pub fn fix_digest(&self, bytes: &mut [u8], i: usize) {
         let e = &self.entries[i];
-        assert_eq!(e.hash_count.get(), 1, "small blobs only");
+        assert_eq!(e.codec, 0, "raw blobs only");
         let start = e.blob_offset.get() as usize;
         let end = self.payload(i).end;
-        let digest = sha256(&[&bytes[start..end]]);
-        let at = self.hashes_offset + 32 * e.hash_index.get() as usize;
-        bytes[at..at + 32].copy_from_slice(&digest);
+        let chunk = 1 << achronyme_env::layout::HASH_CHUNK_LOG2;
+        let digests: Vec<[u8; 32]> = bytes[start..end]
+            .chunks(chunk)
+            .map(|c| sha256(&[c]))
+            .collect();
+        assert_eq!(digests.len(), e.hash_count.get() as usize);
+        for (k, d) in digests.iter().enumerate() {
+            let at = self.hashes_offset + 32 * (e.hash_index.get() as usize + k);
+            bytes[at..at + 32].copy_from_slice(d);
+        }
         self.reseal(bytes);
+    }
+
+    /// File offset of entry `i`'s field at `field` (bytes into the entry).
+    pub fn entry_field(&self, i: usize, field: usize) -> usize {
+        self.toc_offset + 64 + 56 * i + field
     }
 
     /// Changes entry `i`'s type tag, in its TOC entry and its blob frame,
