@@ -347,9 +347,9 @@ fn verify(path: &Path, json: bool, bars: bool) -> CliResult<ExitCode> {
     } else {
         for d in &report.damaged {
             eprintln!(
-                "damaged: {} ({:?}): {}",
+                "damaged: {} ({}): {}",
                 printable(&d.name),
-                d.section,
+                cli::section_name(d.section),
                 printable(&d.error)
             );
         }

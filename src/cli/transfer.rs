@@ -144,6 +144,12 @@ pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<
     }
     tmp.persist(out)
         .map_err(|e| failed(format!("writing {}: {}", out.display(), e.error)))?;
+    let size = std::fs::metadata(out).map_or(0, |m| m.len());
+    println!(
+        "wrote {} ({}): {label} as .{kind}",
+        out.display(),
+        human(size)
+    );
     Ok(())
 }
 
@@ -306,11 +312,12 @@ fn print_saved(report: &SaveReport) {
             printable(&s.reason)
         );
     }
+    let n = report.written.len() + report.constants_written.len();
     println!(
-        "wrote {} ({}, {} bindings)",
+        "wrote {} ({}, {n} binding{})",
         report.path.display(),
         human(report.bytes),
-        report.written.len() + report.constants_written.len()
+        if n == 1 { "" } else { "s" }
     );
 }
 
