@@ -820,3 +820,82 @@ fn quiet_is_accepted_everywhere_and_nothing_but_results_reach_a_pipe() {
     }
     assert_eq!(std::fs::metadata(&npy).unwrap().len(), 128 + 512 * 1024 * 8);
 }
+
+/// The peak anonymous memory (heap, not the mapped file) of `ach args`,
+/// sampled from /proc every millisecond, in bytes.
+#[cfg(target_os = "linux")]
+fn peak_anon_bytes(args: &[&str]) -> u64 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ach"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            let kib = status
+                .lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak = peak.max(kib.unwrap_or(0) * 1024);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{args:?}");
+            return peak;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// `ach export` writes a raw tensor from the mapped archive: no copy of the
+/// elements on the heap. A compressed one is decoded once, never copied
+/// again.
+#[cfg(target_os = "linux")]
+#[test]
+fn export_streams_without_a_second_copy() {
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.ach");
+    let mut env = Environment::new();
+    // 96 MiB of noise (stored raw) and 96 MiB of steps (compressed).
+    env.set(
+        "noise",
+        Value::Tensor(testdata::normal_tensor(1536, 8192, 4)),
+    );
+    let steps: Vec<f64> = (0..1536 * 8192).map(|i| (i / 4096) as f64).collect();
+    env.set(
+        "steps",
+        Value::Tensor(Tensor::new(vec![1536, 8192], steps).unwrap()),
+    );
+    let opts = SaveOptions {
+        durable: false,
+        warn_large_values: false,
+        ..Default::default()
+    };
+    save_environment(&env, &path, &opts).unwrap();
+    drop(env);
+    let info = env_info(&path).unwrap();
+    assert_eq!(info.entries[0].codec, Codec::None, "noise is stored raw");
+    assert_ne!(info.entries[1].codec, Codec::None, "steps are compressed");
+
+    let out = dir.path().join("o.npy");
+    let raw = peak_anon_bytes(&["export", p(&path), "noise", "-o", p(&out)]);
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 128 + 96 * MIB);
+    assert!(
+        raw < 24 * MIB,
+        "a raw export used {} MiB of heap",
+        raw / MIB
+    );
+    let packed = peak_anon_bytes(&["export", p(&path), "steps", "-o", p(&out)]);
+    eprintln!(
+        "peak heap: raw export {} KiB, compressed export {} KiB",
+        raw >> 10,
+        packed >> 10
+    );
+    assert!(
+        packed < 96 * MIB + 48 * MIB,
+        "a compressed export used {} MiB of heap for a 96 MiB tensor",
+        packed / MIB
+    );
+}
