@@ -71,6 +71,49 @@ impl Filter {
     }
 }
 
+/// Delta coding state: for each of the `lag` interleaved streams, the last
+/// word seen at each delta level.
+struct Delta {
+    order: usize,
+    lag: usize,
+    state: [[u64; 3]; 2],
+    i: usize,
+}
+
+impl Delta {
+    fn new(filter: Filter, lag: usize) -> Delta {
+        Delta {
+            order: filter.order(),
+            lag,
+            state: [[0; 3]; 2],
+            i: 0,
+        }
+    }
+
+    /// The next word's delta (`order` times differenced, wrapping).
+    fn forward(&mut self, mut v: u64) -> u64 {
+        let s = &mut self.state[self.i % self.lag];
+        self.i += 1;
+        for slot in s.iter_mut().take(self.order) {
+            let d = v.wrapping_sub(*slot);
+            *slot = v;
+            v = d;
+        }
+        v
+    }
+
+    /// Undoes [`Delta::forward`] for the next word.
+    fn inverse(&mut self, mut v: u64) -> u64 {
+        let s = &mut self.state[self.i % self.lag];
+        self.i += 1;
+        for slot in s.iter_mut().take(self.order) {
+            *slot = slot.wrapping_add(v);
+            v = *slot;
+        }
+        v
+    }
+}
+
 /// Applies `filter` to `src` (a whole number of 64-bit words) into `dst`.
 /// `lag` is the distance between the words a delta subtracts: 1 for real
 /// tensors, 2 for complex ones (real parts from real parts).
@@ -82,19 +125,26 @@ fn filter_forward(filter: Filter, lag: usize, src: &[u8], dst: &mut Vec<u8>) {
     }
     let n = src.len() / 8;
     dst.resize(n * 8, 0);
-    let order = filter.order();
-    // prev[s][j]: the last word of stream s at delta level j.
-    let mut prev = [[0u64; 3]; 2];
-    for (i, word) in src.chunks_exact(8).enumerate() {
-        let mut v = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        let p = &mut prev[i % lag];
-        for slot in p.iter_mut().take(order) {
-            let d = v.wrapping_sub(*slot);
-            *slot = v;
-            v = d;
+    let mut delta = Delta::new(filter, lag);
+    let word = |i: usize| u64::from_le_bytes(src[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+    // Eight words at a time: a little 8x8 byte transpose, then one 8-byte
+    // store into each of the 8 byte planes.
+    let blocks = n / 8;
+    for b in 0..blocks {
+        let mut planes = [[0u8; 8]; 8];
+        for t in 0..8 {
+            let bytes = delta.forward(word(8 * b + t)).to_le_bytes();
+            for (j, plane) in planes.iter_mut().enumerate() {
+                plane[t] = bytes[j];
+            }
         }
-        for (j, b) in v.to_le_bytes().into_iter().enumerate() {
-            dst[j * n + i] = b;
+        for (j, plane) in planes.iter().enumerate() {
+            dst[j * n + 8 * b..j * n + 8 * b + 8].copy_from_slice(plane);
+        }
+    }
+    for i in 8 * blocks..n {
+        for (j, byte) in delta.forward(word(i)).to_le_bytes().into_iter().enumerate() {
+            dst[j * n + i] = byte;
         }
     }
 }
@@ -107,20 +157,23 @@ fn filter_inverse(filter: Filter, lag: usize, src: &[u8], dst: &mut [u8]) {
         return;
     }
     let n = src.len() / 8;
-    let order = filter.order();
-    let mut acc = [[0u64; 3]; 2];
-    for (i, out) in dst.chunks_exact_mut(8).enumerate() {
-        let mut bytes = [0u8; 8];
-        for (j, b) in bytes.iter_mut().enumerate() {
-            *b = src[j * n + i];
+    let mut delta = Delta::new(filter, lag);
+    let blocks = n / 8;
+    for b in 0..blocks {
+        let mut planes = [[0u8; 8]; 8];
+        for (j, plane) in planes.iter_mut().enumerate() {
+            plane.copy_from_slice(&src[j * n + 8 * b..j * n + 8 * b + 8]);
         }
-        let mut v = u64::from_le_bytes(bytes);
-        let a = &mut acc[i % lag];
-        for slot in a.iter_mut().take(order) {
-            *slot = slot.wrapping_add(v);
-            v = *slot;
+        for t in 0..8 {
+            let bytes = std::array::from_fn(|j| planes[j][t]);
+            let v = delta.inverse(u64::from_le_bytes(bytes));
+            dst[8 * (8 * b + t)..8 * (8 * b + t) + 8].copy_from_slice(&v.to_le_bytes());
         }
-        out.copy_from_slice(&v.to_le_bytes());
+    }
+    for i in 8 * blocks..n {
+        let bytes = std::array::from_fn(|j| src[j * n + i]);
+        let v = delta.inverse(u64::from_le_bytes(bytes));
+        dst[8 * i..8 * i + 8].copy_from_slice(&v.to_le_bytes());
     }
 }
 
@@ -218,14 +271,30 @@ impl Packer {
         Ok(best)
     }
 
-    /// Compresses one chunk: picks a filter on a sample (tensors only,
-    /// `lag` = Some), compresses, and keeps the result only if it pays.
-    pub(crate) fn chunk(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<ChunkOut> {
+    /// The filter for a chunk from a sample of it, or None when even the
+    /// best one does not pay on the sample (the chunk is then stored raw).
+    fn choose(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<Option<Filter>> {
         let sample = sample_of(src, lag.map_or(1, |l| l * 8));
         let (filter, size) = self.best_filter(lag, sample)?;
-        if !pays(sample.len(), size) {
+        Ok(pays(sample.len(), size).then_some(filter))
+    }
+
+    /// Compresses one chunk: picks a filter on a sample (tensors only,
+    /// `lag` = Some) unless `planned` already did, compresses, and keeps
+    /// the result only if it pays.
+    pub(crate) fn chunk(
+        &mut self,
+        lag: Option<usize>,
+        src: &[u8],
+        planned: Option<Option<Filter>>,
+    ) -> io::Result<ChunkOut> {
+        let choice = match planned {
+            Some(choice) => choice,
+            None => self.choose(lag, src)?,
+        };
+        let Some(filter) = choice else {
             return Ok(ChunkOut::Raw);
-        }
+        };
         let mut filtered = std::mem::take(&mut self.filtered);
         filter_forward(filter, lag.unwrap_or(1), src, &mut filtered);
         let mut bytes = Vec::new();
@@ -240,25 +309,31 @@ impl Packer {
     }
 
     /// Predicts from samples whether compressing `payload` (chunked by
-    /// `chunk`) pays as a whole; a tensor of noise is then stored raw
-    /// without compressing all of it first.
-    pub(crate) fn worth_trying(
+    /// `chunk`) pays as a whole, so that a tensor of noise is stored raw
+    /// without compressing all of it first. Samples up to 16 evenly spaced
+    /// chunks; returns None when compression does not pay, else each
+    /// chunk's planned filter choice where one was sampled (for up to 16
+    /// chunks, all of them), so [`Packer::chunk`] need not sample again.
+    pub(crate) fn plan(
         &mut self,
         lag: Option<usize>,
         payload: &[u8],
         chunk: usize,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Option<Vec<Option<Option<Filter>>>>> {
         let chunks = payload.len().div_ceil(chunk);
         let step = chunks.div_ceil(PLAN_SAMPLES).max(1);
+        let mut planned = vec![None; chunks];
         let (mut raw, mut stored) = (0usize, 0usize);
         for k in (0..chunks).step_by(step) {
             let c = &payload[k * chunk..payload.len().min((k + 1) * chunk)];
             let sample = sample_of(c, lag.map_or(1, |l| l * 8));
-            let (_, size) = self.best_filter(lag, sample)?;
+            let (filter, size) = self.best_filter(lag, sample)?;
+            let keep = pays(sample.len(), size);
+            planned[k] = Some(keep.then_some(filter));
             raw += sample.len();
-            stored += size.min(sample.len());
+            stored += if keep { size } else { sample.len() };
         }
-        Ok(pays(raw, stored))
+        Ok(pays(raw, stored).then_some(planned))
     }
 }
 

@@ -373,9 +373,14 @@ fn write_blob<W: Write + Seek>(
             _ => None,
         };
         let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
-        if packers[0].worth_trying(lag, payload, chunk)? {
+        if let Some(planned) = packers[0].plan(lag, payload, chunk)? {
             let codec = packers[0].codec();
-            return write_packed(sink, toc, item, (tag, shape), payload, lag, packers, codec);
+            let plan = Plan {
+                lag,
+                planned,
+                codec,
+            };
+            return write_packed(sink, toc, item, (tag, shape), payload, plan, packers);
         }
     }
     let frame = RawFrame {
@@ -432,19 +437,22 @@ fn write_blob<W: Write + Seek>(
 /// chunk table, then the chunks as every core compresses them, in order;
 /// then the frame and table over the placeholder. Memory: one chunk in
 /// and out per core, and the table.
-#[allow(clippy::too_many_arguments)]
 fn write_packed<W: Write + Seek>(
     sink: &mut Sink<W>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
     (tag, shape): (Tag, &[usize]),
     payload: &[u8],
-    lag: Option<usize>,
+    plan: Plan,
     packers: &mut [Packer],
-    codec: Codec,
 ) -> Result<(), WriteError> {
+    let Plan {
+        lag,
+        planned,
+        codec,
+    } = plan;
     let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
-    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
+    let chunks: Vec<(&[u8], Option<Option<Filter>>)> = payload.chunks(chunk).zip(planned).collect();
     let start = tag.payload_start() as usize;
     let head_len = start + chunks.len() * size_of::<RawChunk>();
     let blob_offset = sink.pos;
@@ -452,17 +460,17 @@ fn write_packed<W: Write + Seek>(
     let mut table = Vec::with_capacity(chunks.len());
     let mut digests = Vec::with_capacity(chunks.len() + 1);
     digests.push([0u8; 32]);
-    let work = |p: &mut Packer, c: &[u8]| -> io::Result<(ChunkOut, Digest32)> {
-        let out = p.chunk(lag, c)?;
+    let work = |p: &mut Packer, &(c, planned): &(&[u8], Option<Option<Filter>>)| {
+        let out = p.chunk(lag, c, planned)?;
         let d = match &out {
             ChunkOut::Raw => compress::digest(c),
             ChunkOut::Packed { bytes, .. } => compress::digest(bytes),
         };
-        Ok((out, d))
+        io::Result::Ok((out, d))
     };
     for batch in chunks.chunks(packers.len()) {
         let results: Vec<io::Result<(ChunkOut, Digest32)>> = if batch.len() == 1 {
-            vec![work(&mut packers[0], batch[0])]
+            vec![work(&mut packers[0], &batch[0])]
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = batch
@@ -476,7 +484,7 @@ fn write_packed<W: Write + Seek>(
                     .collect()
             })
         };
-        for (c, r) in batch.iter().zip(results) {
+        for (&(c, _), r) in batch.iter().zip(results) {
             let (out, d) = r?;
             match out {
                 ChunkOut::Raw => {
@@ -516,6 +524,14 @@ fn write_packed<W: Write + Seek>(
         codec,
     };
     toc.push(item, tag, shape, stored, digests)
+}
+
+/// How a blob is to be compressed: the word lag of its filters (None for
+/// non-tensors), each chunk's planned filter choice, and the codec.
+struct Plan {
+    lag: Option<usize>,
+    planned: Vec<Option<Option<Filter>>>,
+    codec: Codec,
 }
 
 /// Where and how a blob was stored.
