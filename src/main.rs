@@ -19,7 +19,7 @@ use cli::{CliResult, human, printable, progress};
 
 /// Inspect, check, convert and build Achronyme environment archives (.ach).
 #[derive(Parser)]
-#[command(name = "ach", version, about)]
+#[command(name = "ach", version)]
 struct Cli {
     /// No progress bars (they are drawn only on a terminal anyway).
     #[arg(short, long, global = true)]

@@ -899,3 +899,56 @@ fn export_streams_without_a_second_copy() {
         packed / MIB
     );
 }
+
+/// What `info` escapes, the other commands escape too.
+#[test]
+fn ls_show_and_diff_escape_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("esc.ach");
+    let nasty = "x\u{1b}]0;pwned\u{7}\u{1b}[2K\rinnocent";
+    let mut env = Environment::new();
+    env.set(nasty, Value::from("red\u{1b}[31m text"));
+    save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    let empty = dir.path().join("empty.ach");
+    save_environment(&Environment::new(), &empty, &SaveOptions::default()).unwrap();
+    for args in [
+        vec!["ls", p(&path)],
+        vec!["show", p(&path), nasty],
+        vec!["diff", p(&path), p(&empty)],
+    ] {
+        let out = ach(&args);
+        assert!(
+            out.status.code().is_some_and(|c| c < 2),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            !out.stdout.contains(&0x1b),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+        assert!(!out.stdout.contains(&b'\r') && !out.stdout.contains(&7));
+        assert!(text(&out.stdout).contains("innocent"));
+    }
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = ach(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for cmd in [
+        "demo", "info", "ls", "show", "verify", "export", "import", "repack", "diff",
+    ] {
+        assert!(
+            help.contains(&format!("\n  {cmd} ")),
+            "{cmd} missing:\n{help}"
+        );
+    }
+    assert!(help.contains("--quiet"));
+    let out = ach(&["--version"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("ach {}", env!("CARGO_PKG_VERSION"))
+    );
+}
