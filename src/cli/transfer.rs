@@ -273,11 +273,17 @@ pub fn import(out: &Path, specs: &[String], opts: &ImportOptions, progress: bool
         )));
     }
     let mut env = Environment::new();
-    let mut bar = Bar::items(progress, inputs.len() as u64, "reading");
+    // Progress in bytes read, over every input that exists (a missing one
+    // fails with its own error when its turn comes).
+    let total = inputs
+        .iter()
+        .filter_map(|(_, f)| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut bar = Bar::bytes(progress, total, "reading");
     for (name, file) in &inputs {
-        let value = read_input(file)?;
+        let value = read_input(file, &mut bar)?;
         env.set(name.clone(), value);
-        bar.inc(1);
     }
     bar.finish();
     let mut save = SaveOptions {
@@ -321,23 +327,24 @@ fn print_saved(report: &SaveReport) {
     );
 }
 
-fn read_input(file: &Path) -> CliResult<Value> {
+fn read_input(file: &Path, bar: &mut Bar) -> CliResult<Value> {
     let shown = file.display();
     let open = || File::open(file).map_err(|e| failed(format!("opening {shown}: {e}")));
     match ext(file).as_str() {
-        "npy" => read_npy(file, open()?),
-        "csv" => read_csv(file, open()?),
+        "npy" => read_npy(file, open()?, bar),
+        "csv" => read_csv(file, open()?, bar),
         _ => {
             let mut text = String::new();
             open()?
                 .read_to_string(&mut text)
                 .map_err(|e| failed(format!("reading {shown}: {e}")))?;
+            bar.inc(text.len() as u64);
             super::json::parse_value(&text).map_err(|e| failed(format!("{shown}: {e}")))
         }
     }
 }
 
-fn read_npy(path: &Path, file: File) -> CliResult<Value> {
+fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
     let shown = path.display();
     let len = file
         .metadata()
@@ -386,8 +393,10 @@ fn read_npy(path: &Path, file: File) -> CliResult<Value> {
     let mut im = Vec::with_capacity(if complex { count } else { 0 });
     if h.dtype.is_native() && !complex {
         re.resize(count, 0.0);
-        r.read_exact(bytemuck::cast_slice_mut(&mut re))
-            .map_err(io)?;
+        for piece in bytemuck::cast_slice_mut::<f64, u8>(&mut re).chunks_mut(4 << 20) {
+            r.read_exact(piece).map_err(io)?;
+            bar.inc(piece.len() as u64);
+        }
     } else {
         let mut buf = vec![0u8; h.dtype.size * 65536];
         let mut left = count;
@@ -395,6 +404,7 @@ fn read_npy(path: &Path, file: File) -> CliResult<Value> {
             let n = left.min(65536);
             let bytes = &mut buf[..n * h.dtype.size];
             r.read_exact(bytes).map_err(io)?;
+            bar.inc(bytes.len() as u64);
             for el in bytes.chunks_exact(h.dtype.size) {
                 let (a, b) = h.dtype.convert(el);
                 re.push(a);
@@ -428,13 +438,14 @@ fn read_npy(path: &Path, file: File) -> CliResult<Value> {
 /// A CSV of numbers: one row per line, fields separated by commas; blank
 /// lines and lines starting with `#` are skipped. One column gives a 1-D
 /// tensor, more give a 2-D one.
-fn read_csv(path: &Path, file: File) -> CliResult<Value> {
+fn read_csv(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
     let shown = path.display();
     let mut data = Vec::new();
     let mut cols: Option<usize> = None;
     let mut rows = 0usize;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| failed(format!("reading {shown}: {e}")))?;
+        bar.inc(line.len() as u64 + 1);
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
