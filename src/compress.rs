@@ -82,6 +82,7 @@ struct Delta {
 
 impl Delta {
     fn new(filter: Filter, lag: usize) -> Delta {
+        debug_assert!(lag == 1 || lag == 2, "a word lag is 1 or 2");
         Delta {
             order: filter.order(),
             lag,
@@ -92,7 +93,7 @@ impl Delta {
 
     /// The next word's delta (`order` times differenced, wrapping).
     fn forward(&mut self, mut v: u64) -> u64 {
-        let s = &mut self.state[self.i % self.lag];
+        let s = &mut self.state[self.i & (self.lag - 1)];
         self.i += 1;
         for slot in s.iter_mut().take(self.order) {
             let d = v.wrapping_sub(*slot);
@@ -104,7 +105,7 @@ impl Delta {
 
     /// Undoes [`Delta::forward`] for the next word.
     fn inverse(&mut self, mut v: u64) -> u64 {
-        let s = &mut self.state[self.i % self.lag];
+        let s = &mut self.state[self.i & (self.lag - 1)];
         self.i += 1;
         for slot in s.iter_mut().take(self.order) {
             *slot = slot.wrapping_add(v);
@@ -159,15 +160,14 @@ fn filter_inverse(filter: Filter, lag: usize, src: &[u8], dst: &mut [u8]) {
     let n = src.len() / 8;
     let mut delta = Delta::new(filter, lag);
     let blocks = n / 8;
-    for b in 0..blocks {
+    for (b, out) in dst.chunks_exact_mut(64).enumerate() {
         let mut planes = [[0u8; 8]; 8];
         for (j, plane) in planes.iter_mut().enumerate() {
             plane.copy_from_slice(&src[j * n + 8 * b..j * n + 8 * b + 8]);
         }
-        for t in 0..8 {
+        for (t, word) in out.chunks_exact_mut(8).enumerate() {
             let bytes = std::array::from_fn(|j| planes[j][t]);
-            let v = delta.inverse(u64::from_le_bytes(bytes));
-            dst[8 * (8 * b + t)..8 * (8 * b + t) + 8].copy_from_slice(&v.to_le_bytes());
+            word.copy_from_slice(&delta.inverse(u64::from_le_bytes(bytes)).to_le_bytes());
         }
     }
     for i in 8 * blocks..n {
