@@ -19,8 +19,10 @@ use crate::layout::{Codec, RawChunk};
 
 /// Raw bytes per chunk, as log2, that the writer uses (4 MiB).
 pub(crate) const CODEC_CHUNK_LOG2: u8 = 22;
-/// Chunk sizes a reader accepts, as log2 (64 KiB to 64 MiB).
-pub(crate) const CODEC_CHUNK_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=26;
+/// Chunk sizes a reader accepts, as log2 (64 KiB to 4 MiB). The upper
+/// bound caps what one table record can make a load allocate (layout.md
+/// 3.4): a chunk larger than the writer's own is refused.
+pub(crate) const CODEC_CHUNK_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=22;
 /// Payloads shorter than this are never compressed: the table and the
 /// codec's framing would eat the gain, and small bindings load fastest raw.
 pub(crate) const MIN_COMPRESS_LEN: usize = 1024;

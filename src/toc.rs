@@ -90,7 +90,7 @@ impl TocView {
                 l if crate::compress::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
                 _ => {
                     return Err(Error::toc(
-                        "compressed chunk size is outside 64 KiB..64 MiB",
+                        "compressed chunk size is outside 64 KiB..4 MiB",
                         0,
                     ));
                 }

@@ -364,3 +364,26 @@ fn a_chunk_that_inflates_past_its_declared_length_is_refused() {
         assert_matches!(err, Error::CorruptChunk { ref name, chunk: 0, .. } if name == "t");
     }
 }
+
+#[test]
+fn chunk_sizes_outside_the_readers_range_are_refused_at_open() {
+    let mut env = Environment::new();
+    env.set("t", tensor(testdata::smooth(4096)));
+    let (_dir, path) = save_with(&env, &packed());
+    let bytes = fs::read(&path).unwrap();
+    let map = Map::of(&bytes);
+    assert_eq!(bytes[map.toc_offset + 60], 22, "the writer's 4 MiB");
+    for (log2, reason) in [
+        (15, "compressed chunk size is outside 64 KiB..4 MiB"),
+        (23, "compressed chunk size is outside 64 KiB..4 MiB"),
+        (0, "compressed blob in an archive without a chunk size"),
+    ] {
+        let mut b = bytes.clone();
+        b[map.toc_offset + 60] = log2;
+        map.reseal(&mut b);
+        assert_matches!(
+            Archive::from_bytes(b),
+            Err(Error::InvalidToc { reason: r, .. }) if r == reason
+        );
+    }
+}
