@@ -88,12 +88,53 @@ def peaks():
     return "\n".join(out) + "\n"
 
 
+def w3():
+    """The spec's table from `cargo bench --bench compression`: criterion's
+    results plus the ratio lines its log printed."""
+    log = os.path.join(ROOT, "target", "compression-bench.log")
+    ratios = {}
+    if os.path.exists(log):
+        for l in open(log).read().splitlines():
+            if l.startswith("ratio "):
+                key, rest = l[len("ratio "):].split(": ", 1)
+                ratios[key] = rest
+    times = {}
+    if os.path.isdir(CRIT):
+        for g in os.listdir(CRIT):
+            gd = os.path.join(CRIT, g)
+            for b in os.listdir(gd) if os.path.isdir(gd) else []:
+                bj = os.path.join(gd, b, "new", "benchmark.json")
+                if not os.path.exists(bj):
+                    continue
+                meta = json.load(open(bj))
+                if not meta.get("group_id", "").startswith("spec_8_1/"):
+                    continue
+                data = meta["group_id"].split("/", 1)[1]
+                op, config = meta["function_id"].split("/", 1)
+                est = json.load(open(os.path.join(gd, b, "new", "estimates.json")))
+                times[(data, config, op)] = est["median"]["point_estimate"]
+    if not times:
+        return "(no results of cargo bench --bench compression)\n"
+    out = ["| data | config | size ratio (raw / stored) | save median | restore (load + sum) median | save vs `none` | restore vs `none` |", "|---|---|---|---|---|---|---|"]
+    for data in ["smooth", "noise"]:
+        configs = sorted({c for (d, c, _) in times if d == data}, key=lambda c: (c != "none", c))
+        for c in configs:
+            sv, rs = times.get((data, c, "save")), times.get((data, c, "restore"))
+            sv0, rs0 = times.get((data, "none", "save")), times.get((data, "none", "restore"))
+            out.append(
+                f"| {data} | {c} | {ratios.get(data + '/' + c, '?')} | {fmt_time(sv)} | {fmt_time(rs)} | {sv / sv0:.2f}x | {rs / rs0:.2f}x |"
+            )
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or list(GROUPS) + ["sizes", "peaks"]
+    which = sys.argv[1:] or list(GROUPS) + ["sizes", "peaks", "w3"]
     for g in which:
         if g == "sizes":
             print(sizes())
         elif g == "peaks":
             print(peaks())
+        elif g == "w3":
+            print(w3())
         else:
             print(table(g))
