@@ -195,6 +195,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A compressed binding declares more bytes than this process can
+    /// allocate.
+    #[error(
+        "binding {name:?} declares {bytes} bytes once decompressed, more than this process can \
+         allocate; load it on a machine with more memory, or the archive is damaged or hostile"
+    )]
+    TooLarge {
+        /// Binding name.
+        name: String,
+        /// The raw length it declares.
+        bytes: u64,
+    },
+
     /// A name asked for is not in the archive.
     #[error("no binding named {name:?} in the archive{}", suggestion_text(.suggestion))]
     NoSuchBinding {

@@ -154,7 +154,8 @@ pub struct SaveReport {
     /// Warnings for the user (lambdas skipped, record fields dropped, large
     /// values, `include_only` names not found).
     pub warnings: Vec<String>,
-    /// The compression level asked for (`Some` when `compress` was on).
+    /// The compression level asked for (`Some` when `compress` was on with
+    /// a codec other than [`Codec::None`]).
     /// Blobs where compression does not pay are stored raw whatever is
     /// asked; [`Archive::info`](crate::Archive::info) tells which.
     pub compression_requested: Option<i32>,
@@ -657,7 +658,7 @@ pub fn save_environment(
         filtered_out,
         not_found,
         warnings,
-        compression_requested: options.compress.then_some(options.compression_level),
+        compression_requested: compression.map(|c| c.level),
         write_time,
         sync_time,
     })

@@ -449,38 +449,39 @@ impl Archive {
     /// Loads a compressed blob: decompresses it, chunks on every core, into
     /// a buffer of exactly its raw length.
     fn load_packed(&self, e: &RawEntry, tag: Tag, blob: &[u8], verify: bool) -> Result<Value> {
+        // Everything that can be checked is checked before the raw buffer
+        // is allocated, and a size the process cannot allocate is an error,
+        // not an abort.
+        let ready = self.check_packed(e, tag, blob, verify)?;
         let raw_len = e.raw_len.get() as usize;
+        let too_large = || Error::TooLarge {
+            name: self.toc.name_of(e).to_string(),
+            bytes: raw_len as u64,
+        };
         match tag {
             Tag::Tensor => {
-                let mut v = vec![0f64; raw_len / 8];
-                self.unpack(e, tag, blob, verify, Some(bytemuck::cast_slice_mut(&mut v)))?;
+                let mut v: Vec<f64> =
+                    bytemuck::try_zeroed_vec(raw_len / 8).map_err(|()| too_large())?;
+                self.unpack(e, tag, blob, &ready, Some(bytemuck::cast_slice_mut(&mut v)))?;
                 self.tensor(e, Buffer::from_vec(v))
             }
             Tag::ComplexTensor => {
-                let mut v = vec![Complex::default(); raw_len / 16];
-                self.unpack(e, tag, blob, verify, Some(bytemuck::cast_slice_mut(&mut v)))?;
+                let mut v: Vec<Complex> =
+                    bytemuck::try_zeroed_vec(raw_len / 16).map_err(|()| too_large())?;
+                self.unpack(e, tag, blob, &ready, Some(bytemuck::cast_slice_mut(&mut v)))?;
                 self.complex_tensor(e, Buffer::from_vec(v))
             }
             _ => {
-                let mut v = vec![0u8; raw_len];
-                self.unpack(e, tag, blob, verify, Some(&mut v))?;
+                let mut v: Vec<u8> = bytemuck::try_zeroed_vec(raw_len).map_err(|()| too_large())?;
+                self.unpack(e, tag, blob, &ready, Some(&mut v))?;
                 self.decode(e, tag, &v)
             }
         }
     }
 
-    /// Checks and decompresses a compressed blob into `out` (its raw
-    /// length), or into a scratch buffer per core when `out` is None
-    /// (verification). With `verify`, each digest is checked before the
-    /// bytes it covers are decompressed.
-    fn unpack(
-        &self,
-        e: &RawEntry,
-        tag: Tag,
-        blob: &[u8],
-        verify: bool,
-        out: Option<&mut [u8]>,
-    ) -> Result<()> {
+    /// Checks a compressed blob's head: its digest (with `verify`), frame
+    /// and chunk table. Returns the table and the blob's expected digests.
+    fn check_packed(&self, e: &RawEntry, tag: Tag, blob: &[u8], verify: bool) -> Result<Packed> {
         let name = || self.toc.name_of(e).to_string();
         let start = tag.payload_start() as usize;
         let n = compress::chunk_count(e.raw_len.get(), self.codec_chunk) as usize;
@@ -490,14 +491,10 @@ impl Archive {
         } else {
             None
         };
-        let expected = expected.as_ref().map(|d| d.as_slice());
-        let head = blob.get(..head_end).ok_or_else(|| Error::InvalidFrame {
-            name: name(),
-            offset: e.blob_offset.get(),
-            reason: "blob is shorter than its chunk table",
-        })?;
-        if let Some(x) = expected
-            && compress::digest(head) != x[..DIGEST_LEN]
+        // The table of contents guarantees stored_len >= 17n.
+        let head = &blob[..head_end];
+        if let Some(x) = &expected
+            && compress::digest(head) != x.as_slice()[..DIGEST_LEN]
         {
             return Err(Error::ChecksumMismatch {
                 name: name(),
@@ -507,9 +504,8 @@ impl Archive {
         }
         self.check_frame(e, tag, blob)?;
         let codec = Codec::from_u8(e.codec).expect("validated");
-        let payload = &blob[start..];
         let chunks = compress::parse_table(
-            payload,
+            &blob[start..],
             codec,
             e.raw_len.get(),
             self.codec_chunk,
@@ -520,6 +516,26 @@ impl Archive {
             offset: e.blob_offset.get(),
             reason,
         })?;
+        Ok(Packed { expected, chunks })
+    }
+
+    /// Decompresses a checked blob into `out` (its raw length), or into a
+    /// scratch buffer per core when `out` is None (verification). Each
+    /// chunk's digest, when expected, is checked before it is decompressed.
+    fn unpack(
+        &self,
+        e: &RawEntry,
+        tag: Tag,
+        blob: &[u8],
+        ready: &Packed,
+        out: Option<&mut [u8]>,
+    ) -> Result<()> {
+        let name = || self.toc.name_of(e).to_string();
+        let start = tag.payload_start() as usize;
+        let payload = &blob[start..];
+        let chunks = &ready.chunks;
+        let n = chunks.len();
+        let expected = ready.expected.as_ref().map(|d| d.as_slice());
         let lag = if tag == Tag::ComplexTensor { 2 } else { 1 };
         let chunk = self.codec_chunk as usize;
         let raw_len = e.raw_len.get() as usize;
@@ -582,14 +598,19 @@ impl Archive {
             }
             groups.push(g);
         }
+        // The first group runs here, with this thread's decompression
+        // context; the others on new threads.
+        let mut groups = groups.into_iter();
+        let first = groups.next().expect("n >= 1");
         std::thread::scope(|s| {
-            let handles: Vec<_> = groups.into_iter().map(|g| s.spawn(|| run(g))).collect();
-            handles
+            let handles: Vec<_> = groups.map(|g| s.spawn(|| run(g))).collect();
+            let here = run(first);
+            let there = handles
                 .into_iter()
                 .map(|h| h.join().expect("decompression threads do not panic"))
-                .collect::<Result<Vec<()>>>()
+                .collect::<Result<Vec<()>>>();
+            here.and(there.map(drop))
         })
-        .map(drop)
     }
 
     /// The blob's expected digests, from the hash pool.
@@ -654,7 +675,10 @@ impl Archive {
                     // Every digest, the table, and each chunk decompressed
                     // to exactly its size; non-tensors decoded as well.
                     return match tag.element_size() {
-                        Some(_) => self.unpack(e, tag, blob.as_slice(), true, None),
+                        Some(_) => {
+                            let ready = self.check_packed(e, tag, blob.as_slice(), true)?;
+                            self.unpack(e, tag, blob.as_slice(), &ready, None)
+                        }
                         None => self.load(e, true).map(drop),
                     };
                 }
@@ -730,6 +754,13 @@ impl fmt::Debug for Archive {
             .field("file_size", &self.source.len())
             .finish()
     }
+}
+
+/// A compressed blob whose head has been checked: its chunk table and, when
+/// checksums are on, its expected digests (head first, then one per chunk).
+struct Packed {
+    expected: Option<Bytes>,
+    chunks: Vec<compress::ChunkRef>,
 }
 
 /// Tensor elements borrowing `payload` when it is aligned for `T` (always,

@@ -227,6 +227,12 @@ impl TocView {
             next_hash += count;
         }
         let n = self.len() as u64;
+        if !facts.compressed && facts.codec_chunk != 0 {
+            return Err(Error::toc(
+                "compressed chunk size set but no blob is compressed",
+                n,
+            ));
+        }
         if next_name != names.len() || next_dim != dims.len() {
             return Err(Error::toc("name or dimension pool has unused bytes", n));
         }

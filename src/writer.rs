@@ -50,6 +50,8 @@ struct Sink<W: Write> {
     limit: u64,
     over_limit: bool,
     hasher: Option<ChunkHasher>,
+    /// The furthest offset ever written, when a rewind moved back from it.
+    high_water: u64,
 }
 
 /// Splits a blob's bytes into hash chunks as they stream past.
@@ -134,6 +136,16 @@ impl<W: Write> Sink<W> {
 }
 
 impl<W: Write + Seek> Sink<W> {
+    /// Moves back to `offset` to write over what follows it. The bytes
+    /// past the new position stay in the file until overwritten;
+    /// `high_water` remembers how far they reach.
+    fn rewind(&mut self, offset: u64) -> io::Result<()> {
+        self.high_water = self.high_water.max(self.pos);
+        self.w.seek(SeekFrom::Start(offset))?;
+        self.pos = offset;
+        Ok(())
+    }
+
     /// Overwrites bytes already written at `offset` (a placeholder of the
     /// same length), then returns to the end.
     fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
@@ -157,7 +169,7 @@ impl Write for Counter {
     }
 }
 
-/// Writes a whole archive to `file` (positioned anywhere; it is rewound).
+/// Writes a whole archive to `file`, from offset 0 (it is rewound first).
 /// Returns the archive's length. Generic so tests can inject I/O errors.
 pub(crate) fn write_archive<F: Write + Seek>(
     file: &mut F,
@@ -169,12 +181,14 @@ pub(crate) fn write_archive<F: Write + Seek>(
     compression: Option<Settings>,
 ) -> Result<u64> {
     let io_err = |e| Error::io("writing", path, e);
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut sink = Sink {
         w: BufWriter::with_capacity(WRITE_BUFFER, &mut *file),
         pos: 0,
         limit: limit.unwrap_or(u64::MAX),
         over_limit: false,
         hasher: None,
+        high_water: 0,
     };
     let mut toc = TocBuilder::default();
     let mut current = "";
@@ -233,6 +247,14 @@ pub(crate) fn write_archive<F: Write + Seek>(
         }
     };
     let total = sink.pos;
+    // A blob rewound to be written raw can be 16 bytes per chunk shorter
+    // than its compressed attempt; its own digests, the table of contents
+    // and the trailer, written after it, always cover the difference.
+    if sink.high_water > total {
+        return Err(io_err(io::Error::other(
+            "internal error: the archive ended before bytes written earlier",
+        )));
+    }
     sink.flush().map_err(io_err)?;
     drop(sink);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -380,7 +402,11 @@ fn write_blob<W: Write + Seek>(
                 planned,
                 codec,
             };
-            return write_packed(sink, toc, item, (tag, shape), payload, plan, packers);
+            if write_packed(sink, toc, item, (tag, shape), payload, plan, packers)? {
+                return Ok(());
+            }
+            // The samples promised more than the chunks gave: the blob was
+            // rewound and is written raw below, so it stays mappable.
         }
     }
     let frame = RawFrame {
@@ -436,7 +462,9 @@ fn write_blob<W: Write + Seek>(
 /// Writes a compressed blob (layout.md 3.4): a placeholder for the frame and
 /// chunk table, then the chunks as every core compresses them, in order;
 /// then the frame and table over the placeholder. Memory: one chunk in
-/// and out per core, and the table.
+/// and out per core, and the table. Returns false, with the sink rewound to
+/// the blob's start, when the whole blob does not save an eighth after all
+/// (layout.md 3.4): the caller then writes it raw.
 fn write_packed<W: Write + Seek>(
     sink: &mut Sink<W>,
     toc: &mut TocBuilder,
@@ -445,7 +473,7 @@ fn write_packed<W: Write + Seek>(
     payload: &[u8],
     plan: Plan,
     packers: &mut [Packer],
-) -> Result<(), WriteError> {
+) -> Result<bool, WriteError> {
     let Plan {
         lag,
         planned,
@@ -504,6 +532,10 @@ fn write_packed<W: Write + Seek>(
         }
     }
     let stored_len = sink.pos - blob_offset - start as u64;
+    if !compress::pays(payload.len(), stored_len as usize) {
+        sink.rewind(blob_offset)?;
+        return Ok(false);
+    }
     let frame = RawFrame {
         magic: FRAME_MAGIC,
         tag: tag as u8,
@@ -523,7 +555,8 @@ fn write_packed<W: Write + Seek>(
         raw_len: payload.len() as u64,
         codec,
     };
-    toc.push(item, tag, shape, stored, digests)
+    toc.push(item, tag, shape, stored, digests)?;
+    Ok(true)
 }
 
 /// How a blob is to be compressed: the word lag of its filters (None for

@@ -387,3 +387,33 @@ fn chunk_sizes_outside_the_readers_range_are_refused_at_open() {
         );
     }
 }
+
+#[test]
+fn a_blob_whose_samples_mislead_is_rewritten_raw_and_stays_a_view() {
+    // Random bits, except zeros exactly where the writer samples (the
+    // middle 64 KiB of each 4 MiB chunk): the samples promise a lot, the
+    // chunks give nothing, and the blob must end up raw, not "compressed"
+    // and larger. A small binding after it checks the rewind left no
+    // stray bytes.
+    for chunks in [1, 2] {
+        let n = chunks * CHUNK_F64S;
+        let mut data = testdata::normal(n, 9);
+        for k in 0..chunks {
+            let mid = k * CHUNK_F64S + CHUNK_F64S / 2;
+            data[mid - 4096..mid + 4096].fill(0.0);
+        }
+        let mut env = Environment::new();
+        env.set("a", tensor(data));
+        env.set("b", Value::from("after"));
+        let (_dir, path) = save_with(&env, &packed());
+        let archive = Archive::open(&path).unwrap();
+        archive.verify().unwrap();
+        assert_eq!(codec_of(&archive, "a"), Codec::None, "{chunks} chunk(s)");
+        let Value::Tensor(t) = archive.get("a").unwrap() else {
+            panic!("not a tensor")
+        };
+        assert!(t.is_mapped());
+        assert_eq!(Value::Tensor(t), *env.get("a").unwrap());
+        assert_eq!(&archive.get("b").unwrap(), env.get("b").unwrap());
+    }
+}

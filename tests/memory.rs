@@ -489,3 +489,98 @@ fn a_compressed_chunk_that_inflates_past_its_length_stops_at_the_declared_size()
     // The declared 512 KiB, plus zstd's context; never the 256 MiB.
     assert!(peak < declared + MIB, "allocated {peak} bytes");
 }
+
+#[test]
+fn a_compressed_blob_declaring_a_tebibyte_is_an_error_not_an_abort() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Built by hand: one tensor of 2^37 f64s (1 TiB) in 2^18 zstd chunks of
+    // one stored byte each: the smallest file (13 MB) the format's bound
+    // (raw_len <= 4 MiB x stored_len / 17) allows to declare that much.
+    let n: u64 = 1 << 18;
+    let raw_len: u64 = n << 22;
+    let stored_len = 17 * n;
+    let mut file = vec![0u8; 64];
+    let blob_offset = file.len() as u64;
+    let mut frame = vec![0u8; 64];
+    frame[..3].copy_from_slice(&[b'B', b'L', 0x06]);
+    frame[3] = Codec::Zstd as u8;
+    frame[8..16].copy_from_slice(&stored_len.to_le_bytes());
+    file.extend_from_slice(&frame);
+    for _ in 0..n {
+        let mut record = [0u8; 16];
+        record[..8].copy_from_slice(&1u64.to_le_bytes());
+        record[8] = Codec::Zstd as u8;
+        file.extend_from_slice(&record);
+    }
+    file.resize(file.len() + n as usize, 0x28);
+    file.resize(file.len().next_multiple_of(64), 0);
+    let hashes_offset = file.len() as u64;
+    let hash_count = n + 1;
+    file.resize(file.len() + 32 * hash_count as usize, 0);
+    file.resize(file.len().next_multiple_of(64), 0);
+    let toc_offset = file.len() as u64;
+    let meta = {
+        let mut m = Vec::new();
+        m.extend_from_slice(&0u32.to_le_bytes()); // created_by
+        m.extend_from_slice(&0u32.to_le_bytes()); // platform
+        m.push(0); // no description
+        m.extend_from_slice(&0u32.to_le_bytes()); // tags
+        m.extend_from_slice(&0u32.to_le_bytes()); // custom
+        m
+    };
+    let mut toc = Vec::new();
+    toc.extend_from_slice(b"TOC\0");
+    toc.extend_from_slice(&56u32.to_le_bytes());
+    for v in [1u64, 1, 1, meta.len() as u64, hashes_offset, hash_count] {
+        toc.extend_from_slice(&v.to_le_bytes());
+    }
+    toc.extend_from_slice(&20u32.to_le_bytes());
+    toc.extend_from_slice(&[22, 0, 0, 0]);
+    let mut entry = Vec::new();
+    entry.extend_from_slice(&0u32.to_le_bytes()); // name_offset
+    entry.extend_from_slice(&1u32.to_le_bytes()); // name_len
+    for v in [blob_offset, stored_len, raw_len] {
+        entry.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [0u32, 1, 0, hash_count as u32] {
+        entry.extend_from_slice(&v.to_le_bytes()); // dims_index, ndim, hash_index, hash_count
+    }
+    entry.extend_from_slice(&[0x06, 0, Codec::Zstd as u8, 0, 0, 0, 0, 0]);
+    toc.extend_from_slice(&entry);
+    toc.extend_from_slice(&(raw_len / 8).to_le_bytes()); // shape
+    toc.push(b't');
+    toc.extend_from_slice(&meta);
+    let toc_len = toc.len() as u64;
+    file.extend_from_slice(&toc);
+    file.resize(file.len() + 64, 0); // trailer, sealed below
+    file[..4].copy_from_slice(b"ACH\0");
+    file[4..6].copy_from_slice(&1u16.to_le_bytes());
+    file[6..8].copy_from_slice(&1u16.to_le_bytes());
+    file[8..12].copy_from_slice(&8u32.to_le_bytes()); // FLAG_COMPRESSED
+    file[12] = Codec::Zstd as u8;
+    file[40..48].copy_from_slice(&toc_offset.to_le_bytes());
+    file[48..56].copy_from_slice(&toc_len.to_le_bytes());
+    Map::of(&file).reseal(&mut file);
+
+    let archive = Archive::from_bytes(file).unwrap();
+    assert_eq!(archive.info().entries[0].raw_bytes, 1 << 40);
+    let unchecked = LoadOptions {
+        verify_checksum: false,
+    };
+    let (result, peak) = peak_during(|| archive.get_with(Section::Bindings, "t", unchecked));
+    match result {
+        Err(Error::TooLarge { ref name, bytes }) => {
+            assert_eq!((name.as_str(), bytes), ("t", 1 << 40));
+            assert!(peak < 64 * MIB, "allocated {peak} bytes");
+        }
+        // Where the kernel grants any allocation (vm.overcommit_memory=1),
+        // the zeroed pages are never touched: the first chunk fails.
+        Err(Error::CorruptChunk { chunk: 0, .. }) => {}
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // With checksums on, the (zero) digests fail first.
+    assert_matches!(
+        archive.get("t"),
+        Err(Error::ChecksumMismatch { chunk: 0, .. })
+    );
+}
