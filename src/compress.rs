@@ -28,6 +28,11 @@ pub(crate) const CODEC_CHUNK_LOG2_RANGE: std::ops::RangeInclusive<u8> = 16..=22;
 pub(crate) const MIN_COMPRESS_LEN: usize = 1024;
 /// Bytes of a chunk tried with each filter to pick one.
 const SAMPLE_LEN: usize = 64 << 10;
+/// The zstd level samples are tried at when the save asks for more: the
+/// filter that wins at level 3 wins at higher levels too, and a higher
+/// level only compresses better, so the decision to compress is
+/// conservative.
+const SAMPLE_LEVEL: i32 = 3;
 /// Chunks sampled to decide whether a whole tensor is worth compressing.
 const PLAN_SAMPLES: usize = 16;
 
@@ -198,6 +203,9 @@ pub(crate) struct Settings {
 pub(crate) struct Packer {
     settings: Settings,
     zstd: Option<zstd::bulk::Compressor<'static>>,
+    /// For samples when the level is above [`SAMPLE_LEVEL`]: picking a
+    /// filter at level 19 would cost seconds per tensor.
+    sampler: Option<zstd::bulk::Compressor<'static>>,
     filtered: Vec<u8>,
     trial: Vec<u8>,
 }
@@ -216,9 +224,16 @@ impl Packer {
             Codec::Zstd => Some(zstd::bulk::Compressor::new(settings.level)?),
             _ => None,
         };
+        let sampler = match settings.codec {
+            Codec::Zstd if settings.level > SAMPLE_LEVEL => {
+                Some(zstd::bulk::Compressor::new(SAMPLE_LEVEL)?)
+            }
+            _ => None,
+        };
         Ok(Packer {
             settings,
             zstd,
+            sampler,
             filtered: Vec::new(),
             trial: Vec::new(),
         })
@@ -231,8 +246,17 @@ impl Packer {
 
     /// Compresses `src` with the codec into `out` (cleared first).
     fn encode(&mut self, src: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        self.encode_with(false, src, out)
+    }
+
+    /// [`Packer::encode`], with the sampling level when `sample` is set.
+    fn encode_with(&mut self, sample: bool, src: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         out.clear();
-        match (self.settings.codec, &mut self.zstd) {
+        let zstd = match &mut self.sampler {
+            Some(s) if sample => Some(s),
+            _ => self.zstd.as_mut(),
+        };
+        match (self.settings.codec, zstd) {
             (Codec::Zstd, Some(z)) => {
                 out.reserve(zstd::zstd_safe::compress_bound(src.len()));
                 z.compress_to_buffer(src, out)?;
@@ -252,7 +276,9 @@ impl Packer {
         let mut filtered = std::mem::take(&mut self.filtered);
         let mut trial = std::mem::take(&mut self.trial);
         filter_forward(filter, lag, sample, &mut filtered);
-        let r = self.encode(&filtered, &mut trial).map(|()| trial.len());
+        let r = self
+            .encode_with(true, &filtered, &mut trial)
+            .map(|()| trial.len());
         self.filtered = filtered;
         self.trial = trial;
         r
