@@ -14,7 +14,7 @@ use std::io;
 use zerocopy::FromBytes;
 use zerocopy::little_endian::U64;
 
-use crate::hash::{self, Digest32};
+use crate::hash;
 use crate::layout::{Codec, RawChunk};
 
 /// Raw bytes per chunk, as log2, that the writer uses (4 MiB).
@@ -397,7 +397,7 @@ pub(crate) fn parse_table(
     chunk: u64,
     tensor: bool,
 ) -> Result<Vec<ChunkRef>, &'static str> {
-    let n = chunk_count(raw_len, chunk);
+    let n = hash::chunk_count(raw_len, chunk);
     let table_len = n as usize * size_of::<RawChunk>();
     let table = payload
         .get(..table_len)
@@ -441,9 +441,11 @@ pub(crate) fn parse_table(
     Ok(out)
 }
 
-/// Number of chunks of a payload of `raw_len` bytes (at least one).
-pub(crate) fn chunk_count(raw_len: u64, chunk: u64) -> u64 {
-    raw_len.div_ceil(chunk).max(1)
+/// The distance, in 64-bit words, between the words a delta filter
+/// subtracts: 1 for a tensor, 2 for a complex tensor (real parts from real
+/// parts); None for values that take no filter.
+pub(crate) fn word_lag(tag: crate::layout::Tag) -> Option<usize> {
+    tag.element_size().map(|size| size as usize / 8)
 }
 
 /// Raw length of chunk `k`.
@@ -546,11 +548,6 @@ impl Unpacker {
         }
         Ok(())
     }
-}
-
-/// SHA-256 of a chunk's stored bytes.
-pub(crate) fn digest(stored: &[u8]) -> Digest32 {
-    hash::sha256(&[stored])
 }
 
 #[cfg(test)]

@@ -484,7 +484,7 @@ impl Archive {
     fn check_packed(&self, e: &RawEntry, tag: Tag, blob: &[u8], verify: bool) -> Result<Packed> {
         let name = || self.toc.name_of(e).to_string();
         let start = tag.payload_start() as usize;
-        let n = compress::chunk_count(e.raw_len.get(), self.codec_chunk) as usize;
+        let n = hash::chunk_count(e.raw_len.get(), self.codec_chunk) as usize;
         let head_end = start + n * size_of::<RawChunk>();
         let expected = if verify {
             Some(self.digests_of(e)?)
@@ -494,7 +494,7 @@ impl Archive {
         // The table of contents guarantees stored_len >= 17n.
         let head = &blob[..head_end];
         if let Some(x) = &expected
-            && compress::digest(head) != x.as_slice()[..DIGEST_LEN]
+            && hash::sha256(&[head]) != x.as_slice()[..DIGEST_LEN]
         {
             return Err(Error::ChecksumMismatch {
                 name: name(),
@@ -536,9 +536,8 @@ impl Archive {
         let chunks = &ready.chunks;
         let n = chunks.len();
         let expected = ready.expected.as_ref().map(|d| d.as_slice());
-        let lag = if tag == Tag::ComplexTensor { 2 } else { 1 };
+        let lag = compress::word_lag(tag).unwrap_or(1);
         let chunk = self.codec_chunk as usize;
-        let raw_len = e.raw_len.get() as usize;
         let payload_offset = e.blob_offset.get() + start as u64;
         // One job per chunk: its table record, index, and output slice.
         let mut outs: Vec<Option<&mut [u8]>> = match out {
@@ -558,7 +557,7 @@ impl Archive {
                     let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
                     if let Some(x) = expected {
                         let at = (k + 1) * DIGEST_LEN;
-                        if compress::digest(stored) != x[at..at + DIGEST_LEN] {
+                        if hash::sha256(&[stored]) != x[at..at + DIGEST_LEN] {
                             return Err(Error::ChecksumMismatch {
                                 name: name(),
                                 chunk: k as u64 + 1,
@@ -569,7 +568,12 @@ impl Archive {
                     let o = match o {
                         Some(o) => o,
                         None => {
-                            scratch.resize(raw_len.saturating_sub(k * chunk).min(chunk), 0);
+                            let len = compress::chunk_raw_len(
+                                e.raw_len.get(),
+                                self.codec_chunk,
+                                k as u64,
+                            );
+                            scratch.resize(len as usize, 0);
                             &mut scratch[..]
                         }
                     };

@@ -167,7 +167,7 @@ impl TocView {
                 }
                 _ if e.raw_len.get() == 0 => return Err(bad("compressed blob is empty")),
                 _ => {
-                    let n = crate::compress::chunk_count(e.raw_len.get(), facts.codec_chunk);
+                    let n = hash::chunk_count(e.raw_len.get(), facts.codec_chunk);
                     if n.checked_mul(17).is_none_or(|min| e.stored_len.get() < min) {
                         return Err(bad("compressed blob is too short for its chunk table"));
                     }

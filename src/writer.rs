@@ -389,11 +389,7 @@ fn write_blob<W: Write + Seek>(
     let raw = raw.or(encoded.as_deref());
     if compressible {
         let payload = raw.expect("tensor or encoded above");
-        let lag = match tag {
-            Tag::Tensor => Some(1),
-            Tag::ComplexTensor => Some(2),
-            _ => None,
-        };
+        let lag = compress::word_lag(tag);
         let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
         if let Some(planned) = packers[0].plan(lag, payload, chunk)? {
             let codec = packers[0].codec();
@@ -491,8 +487,8 @@ fn write_packed<W: Write + Seek>(
     let work = |p: &mut Packer, &(c, planned): &(&[u8], Option<Option<Filter>>)| {
         let out = p.chunk(lag, c, planned)?;
         let d = match &out {
-            ChunkOut::Raw => compress::digest(c),
-            ChunkOut::Packed { bytes, .. } => compress::digest(bytes),
+            ChunkOut::Raw => hash::sha256(&[c]),
+            ChunkOut::Packed { bytes, .. } => hash::sha256(&[bytes]),
         };
         io::Result::Ok((out, d))
     };
