@@ -5,7 +5,11 @@
 
 use std::path::PathBuf;
 
-use crate::reader::VerifyReport;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::format::layout::Section;
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -383,5 +387,58 @@ impl Error {
 
     pub(crate) fn toc(reason: &'static str, index: u64) -> Self {
         Error::InvalidToc { reason, index }
+    }
+}
+
+/// What a full verification found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Bindings checked.
+    pub bindings_checked: u64,
+    /// Bytes hashed.
+    pub bytes_hashed: u64,
+    /// Damaged bindings with the reason.
+    pub damaged: Vec<Damage>,
+    /// File offsets of padding that is not zero.
+    pub nonzero_padding: Vec<u64>,
+    /// False when the closing SHA-256 does not match.
+    pub closing_checksum_ok: bool,
+}
+
+/// One damaged binding.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Damage {
+    /// Binding name.
+    pub name: String,
+    /// Section.
+    pub section: Section,
+    /// What is wrong.
+    pub error: String,
+}
+
+impl VerifyReport {
+    /// True when nothing is damaged.
+    pub fn is_ok(&self) -> bool {
+        self.damaged.is_empty() && self.nonzero_padding.is_empty() && self.closing_checksum_ok
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_ok() {
+            return write!(f, "archive is intact ({} bindings)", self.bindings_checked);
+        }
+        write!(f, "archive failed verification:")?;
+        if !self.damaged.is_empty() {
+            let names: Vec<&str> = self.damaged.iter().map(|d| d.name.as_str()).collect();
+            write!(f, " damaged bindings: {}.", names.join(", "))?;
+        }
+        if let Some(off) = self.nonzero_padding.first() {
+            write!(f, " padding is not zero at offset {off}.")?;
+        }
+        if !self.closing_checksum_ok {
+            write!(f, " the closing SHA-256 does not match.")?;
+        }
+        write!(f, " Undamaged bindings can still be loaded one by one.")
     }
 }

@@ -56,39 +56,41 @@ compile_error!(
     "achronyme-env maps little-endian data in place and supports little-endian targets only"
 );
 
-pub mod builtins;
-mod compress;
-mod encoding;
-pub mod environment;
-pub mod error;
-mod filter;
-pub mod hash;
-pub mod info;
-pub mod layout;
-pub mod metadata;
-pub mod persist;
-pub mod reader;
-pub mod snapshot;
-pub mod source;
+// Layers, each importing only from those listed before it (README,
+// "Architecture"): errors and values; the bytes on disk; the archive; the
+// environment.
+mod error;
 mod suggest;
-pub mod testdata;
-mod toc;
-pub mod value;
-mod writer;
+mod value;
 
-pub use environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
-pub use error::{Error, Result};
-pub use info::{BindingInfo, Entries, EnvInfo, Names};
-pub use layout::{Codec, Section};
-pub use metadata::Metadata;
-pub use persist::{
+mod format;
+
+mod archive;
+
+mod env;
+
+#[doc(hidden)]
+pub mod testdata;
+
+// The byte layout and hashing, for the test suite and the fuzz targets that
+// build hostile archives by hand; not a stable API.
+#[doc(hidden)]
+pub use format::{hash, layout};
+
+pub use archive::info::{BindingInfo, Entries, EnvInfo, Names};
+pub use archive::reader::{Archive, LoadOptions};
+pub use archive::source::{Bytes, FileSource, MemorySource, Source};
+pub use env::builtins;
+pub use env::environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
+pub use env::persist::{
     LARGE_VALUE_BYTES, RUNTIME_VERSION, RestoreMode, RestoreOptions, RestoreReport, SaveOptions,
     SaveReport, Skipped, env_info, env_load_var, restore_environment, restore_from_archive,
     save_environment,
 };
-pub use reader::{Archive, Damage, LoadOptions, VerifyReport};
-pub use snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
-pub use source::{Bytes, FileSource, MemorySource, Source};
+pub use env::snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
+pub use error::{Damage, Error, Result, VerifyReport};
+pub use format::layout::{Codec, Section};
+pub use format::metadata::Metadata;
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 
 /// Entry points for the fuzz targets in `fuzz/` (not a stable API).
@@ -99,13 +101,13 @@ pub mod fuzzing {
     /// decode too: a value the reader accepts must be one the writer can
     /// write. Returns whether `bytes` decoded.
     pub fn decode_value(bytes: &[u8]) -> bool {
-        let Ok(v) = crate::encoding::decode_exact(bytes) else {
+        let Ok(v) = crate::format::encoding::decode_exact(bytes) else {
             return false;
         };
         let mut again = Vec::new();
-        crate::encoding::encode(&mut again, &v, 0).expect("a decoded value encodes");
+        crate::format::encoding::encode(&mut again, &v, 0).expect("a decoded value encodes");
         assert!(
-            crate::encoding::decode_exact(&again).is_ok(),
+            crate::format::encoding::decode_exact(&again).is_ok(),
             "a re-encoded value decodes"
         );
         true
@@ -138,10 +140,42 @@ pub mod fuzzing {
         true
     }
 
+    /// Recomputes an archive's trailer in place (the table checksum and the
+    /// closing checksum, layout.md section 7) to match whatever its header,
+    /// table and hash pool now say, as an attacker could. `None` when the
+    /// header or the table header cannot be located. Shared by the
+    /// `archive_resealed` fuzz target and the tests that edit archives.
+    pub fn reseal(bytes: &mut [u8]) -> Option<()> {
+        use crate::format::hash::sha256;
+        use crate::format::layout::{RawHeader, RawTocHeader, TOC_CHUNK_LOG2};
+        use zerocopy::FromBytes;
+        let (header, _) = RawHeader::read_from_prefix(bytes).ok()?;
+        let toc_offset = usize::try_from(header.toc_offset.get()).ok()?;
+        let toc_len = usize::try_from(header.toc_len.get()).ok()?;
+        let toc_end = toc_offset.checked_add(toc_len)?;
+        let toc = bytes.get(toc_offset..toc_end)?;
+        let (th, _) = RawTocHeader::read_from_prefix(toc).ok()?;
+        let chunks: Vec<[u8; 32]> = toc
+            .chunks(1 << TOC_CHUNK_LOG2)
+            .map(|c| sha256(&[c]))
+            .collect();
+        let mut parts: Vec<&[u8]> = vec![bytes.get(..64)?];
+        parts.extend(chunks.iter().map(|d| d.as_slice()));
+        let toc_sha = sha256(&parts);
+        let pool_start = usize::try_from(th.hashes_offset.get()).ok()?;
+        let pool_len = usize::try_from(th.hash_count.get()).ok()?.checked_mul(32)?;
+        let pool = bytes.get(pool_start..pool_start.checked_add(pool_len)?)?;
+        let closing = sha256(&[&toc_sha, pool]);
+        let trailer = bytes.get_mut(toc_end..toc_end.checked_add(64)?)?;
+        trailer[..32].copy_from_slice(&toc_sha);
+        trailer[32..].copy_from_slice(&closing);
+        Some(())
+    }
+
     /// Encodes `v` as the value decoder reads it, for seeding the corpus.
     pub fn encode_value(v: &crate::Value) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::encoding::encode(&mut out, v, 0).expect("an in-memory encoding succeeds");
+        crate::format::encoding::encode(&mut out, v, 0).expect("an in-memory encoding succeeds");
         out
     }
 }

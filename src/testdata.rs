@@ -1,7 +1,7 @@
 //! One deterministic data generator for tests, benchmarks and the demo, so
 //! that every measurement and every assertion is made on the same data.
 
-use crate::environment::Environment;
+use crate::env::environment::Environment;
 use crate::value::{Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 
 /// A small, fast, seeded generator (SplitMix64); not for cryptography.

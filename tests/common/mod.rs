@@ -157,7 +157,10 @@ impl Map {
     }
 
     /// Recomputes the trailer (table checksum and closing checksum) so that
-    /// edits to the header, table or hash pool pass `open`.
+    /// edits to the header, table or hash pool pass `open`. Uses the
+    /// positions this map read from the unedited archive, so it works even
+    /// when the edit made the header or table header unreadable
+    /// (`achronyme_env::fuzzing::reseal` locates them in the edited bytes).
     pub fn reseal(&self, bytes: &mut [u8]) {
         // layout.md section 7: SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the
         // SHA-256 of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2).

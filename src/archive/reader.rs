@@ -10,19 +10,18 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::compress;
-use crate::encoding::{self, DecodeError};
-use crate::error::{Error, Result};
-use crate::hash;
-use crate::info::{Entries, EnvInfo, Names};
-use crate::layout::*;
-use crate::metadata::{Metadata, iso8601};
-use crate::source::{Bytes, FileSource, MemorySource, Source};
-use crate::toc::{TocView, toc_digest_from_chunks};
-use crate::value::{Buffer, Complex, ComplexTensor, Tensor, Value};
+use crate::archive::info::{Entries, EnvInfo, Names};
+use crate::archive::source::{Bytes, FileSource, MemorySource, Source};
+use crate::error::{Damage, Error, Result, VerifyReport};
+use crate::format::codec;
+use crate::format::encoding::{self, DecodeError};
+use crate::format::hash;
+use crate::format::layout::*;
+use crate::format::metadata::{Metadata, iso8601};
+use crate::format::toc::{TocView, toc_digest_from_chunks};
+use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
 /// validated table of contents.
@@ -70,59 +69,6 @@ impl Default for LoadOptions {
         LoadOptions {
             verify_checksum: true,
         }
-    }
-}
-
-/// What a full verification found.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct VerifyReport {
-    /// Bindings checked.
-    pub bindings_checked: u64,
-    /// Bytes hashed.
-    pub bytes_hashed: u64,
-    /// Damaged bindings with the reason.
-    pub damaged: Vec<Damage>,
-    /// File offsets of padding that is not zero.
-    pub nonzero_padding: Vec<u64>,
-    /// False when the closing SHA-256 does not match.
-    pub closing_checksum_ok: bool,
-}
-
-/// One damaged binding.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Damage {
-    /// Binding name.
-    pub name: String,
-    /// Section.
-    pub section: Section,
-    /// What is wrong.
-    pub error: String,
-}
-
-impl VerifyReport {
-    /// True when nothing is damaged.
-    pub fn is_ok(&self) -> bool {
-        self.damaged.is_empty() && self.nonzero_padding.is_empty() && self.closing_checksum_ok
-    }
-}
-
-impl fmt::Display for VerifyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_ok() {
-            return write!(f, "archive is intact ({} bindings)", self.bindings_checked);
-        }
-        write!(f, "archive failed verification:")?;
-        if !self.damaged.is_empty() {
-            let names: Vec<&str> = self.damaged.iter().map(|d| d.name.as_str()).collect();
-            write!(f, " damaged bindings: {}.", names.join(", "))?;
-        }
-        if let Some(off) = self.nonzero_padding.first() {
-            write!(f, " padding is not zero at offset {off}.")?;
-        }
-        if !self.closing_checksum_ok {
-            write!(f, " the closing SHA-256 does not match.")?;
-        }
-        write!(f, " Undamaged bindings can still be loaded one by one.")
     }
 }
 
@@ -440,7 +386,7 @@ impl Archive {
             },
             DecodeError::Invalid(reason) => self.invalid(e, reason),
         })?;
-        if Tag::of(&v) != tag {
+        if crate::format::encoding::tag_of(&v) != tag {
             return Err(self.invalid(e, "value's type differs from its table entry"));
         }
         Ok(v)
@@ -504,7 +450,7 @@ impl Archive {
         }
         self.check_frame(e, tag, blob)?;
         let codec = Codec::from_u8(e.codec).expect("validated");
-        let chunks = compress::parse_table(
+        let chunks = codec::parse_table(
             &blob[start..],
             codec,
             e.raw_len.get(),
@@ -536,7 +482,7 @@ impl Archive {
         let chunks = &ready.chunks;
         let n = chunks.len();
         let expected = ready.expected.as_ref().map(|d| d.as_slice());
-        let lag = compress::word_lag(tag).unwrap_or(1);
+        let lag = codec::word_lag(tag).unwrap_or(1);
         let chunk = self.codec_chunk as usize;
         let payload_offset = e.blob_offset.get() + start as u64;
         // One job per chunk: its table record, index, and output slice.
@@ -544,14 +490,14 @@ impl Archive {
             Some(out) => out.chunks_mut(chunk).map(Some).collect(),
             None => (0..n).map(|_| None).collect(),
         };
-        let jobs: Vec<(usize, &compress::ChunkRef, Option<&mut [u8]>)> = chunks
+        let jobs: Vec<(usize, &codec::ChunkRef, Option<&mut [u8]>)> = chunks
             .iter()
             .zip(outs.iter_mut())
             .enumerate()
             .map(|(k, (c, o))| (k, c, o.take()))
             .collect();
-        let run = |group: Vec<(usize, &compress::ChunkRef, Option<&mut [u8]>)>| -> Result<()> {
-            compress::with_unpacker(|unpacker| {
+        let run = |group: Vec<(usize, &codec::ChunkRef, Option<&mut [u8]>)>| -> Result<()> {
+            codec::with_unpacker(|unpacker| {
                 let mut scratch = Vec::new();
                 for (k, c, o) in group {
                     let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
@@ -568,11 +514,8 @@ impl Archive {
                     let o = match o {
                         Some(o) => o,
                         None => {
-                            let len = compress::chunk_raw_len(
-                                e.raw_len.get(),
-                                self.codec_chunk,
-                                k as u64,
-                            );
+                            let len =
+                                codec::chunk_raw_len(e.raw_len.get(), self.codec_chunk, k as u64);
                             scratch.resize(len as usize, 0);
                             &mut scratch[..]
                         }
@@ -764,7 +707,7 @@ impl fmt::Debug for Archive {
 /// checksums are on, its expected digests (head first, then one per chunk).
 struct Packed {
     expected: Option<Bytes>,
-    chunks: Vec<compress::ChunkRef>,
+    chunks: Vec<codec::ChunkRef>,
 }
 
 /// Tensor elements borrowing `payload` when it is aligned for `T` (always,

@@ -7,8 +7,28 @@
 
 use std::io::{self, Write};
 
-use crate::layout::{MAX_DEPTH, MAX_NDIM, Tag};
-use crate::value::{Complex, ComplexTensor, Edge, Function, Record, Tensor, Value, read_ref};
+use crate::format::layout::{MAX_NDIM, Tag};
+use crate::value::{
+    Complex, ComplexTensor, Edge, Function, MAX_DEPTH, Record, Tensor, Value, read_ref,
+};
+
+/// The type tag a value is written with.
+pub fn tag_of(v: &Value) -> Tag {
+    match v {
+        Value::Null => Tag::Null,
+        Value::Number(_) => Tag::Number,
+        Value::Boolean(_) => Tag::Boolean,
+        Value::String(_) => Tag::String,
+        Value::Complex(_) => Tag::Complex,
+        Value::Vector(_) => Tag::Vector,
+        Value::Tensor(_) => Tag::Tensor,
+        Value::ComplexTensor(_) => Tag::ComplexTensor,
+        Value::Record(_) => Tag::Record,
+        Value::Function(Function::Builtin(_) | Function::Lambda { .. }) => Tag::Function,
+        Value::Edge(_) => Tag::Edge,
+        Value::MutableRef(_) => Tag::MutableRef,
+    }
+}
 
 /// Most items reserved ahead of decoding them. A count is only checked
 /// against the bytes left, and every nesting level could claim that much, so
@@ -58,7 +78,7 @@ pub(crate) fn encode<W: Write>(w: &mut W, v: &Value, depth: usize) -> Result<(),
     if depth >= MAX_DEPTH {
         return Err(EncodeError::TooDeep);
     }
-    w.write_all(&[Tag::of(v) as u8])?;
+    w.write_all(&[tag_of(v) as u8])?;
     match v {
         Value::Null => {}
         Value::Number(n) => w.write_all(&n.to_le_bytes())?,
@@ -310,6 +330,14 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_names_are_the_value_type_names() {
+        let env = crate::testdata::every_type();
+        for (name, v) in env.iter() {
+            assert_eq!(tag_of(v).name(), v.type_name(), "binding {name}");
+        }
+    }
 
     fn bytes_of(v: &Value) -> Vec<u8> {
         let mut out = Vec::new();

@@ -15,12 +15,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::environment::Environment;
+use crate::env::environment::{Environment, check_name};
+use crate::env::persist::{RestoreOptions, RestoreReport, apply, check_mode, report_not_found};
+use crate::env::select::NameFilter;
 use crate::error::Result;
-use crate::filter::NameFilter;
-use crate::persist::{
-    RestoreOptions, RestoreReport, apply, check_mode, check_name, report_not_found,
-};
 use crate::value::{Edge, Record, Value, read_ref};
 
 /// Options of `snapshot_env`: which bindings to capture.
@@ -209,7 +207,7 @@ impl Snapshot {
             ("type".into(), Value::from("Snapshot")),
             (
                 "created_at".into(),
-                Value::from(crate::metadata::iso8601(self.created_timestamp)),
+                Value::from(crate::format::metadata::iso8601(self.created_timestamp)),
             ),
             (
                 "created_timestamp".into(),

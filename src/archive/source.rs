@@ -11,73 +11,7 @@ use std::sync::{Arc, OnceLock};
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
-
-/// A shared, immutable byte range. Cloning shares the owner; a tensor view
-/// holds one of these, which keeps the mapping alive after the archive handle
-/// is dropped.
-#[derive(Clone)]
-pub struct Bytes {
-    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
-    start: usize,
-    end: usize,
-}
-
-impl Bytes {
-    /// Bytes owned by a vector.
-    pub fn from_vec(v: Vec<u8>) -> Self {
-        let end = v.len();
-        Bytes {
-            owner: Arc::new(v),
-            start: 0,
-            end,
-        }
-    }
-
-    fn whole(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
-        let end = (*owner).as_ref().len();
-        Bytes {
-            owner,
-            start: 0,
-            end,
-        }
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // In bounds: `start..end` was checked against the owner's length when
-        // this value was made, and owners never change length.
-        &(*self.owner).as_ref()[self.start..self.end]
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    /// A sub-range, sharing the owner; `None` when it is out of bounds.
-    pub fn slice(&self, offset: u64, len: u64) -> Option<Bytes> {
-        let offset = usize::try_from(offset).ok()?;
-        let len = usize::try_from(len).ok()?;
-        let start = self.start.checked_add(offset)?;
-        let end = start.checked_add(len)?;
-        (end <= self.end).then(|| Bytes {
-            owner: self.owner.clone(),
-            start,
-            end,
-        })
-    }
-}
-
-impl std::fmt::Debug for Bytes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bytes({} bytes)", self.len())
-    }
-}
+pub use crate::value::Bytes;
 
 /// Random access to an archive's bytes.
 pub trait Source: Send + Sync {

@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 
 use serde::{Serialize, Serializer};
 
-use crate::layout::{Codec, Section, Tag};
-use crate::toc::TocView;
+use crate::format::layout::{Codec, Section, Tag};
+use crate::format::toc::TocView;
 
 /// What `env_info` reports, plus per-binding details.
 #[derive(Clone, Debug, PartialEq, Serialize)]

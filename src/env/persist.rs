@@ -13,16 +13,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::compress::Settings;
-use crate::environment::Environment;
+use crate::archive::info::EnvInfo;
+use crate::archive::reader::{Archive, LoadOptions};
+use crate::archive::writer::{self, HeaderFields, Planned};
+use crate::env::environment::Environment;
+use crate::env::environment::check_name;
+use crate::env::select::NameFilter;
 use crate::error::{Error, Result};
-use crate::filter::NameFilter;
-use crate::info::EnvInfo;
-use crate::layout::{Codec, MAX_DEPTH, MAX_NAME_LEN, Section};
-use crate::metadata::Metadata;
-use crate::reader::{Archive, LoadOptions};
-use crate::value::{Edge, Function, Record, Value, read_ref};
-use crate::writer::{self, HeaderFields, Planned};
+use crate::format::codec::Settings;
+use crate::format::layout::{Codec, Section};
+use crate::format::metadata::Metadata;
+use crate::value::{Edge, Function, MAX_DEPTH, Record, Value, read_ref};
 
 /// Version of the Achronyme runtime this build stands for; saves record it
 /// and restores compare against it.
@@ -245,19 +246,6 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
 }
 
-/// Why a name cannot be stored, if it cannot.
-pub(crate) fn check_name(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("names must not be empty")
-    } else if name.len() > MAX_NAME_LEN {
-        Some("names must be at most 4096 bytes")
-    } else if name.contains('\0') {
-        Some("names must not contain NUL")
-    } else {
-        None
-    }
-}
-
 /// True when a `mut` reference inside `v` can reach itself. `path` holds the
 /// references being explored, `done` those known to reach no cycle, so each
 /// reference is explored once: linear in the value's distinct parts, where
@@ -457,7 +445,7 @@ pub fn save_environment(
     let mut filtered_out = Vec::new();
     let mut warnings = Vec::new();
     let not_found = match &options.include_only {
-        Some(patterns) => crate::filter::unmatched(patterns, env.iter().map(|(n, _)| n))?,
+        Some(patterns) => crate::env::select::unmatched(patterns, env.iter().map(|(n, _)| n))?,
         None => Vec::new(),
     };
     for name in &not_found {
@@ -827,7 +815,7 @@ pub(crate) fn report_not_found<'a>(
     names: impl Iterator<Item = &'a str>,
 ) -> Result<()> {
     if let Some(patterns) = &options.include_only {
-        report.not_found = crate::filter::unmatched(patterns, names)?;
+        report.not_found = crate::env::select::unmatched(patterns, names)?;
         for name in &report.not_found {
             report.warnings.push(format!(
                 "include_only names {name:?}, which matches nothing to restore"

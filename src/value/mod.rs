@@ -10,9 +10,15 @@ use std::sync::{Arc, RwLock};
 
 use bytemuck::{Pod, Zeroable};
 
+/// How deeply values may nest (containers inside containers). Deeper values
+/// are refused when saved and when read, so no recursion over a value can
+/// exhaust the stack.
+pub const MAX_DEPTH: usize = 128;
+
+mod bytes;
+pub use bytes::Bytes;
+
 use crate::error::{Error, Result};
-use crate::layout::MAX_DEPTH;
-use crate::source::Bytes;
 
 /// A complex number, laid out as two little-endian f64s (`re`, `im`).
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -380,7 +386,20 @@ impl Value {
 
     /// The type's name as users see it (`"Tensor"`, `"Record"`, ...).
     pub fn type_name(&self) -> &'static str {
-        crate::layout::Tag::of(self).name()
+        match self {
+            Value::Null => "Null",
+            Value::Number(_) => "Number",
+            Value::Boolean(_) => "Boolean",
+            Value::String(_) => "String",
+            Value::Complex(_) => "Complex",
+            Value::Vector(_) => "Vector",
+            Value::Tensor(_) => "Tensor",
+            Value::ComplexTensor(_) => "ComplexTensor",
+            Value::Record(_) => "Record",
+            Value::Function(_) => "Function",
+            Value::Edge(_) => "Edge",
+            Value::MutableRef(_) => "MutableRef",
+        }
     }
 
     /// True when an archive can hold this value: it is not, and does not

@@ -13,13 +13,13 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use zerocopy::IntoBytes;
 
-use crate::compress::{self, ChunkOut, Filter, Packer, Settings};
-use crate::encoding::{self, EncodeError};
 use crate::error::{Error, Result};
-use crate::hash::{self, Digest32};
-use crate::layout::*;
-use crate::metadata::Metadata;
-use crate::value::Value;
+use crate::format::codec::{self, ChunkOut, Filter, Packer, Settings};
+use crate::format::encoding::{self, EncodeError};
+use crate::format::hash::{self, Digest32};
+use crate::format::layout::*;
+use crate::format::metadata::Metadata;
+use crate::value::{MAX_DEPTH, Value};
 
 /// One binding to write, in table-of-contents order.
 pub(crate) struct Planned<'a> {
@@ -230,7 +230,7 @@ pub(crate) fn write_archive<F: Write + Seek>(
             default_codec,
             toc.compressed,
         );
-        let toc_sha256 = crate::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
+        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
         let closing_sha256 = hash::sha256(&[&toc_sha256, pool]);
         let trailer = RawTrailer {
             toc_sha256,
@@ -354,7 +354,7 @@ fn write_blob<W: Write + Seek>(
     item: &Planned<'_>,
     packers: &mut [Packer],
 ) -> Result<(), WriteError> {
-    let tag = Tag::of(item.value);
+    let tag = crate::format::encoding::tag_of(item.value);
     let (shape, raw): (&[usize], Option<&[u8]>) = match item.value {
         Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
         Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
@@ -372,7 +372,7 @@ fn write_blob<W: Write + Seek>(
         }
     };
     let compressible = !packers.is_empty()
-        && stored_len >= compress::MIN_COMPRESS_LEN as u64
+        && stored_len >= codec::MIN_COMPRESS_LEN as u64
         && (raw.is_some() || stored_len <= COMPRESS_ENCODED_MAX);
     // With compression on, a small enough encoded value is encoded once
     // into memory; the bytes are then compressed, or written raw.
@@ -389,8 +389,8 @@ fn write_blob<W: Write + Seek>(
     let raw = raw.or(encoded.as_deref());
     if compressible {
         let payload = raw.expect("tensor or encoded above");
-        let lag = compress::word_lag(tag);
-        let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
+        let lag = codec::word_lag(tag);
+        let chunk = 1usize << codec::CODEC_CHUNK_LOG2;
         if let Some(planned) = packers[0].plan(lag, payload, chunk)? {
             let codec = packers[0].codec();
             let plan = Plan {
@@ -475,7 +475,7 @@ fn write_packed<W: Write + Seek>(
         planned,
         codec,
     } = plan;
-    let chunk = 1usize << compress::CODEC_CHUNK_LOG2;
+    let chunk = 1usize << codec::CODEC_CHUNK_LOG2;
     let chunks: Vec<(&[u8], Option<Option<Filter>>)> = payload.chunks(chunk).zip(planned).collect();
     let start = tag.payload_start() as usize;
     let head_len = start + chunks.len() * size_of::<RawChunk>();
@@ -513,7 +513,7 @@ fn write_packed<W: Write + Seek>(
             match out {
                 ChunkOut::Raw => {
                     sink.write_all(c)?;
-                    table.push(compress::table_record(
+                    table.push(codec::table_record(
                         c.len() as u64,
                         Codec::None,
                         Filter::None,
@@ -521,14 +521,14 @@ fn write_packed<W: Write + Seek>(
                 }
                 ChunkOut::Packed { filter, bytes } => {
                     sink.write_all(&bytes)?;
-                    table.push(compress::table_record(bytes.len() as u64, codec, filter));
+                    table.push(codec::table_record(bytes.len() as u64, codec, filter));
                 }
             }
             digests.push(d);
         }
     }
     let stored_len = sink.pos - blob_offset - start as u64;
-    if !compress::pays(payload.len(), stored_len as usize) {
+    if !codec::pays(payload.len(), stored_len as usize) {
         sink.rewind(blob_offset)?;
         return Ok(false);
     }
@@ -633,7 +633,7 @@ impl TocBuilder {
             hash_count: (self.digests.len() as u64).into(),
             hash_chunk_log2: HASH_CHUNK_LOG2.into(),
             codec_chunk_log2: if self.compressed {
-                compress::CODEC_CHUNK_LOG2
+                codec::CODEC_CHUNK_LOG2
             } else {
                 0
             },

@@ -6,10 +6,10 @@ use zerocopy::FromBytes;
 use zerocopy::little_endian::U64;
 
 use crate::error::{Error, Result};
-use crate::hash;
-use crate::layout::*;
-use crate::metadata::Metadata;
-use crate::source::Bytes;
+use crate::format::hash;
+use crate::format::layout::*;
+use crate::format::metadata::Metadata;
+use crate::value::Bytes;
 
 /// A validated table of contents. Cloning shares the bytes.
 #[derive(Clone)]
@@ -87,7 +87,7 @@ impl TocView {
             chunk: 1u64 << log2,
             codec_chunk: match th.codec_chunk_log2 {
                 0 => 0,
-                l if crate::compress::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
+                l if crate::format::codec::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
                 _ => {
                     return Err(Error::toc(
                         "compressed chunk size is outside 64 KiB..4 MiB",

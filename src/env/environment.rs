@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::format::layout::MAX_NAME_LEN;
 use crate::suggest::closest;
 use crate::value::Value;
 
@@ -175,7 +176,7 @@ pub fn env_get(env: &Environment, name: &str) -> Result<Value> {
 /// Binds `name` to `value` (spec 3.3 `env_set`). The name must be one an
 /// archive can store: not empty, no NUL, at most 4096 bytes.
 pub fn env_set(env: &mut Environment, name: &str, value: Value) -> Result<()> {
-    if let Some(reason) = crate::persist::check_name(name) {
+    if let Some(reason) = check_name(name) {
         return Err(Error::InvalidName {
             name: name.chars().take(64).collect(),
             reason,
@@ -209,4 +210,17 @@ pub fn env_clear(env: &mut Environment, confirm: bool) -> Result<()> {
     }
     env.clear();
     Ok(())
+}
+
+/// Why a name cannot be stored, if it cannot.
+pub(crate) fn check_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("names must not be empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("names must be at most 4096 bytes")
+    } else if name.contains('\0') {
+        Some("names must not contain NUL")
+    } else {
+        None
+    }
 }

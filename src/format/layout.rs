@@ -7,8 +7,6 @@
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::value::{Function, Value};
-
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 4] = *b"ACH\0";
 /// Format major version written and read by this build.
@@ -30,8 +28,6 @@ pub const HASH_CHUNK_LOG2: u32 = 20;
 pub const TOC_CHUNK_LOG2: u32 = 16;
 /// Size of one SHA-256 digest.
 pub const DIGEST_LEN: usize = 32;
-/// Deepest nesting of values an archive may hold.
-pub const MAX_DEPTH: usize = 128;
 /// Most dimensions a tensor may have.
 pub const MAX_NDIM: u32 = 64;
 /// Longest binding name, in bytes.
@@ -267,24 +263,6 @@ impl Tag {
             0x0B => MutableRef,
             _ => return None,
         })
-    }
-
-    /// The tag of a value.
-    pub fn of(v: &Value) -> Tag {
-        match v {
-            Value::Null => Tag::Null,
-            Value::Number(_) => Tag::Number,
-            Value::Boolean(_) => Tag::Boolean,
-            Value::String(_) => Tag::String,
-            Value::Complex(_) => Tag::Complex,
-            Value::Vector(_) => Tag::Vector,
-            Value::Tensor(_) => Tag::Tensor,
-            Value::ComplexTensor(_) => Tag::ComplexTensor,
-            Value::Record(_) => Tag::Record,
-            Value::Function(Function::Builtin(_) | Function::Lambda { .. }) => Tag::Function,
-            Value::Edge(_) => Tag::Edge,
-            Value::MutableRef(_) => Tag::MutableRef,
-        }
     }
 
     /// The type's name as users see it.

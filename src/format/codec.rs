@@ -14,8 +14,8 @@ use std::io;
 use zerocopy::FromBytes;
 use zerocopy::little_endian::U64;
 
-use crate::hash;
-use crate::layout::{Codec, RawChunk};
+use crate::format::hash;
+use crate::format::layout::{Codec, RawChunk};
 
 /// Raw bytes per chunk, as log2, that the writer uses (4 MiB).
 pub(crate) const CODEC_CHUNK_LOG2: u8 = 22;
@@ -444,7 +444,7 @@ pub(crate) fn parse_table(
 /// The distance, in 64-bit words, between the words a delta filter
 /// subtracts: 1 for a tensor, 2 for a complex tensor (real parts from real
 /// parts); None for values that take no filter.
-pub(crate) fn word_lag(tag: crate::layout::Tag) -> Option<usize> {
+pub(crate) fn word_lag(tag: crate::format::layout::Tag) -> Option<usize> {
     tag.element_size().map(|size| size as usize / 8)
 }
 
