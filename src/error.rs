@@ -39,6 +39,19 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A path to save to names something that is not a regular file (a
+    /// directory, a device, a pipe) or no file at all.
+    #[error(
+        "{path:?} does not name a file to save to (it is {what}); \
+         give the path of a file, such as \"work.ach\""
+    )]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead ("a directory", "not a regular file", ...).
+        what: &'static str,
+    },
+
     /// The file is shorter than its own header says it must be.
     #[error(
         "archive is truncated: it should be {expected} bytes but is {found}; \
@@ -373,11 +386,9 @@ fn unbound_text(s: &Option<String>) -> String {
 }
 
 impl Error {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    /// An [`Error::Io`]: `action` is what was being done to `path` ("writing",
+    /// "opening"), as the message shows it.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),

@@ -78,14 +78,17 @@ pub mod testdata;
 pub use format::{hash, layout};
 
 pub use archive::info::{BindingInfo, Entries, EnvInfo, Names};
+pub use archive::publish::{PublishOptions, Published, atomic_write};
 pub use archive::reader::{Archive, LoadOptions};
 pub use archive::source::{Bytes, FileSource, MemorySource, Source};
 pub use env::builtins;
 pub use env::environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
-pub use env::persist::{
-    LARGE_VALUE_BYTES, RUNTIME_VERSION, RestoreMode, RestoreOptions, RestoreReport, SaveOptions,
-    SaveReport, Skipped, env_info, env_load_var, restore_environment, restore_from_archive,
-    save_environment,
+pub use env::load::{env_info, env_load_var};
+pub use env::restore::{
+    RestoreMode, RestoreOptions, RestoreReport, restore_environment, restore_from_archive,
+};
+pub use env::save::{
+    LARGE_VALUE_BYTES, RUNTIME_VERSION, SaveOptions, SaveReport, Skipped, save_environment,
 };
 pub use env::snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
 pub use error::{Damage, Error, Result, VerifyReport};

@@ -287,7 +287,7 @@ fn fuzzed_payloads_with_valid_checksums_decode_or_fail_cleanly() {
         let mut b = bytes.clone();
         for _ in 0..1 + rng.next_u64() % 4 {
             let at = payload.start + (rng.next_u64() % payload.len() as u64) as usize;
-            b[at] = if rng.next_u64() % 2 == 0 {
+            b[at] = if rng.next_u64().is_multiple_of(2) {
                 interesting[(rng.next_u64() % interesting.len() as u64) as usize]
             } else {
                 rng.next_u64() as u8
@@ -324,7 +324,7 @@ fn fuzzed_tables_behind_a_valid_checksum_are_refused_or_safe_to_use() {
         let mut b = bytes.clone();
         for _ in 0..1 + rng.next_u64() % 3 {
             let at = map.toc_offset + (rng.next_u64() % map.toc_len as u64) as usize;
-            b[at] = if rng.next_u64() % 2 == 0 {
+            b[at] = if rng.next_u64().is_multiple_of(2) {
                 interesting[(rng.next_u64() % interesting.len() as u64) as usize]
             } else {
                 b[at] ^ (1 << (rng.next_u64() % 8))

@@ -32,10 +32,9 @@
 use std::fmt;
 
 use crate::env::environment::{self, Environment};
-use crate::env::persist::{
-    RestoreMode, RestoreOptions, SaveOptions, env_load_var as load_var, restore_environment,
-    save_environment,
-};
+use crate::env::load::env_load_var as load_var;
+use crate::env::restore::{RestoreMode, RestoreOptions, restore_environment};
+use crate::env::save::{SaveOptions, save_environment};
 use crate::env::snapshot::{
     Snapshot, SnapshotOptions, restore_snapshot as restore_snap, snapshot_env as snap,
 };
@@ -500,7 +499,7 @@ pub fn env_info(args: &[Value], _env: &mut Environment) -> Result<Value, Builtin
     const F: &str = "env_info";
     arity(F, args)?;
     let path = string_arg(F, args, 0, "path")?;
-    let info = crate::env::persist::env_info(path).map_err(|e| BuiltinError::engine(F, e))?;
+    let info = crate::env::load::env_info(path).map_err(|e| BuiltinError::engine(F, e))?;
     let strings =
         |items: &[String]| Value::Vector(items.iter().map(|s| Value::from(s.as_str())).collect());
     let fields: Vec<(String, Value)> = vec![

@@ -6,6 +6,8 @@
 
 pub mod builtins;
 pub mod environment;
-pub mod persist;
+pub mod load;
+pub mod restore;
+pub mod save;
 pub mod select;
 pub mod snapshot;

@@ -53,11 +53,11 @@ pub(crate) fn unmatched<'a>(
             break;
         }
         for i in set.matches(name) {
-            if let Some(h) = hit.get_mut(i) {
-                if !*h {
-                    *h = true;
-                    left -= 1;
-                }
+            if let Some(h) = hit.get_mut(i)
+                && !*h
+            {
+                *h = true;
+                left -= 1;
             }
         }
     }

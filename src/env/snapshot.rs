@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env::environment::{Environment, check_name};
-use crate::env::persist::{RestoreOptions, RestoreReport, apply, check_mode, report_not_found};
+use crate::env::restore::{RestoreOptions, RestoreReport, apply, check_mode, report_not_found};
 use crate::env::select::NameFilter;
 use crate::error::Result;
 use crate::value::{Edge, Record, Value, read_ref};

@@ -1,23 +1,18 @@
-//! The operations of spec 3: save, restore, info, load one variable.
-//!
-//! A save writes a temporary file beside the target, syncs it, renames it
-//! over the target and syncs the directory: the path always holds the old
-//! archive or the new one. A restore loads everything it will change before
-//! changing anything: on error the environment is as it was.
+//! Saving an environment (spec 3.1 `save_env`): choosing what to write,
+//! checking it can be written, and handing it to the writer through the
+//! one module that publishes files.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::archive::info::EnvInfo;
-use crate::archive::reader::{Archive, LoadOptions};
+use crate::archive::publish::{PublishOptions, atomic_write};
 use crate::archive::writer::{self, HeaderFields, Planned};
-use crate::env::environment::Environment;
-use crate::env::environment::check_name;
+use crate::env::environment::{Environment, check_name};
 use crate::env::select::NameFilter;
 use crate::error::{Error, Result};
 use crate::format::codec::Settings;
@@ -164,86 +159,6 @@ pub struct SaveReport {
     pub write_time: Duration,
     /// Time spent syncing file and directory to disk.
     pub sync_time: Duration,
-}
-
-/// How a restore combines the archive with the environment (spec 3.1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RestoreMode {
-    /// Add the archive's bindings; existing names are kept unless
-    /// `overwrite`.
-    Merge,
-    /// The environment's bindings become exactly the archive's (constants
-    /// of the same name are replaced, others stay: they belong to the
-    /// runtime).
-    Replace,
-    /// All bindings go into one record bound to this name.
-    Namespace(String),
-}
-
-/// Options of `restore_env` (spec 3.1, 7.2).
-#[derive(Clone, Debug)]
-pub struct RestoreOptions {
-    /// How to combine.
-    pub mode: RestoreMode,
-    /// In merge mode, replace existing bindings; in namespace mode, allow
-    /// replacing an existing binding of the namespace's name. Constants: in
-    /// merge and namespace modes an existing constant is kept (and listed in
-    /// [`RestoreReport::constant_conflicts`]) unless `overwrite`; replace
-    /// mode replaces constants of the same name and keeps the others.
-    pub overwrite: bool,
-    /// Only names matching one of these glob patterns (None = all).
-    pub include_only: Option<Vec<String>>,
-    /// Skip names matching any of these glob patterns.
-    pub exclude: Vec<String>,
-    /// Check each loaded blob's SHA-256 (default true).
-    pub verify_checksum: bool,
-    /// Refuse an archive written by another runtime version (default false:
-    /// a warning).
-    pub strict_version: bool,
-    /// Restore the constants section too (default true).
-    pub include_constants: bool,
-    /// Refuse a binding that refers to a builtin the host does not provide
-    /// (default false: skip it with a warning). Only applies when the host
-    /// declared its builtins ([`Environment::set_host_builtins`]).
-    pub strict_builtins: bool,
-    /// The running runtime's version, compared with the archive's.
-    pub runtime_version: String,
-}
-
-impl Default for RestoreOptions {
-    fn default() -> Self {
-        RestoreOptions {
-            mode: RestoreMode::Merge,
-            overwrite: false,
-            include_only: None,
-            exclude: Vec::new(),
-            verify_checksum: true,
-            strict_version: false,
-            include_constants: true,
-            strict_builtins: false,
-            runtime_version: RUNTIME_VERSION.to_string(),
-        }
-    }
-}
-
-/// What a restore did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct RestoreReport {
-    /// Names bound (or, in namespace mode, fields of the namespace record).
-    pub restored: Vec<String>,
-    /// Constants defined.
-    pub constants_restored: Vec<String>,
-    /// Names that already existed and were kept (merge without overwrite).
-    pub conflicts: Vec<String>,
-    /// Constants that already existed and were kept (merge or namespace
-    /// mode without overwrite).
-    pub constant_conflicts: Vec<String>,
-    /// Bindings not restored, with reasons (unknown builtins).
-    pub skipped: Vec<Skipped>,
-    /// `include_only` entries that matched nothing in the archive.
-    pub not_found: Vec<String>,
-    /// Warnings (version differences, skipped bindings).
-    pub warnings: Vec<String>,
 }
 
 /// True when a `mut` reference inside `v` can reach itself. `path` holds the
@@ -406,19 +321,6 @@ pub fn save_environment(
     options: &SaveOptions,
 ) -> Result<SaveReport> {
     let path = path.as_ref();
-    let save_started = SystemTime::now();
-    if path.file_name().is_none() {
-        // "" or "dir/..": nothing to rename onto; refuse before creating a
-        // temporary file anywhere.
-        return Err(Error::io(
-            "saving to",
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the path does not name a file; give a path such as \"work.ach\"",
-            ),
-        ));
-    }
     if !(1..=22).contains(&options.compression_level) {
         return Err(Error::InvalidOption {
             option: "compression_level",
@@ -527,30 +429,6 @@ pub fn save_environment(
         })
         .collect();
 
-    if !options.allow_overwrite && path.exists() {
-        return Err(Error::AlreadyExists {
-            path: path.to_path_buf(),
-        });
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    let prefix = format!(".{file_name}.");
-    let stale = remove_stale_temporaries(dir, &prefix, save_started);
-    if stale > 0 {
-        warnings.push(format!(
-            "removed {stale} temporary file(s) left beside {file_name:?} by an interrupted save"
-        ));
-    }
-    let mut tmp = temp_builder(&prefix)
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
-
     let header = HeaderFields {
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -562,16 +440,32 @@ pub fn save_environment(
         level: options.compression_level,
         filters: options.filters,
     });
-    let started = Instant::now();
-    // On any error `tmp` is dropped here, which deletes the temporary file.
-    #[cfg(test)]
-    if let Some(ok_bytes) = tests::FAIL_WRITES_AFTER.get() {
-        let mut failing = tests::FailAfter {
-            inner: tmp.as_file_mut(),
-            left: ok_bytes,
-        };
-        writer::write_archive(
-            &mut failing,
+    let publish = PublishOptions {
+        overwrite: options.allow_overwrite,
+        durable: options.durable,
+    };
+    let mut write_time = Duration::ZERO;
+    let published = atomic_write(path, &publish, |file| {
+        let started = Instant::now();
+        #[cfg(test)]
+        if let Some(ok_bytes) = tests::FAIL_WRITES_AFTER.get() {
+            let mut failing = tests::FailAfter {
+                inner: file,
+                left: ok_bytes,
+            };
+            writer::write_archive(
+                &mut failing,
+                path,
+                &planned,
+                &meta,
+                &header,
+                options.max_file_size,
+                compression,
+            )?;
+            unreachable!("the injected failure happens before the end");
+        }
+        let bytes = writer::write_archive(
+            file,
             path,
             &planned,
             &meta,
@@ -579,56 +473,10 @@ pub fn save_environment(
             options.max_file_size,
             compression,
         )?;
-        unreachable!("the injected failure happens before the end");
-    }
-    let bytes = writer::write_archive(
-        tmp.as_file_mut(),
-        path,
-        &planned,
-        &meta,
-        &header,
-        options.max_file_size,
-        compression,
-    )?;
-    let write_time = started.elapsed();
-
-    let started = Instant::now();
-    // Replacing a file keeps its permissions; set through the open handle,
-    // before the sync, so the mode is as durable as the bytes.
-    if let Ok(old) = std::fs::metadata(path) {
-        let _ = tmp.as_file().set_permissions(old.permissions());
-    }
-    if options.durable {
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io("syncing", tmp.path(), e))?;
-    }
-    let persisted = if options.allow_overwrite {
-        tmp.persist(path)
-    } else {
-        tmp.persist_noclobber(path)
-    };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::AlreadyExists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            Error::io("renaming the new archive onto", path, e.error)
-        }
+        write_time = started.elapsed();
+        Ok(bytes)
     })?;
-    // The new archive is in place now: a failure to sync the directory must
-    // not be reported as a failed save (the caller would believe the old
-    // file intact). It is a warning that the rename may not survive a crash.
-    if options.durable
-        && let Err(e) = sync_dir(dir)
-    {
-        warnings.push(format!(
-            "the archive was saved, but syncing its directory failed ({e}); \
-             after a crash the previous version might reappear"
-        ));
-    }
-    let sync_time = started.elapsed();
+    warnings.extend(published.warnings);
 
     let names = |s: Section| -> Vec<String> {
         owned
@@ -639,7 +487,7 @@ pub fn save_environment(
     };
     Ok(SaveReport {
         path: path.to_path_buf(),
-        bytes,
+        bytes: published.value,
         written: names(Section::Bindings),
         constants_written: names(Section::Constants),
         skipped,
@@ -648,294 +496,8 @@ pub fn save_environment(
         warnings,
         compression_requested: compression.map(|c| c.level),
         write_time,
-        sync_time,
+        sync_time: published.sync_time,
     })
-}
-
-/// The temporary file beside the target. On Unix it is created with mode
-/// 0666, which the process's umask narrows exactly as for any new file
-/// (tempfile's default, 0600, would make every archive private).
-fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(prefix)
-        .rand_bytes(TEMP_RAND_LEN)
-        .suffix(TEMP_SUFFIX);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    b
-}
-
-/// Temporary files are `.NAME.XXXXXX.ach-tmp` beside the target `NAME`,
-/// `XXXXXX` being six random ASCII letters and digits (layout.md §11).
-const TEMP_SUFFIX: &str = ".ach-tmp";
-const TEMP_RAND_LEN: usize = 6;
-
-/// Whether `file_name` is one of our temporary files for the target whose
-/// temporaries start with `prefix` (`.NAME.`).
-fn is_temporary_of(file_name: &str, prefix: &str) -> bool {
-    file_name
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
-        .is_some_and(|mid| {
-            mid.len() == TEMP_RAND_LEN && mid.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
-}
-
-/// Removes the temporary files of this target left by saves that were
-/// killed (a crash, SIGKILL, power loss): those last modified before this
-/// save started. A save still running elsewhere keeps writing to its file,
-/// so its modification time is recent and it is left alone. Best effort:
-/// a file that cannot be listed or removed is skipped. Returns how many
-/// were removed.
-fn remove_stale_temporaries(dir: &Path, prefix: &str, save_started: SystemTime) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !is_temporary_of(name, prefix) {
-            continue;
-        }
-        // symlink_metadata: never follow a link someone planted there.
-        let Ok(meta) = entry.path().symlink_metadata() else {
-            continue;
-        };
-        let stale = meta.is_file() && meta.modified().is_ok_and(|m| m < save_started);
-        if stale && std::fs::remove_file(entry.path()).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("syncing directory", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-fn valid_namespace(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || c == '_')
-}
-
-/// Restores `path` into `env` (spec 3.1 `restore_env`). All or nothing: if
-/// any selected binding fails to load, `env` is unchanged.
-///
-/// ```
-/// use achronyme_env::*;
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("work.ach");
-/// let mut env = Environment::new();
-/// env.set("data", Value::Number(1.0));
-/// save_environment(&env, &path, &SaveOptions::default()).unwrap();
-///
-/// let mut other = Environment::new();
-/// let opts = RestoreOptions { mode: RestoreMode::Namespace("old".into()), ..Default::default() };
-/// restore_environment(&mut other, &path, &opts).unwrap();
-/// let Some(Value::Record(old)) = other.get("old") else { panic!() };
-/// assert_eq!(old.get("data"), Some(&Value::Number(1.0)));
-/// ```
-pub fn restore_environment(
-    env: &mut Environment,
-    path: impl AsRef<Path>,
-    options: &RestoreOptions,
-) -> Result<RestoreReport> {
-    let archive = Archive::open(path)?;
-    restore_from_archive(env, &archive, options)
-}
-
-/// [`restore_environment`] from an already open archive.
-pub fn restore_from_archive(
-    env: &mut Environment,
-    archive: &Archive,
-    options: &RestoreOptions,
-) -> Result<RestoreReport> {
-    let mut report = RestoreReport::default();
-    let file_version = archive.achronyme_version();
-    if file_version != options.runtime_version {
-        if options.strict_version {
-            return Err(Error::VersionMismatch {
-                file: file_version,
-                current: options.runtime_version.clone(),
-            });
-        }
-        report.warnings.push(format!(
-            "archive was written by Achronyme {file_version}, this is {}; some values may behave differently",
-            options.runtime_version
-        ));
-    }
-    check_mode(env, options)?;
-    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
-    report_not_found(&mut report, options, archive.names(Section::Bindings))?;
-    let load = LoadOptions {
-        verify_checksum: options.verify_checksum,
-    };
-    // Phase 1: load everything; nothing in `env` changes yet.
-    let mut values = Vec::new();
-    for name in archive
-        .names(Section::Bindings)
-        .filter(|n| filter.accepts(n))
-    {
-        values.push((
-            name.to_string(),
-            archive.get_with(Section::Bindings, name, load)?,
-        ));
-    }
-    let mut constants = Vec::new();
-    if options.include_constants {
-        for name in archive.names(Section::Constants) {
-            constants.push((
-                name.to_string(),
-                archive.get_with(Section::Constants, name, load)?,
-            ));
-        }
-    }
-    // Phase 2: apply; nothing here fails.
-    apply(env, values, constants, options, report)
-}
-
-/// Lists (and warns about) `include_only` entries that match none of
-/// `names`.
-pub(crate) fn report_not_found<'a>(
-    report: &mut RestoreReport,
-    options: &RestoreOptions,
-    names: impl Iterator<Item = &'a str>,
-) -> Result<()> {
-    if let Some(patterns) = &options.include_only {
-        report.not_found = crate::env::select::unmatched(patterns, names)?;
-        for name in &report.not_found {
-            report.warnings.push(format!(
-                "include_only names {name:?}, which matches nothing to restore"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a namespace that is not an identifier, or that is bound already
-/// without `overwrite`.
-pub(crate) fn check_mode(env: &Environment, options: &RestoreOptions) -> Result<()> {
-    if let RestoreMode::Namespace(ns) = &options.mode {
-        if !valid_namespace(ns) {
-            return Err(Error::InvalidNamespace { name: ns.clone() });
-        }
-        if env.contains(ns) && !options.overwrite {
-            return Err(Error::NamespaceTaken { name: ns.clone() });
-        }
-    }
-    Ok(())
-}
-
-/// The first builtin `v` refers to that `known` lacks, if any.
-fn unknown_builtin(v: &Value, known: &BTreeSet<String>) -> Option<String> {
-    let in_record = |r: &Record| {
-        r.fields()
-            .iter()
-            .find_map(|(_, x)| unknown_builtin(x, known))
-    };
-    match v {
-        Value::Function(Function::Builtin(b)) => (!known.contains(b)).then(|| b.clone()),
-        Value::Vector(items) => items.iter().find_map(|x| unknown_builtin(x, known)),
-        Value::Record(r) => in_record(r),
-        Value::Edge(e) => in_record(&e.properties),
-        Value::MutableRef(r) => unknown_builtin(&read_ref(r), known),
-        _ => None,
-    }
-}
-
-/// Combines loaded `values` and `constants` with `env` as `options` say:
-/// first checks builtin references (the only step that can fail), then
-/// changes `env`. Shared by archive and snapshot restores.
-pub(crate) fn apply(
-    env: &mut Environment,
-    values: Vec<(String, Value)>,
-    constants: Vec<(String, Value)>,
-    options: &RestoreOptions,
-    mut report: RestoreReport,
-) -> Result<RestoreReport> {
-    let keep = |items: Vec<(String, Value)>, report: &mut RestoreReport| {
-        let Some(known) = env.host_builtins() else {
-            return Ok(items);
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (name, v) in items {
-            let Some(builtin) = unknown_builtin(&v, known) else {
-                out.push((name, v));
-                continue;
-            };
-            if options.strict_builtins {
-                return Err(Error::UnknownBuiltin { name, builtin });
-            }
-            let reason =
-                format!("refers to builtin {builtin:?}, which this runtime does not provide");
-            report
-                .warnings
-                .push(format!("variable {name:?} not restored: {reason}"));
-            report.skipped.push(Skipped { name, reason });
-        }
-        Ok(out)
-    };
-    let values = keep(values, &mut report)?;
-    let constants = keep(constants, &mut report)?;
-
-    for (name, v) in constants {
-        let exists = env.constant(&name).is_some();
-        if exists && options.mode != RestoreMode::Replace && !options.overwrite {
-            report.constant_conflicts.push(name);
-        } else {
-            report.constants_restored.push(name.clone());
-            env.set_constant(name, v);
-        }
-    }
-    match &options.mode {
-        RestoreMode::Merge => {
-            for (name, v) in values {
-                if env.contains(&name) && !options.overwrite {
-                    report.conflicts.push(name);
-                } else {
-                    report.restored.push(name.clone());
-                    env.set(name, v);
-                }
-            }
-        }
-        RestoreMode::Replace => {
-            env.clear();
-            for (name, v) in values {
-                report.restored.push(name.clone());
-                env.set(name, v);
-            }
-        }
-        RestoreMode::Namespace(ns) => {
-            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
-            env.set(ns.clone(), Value::Record(values.into_iter().collect()));
-        }
-    }
-    Ok(report)
-}
-
-/// Describes the archive at `path` from its header and table of contents
-/// (spec 3.1 `env_info`); its cost does not grow with the data.
-pub fn env_info(path: impl AsRef<Path>) -> Result<EnvInfo> {
-    Ok(Archive::open(path)?.info())
-}
-
-/// Loads one binding from the archive at `path` without reading the others
-/// (spec 8.3 `env_load_var`).
-pub fn env_load_var(path: impl AsRef<Path>, name: &str) -> Result<Value> {
-    Archive::open(path)?.get(name)
 }
 
 #[cfg(test)]
@@ -945,6 +507,7 @@ mod tests {
     use std::io::{self, Seek, SeekFrom, Write};
 
     use super::*;
+    use crate::env::restore::{RestoreOptions, restore_environment};
     use crate::testdata;
 
     thread_local! {
@@ -984,7 +547,7 @@ mod tests {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(TEMP_SUFFIX))
+            .filter(|n| n.ends_with(crate::archive::publish::TEMP_SUFFIX))
             .collect()
     }
 
@@ -1023,21 +586,6 @@ mod tests {
         let mut restored = Environment::new();
         restore_environment(&mut restored, &path, &RestoreOptions::default()).unwrap();
         assert_eq!(restored, old);
-    }
-
-    #[test]
-    fn temporaries_are_recognised_by_their_exact_pattern() {
-        let p = ".work.ach.";
-        assert!(is_temporary_of(".work.ach.a1B2c3.ach-tmp", p));
-        assert!(!is_temporary_of(".work.ach.a1B2c.ach-tmp", p), "5 random");
-        assert!(!is_temporary_of(".work.ach.a1B2c3d.ach-tmp", p), "7 random");
-        assert!(!is_temporary_of(".work.ach.a1-2c3.ach-tmp", p), "not alnum");
-        assert!(
-            !is_temporary_of(".other.ach.a1B2c3.ach-tmp", p),
-            "other target"
-        );
-        assert!(!is_temporary_of(".work.ach.a1B2c3.ach", p), "other suffix");
-        assert!(!is_temporary_of("work.ach", p));
     }
 
     #[test]
@@ -1080,23 +628,5 @@ mod tests {
         };
         let report = save_environment(&env, &path, &again).unwrap();
         assert!(!report.warnings.iter().any(|w| w.contains("temporary")));
-    }
-
-    #[test]
-    fn a_temporary_written_after_the_save_started_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let busy = dir.path().join(".work.ach.Busy01.ach-tmp");
-        std::fs::write(&busy, b"another save, still writing").unwrap();
-        let modified = std::fs::metadata(&busy).unwrap().modified().unwrap();
-        // As if this save had started just before that file was last written.
-        let started = modified - Duration::from_secs(1);
-        assert_eq!(
-            remove_stale_temporaries(dir.path(), ".work.ach.", started),
-            0
-        );
-        assert!(busy.exists());
-        let later = modified + Duration::from_secs(1);
-        assert_eq!(remove_stale_temporaries(dir.path(), ".work.ach.", later), 1);
-        assert!(!busy.exists());
     }
 }

@@ -1,0 +1,297 @@
+//! Restoring (spec 3.1 `restore_env`): the modes, and [`apply`], shared
+//! with snapshot restores. Everything is loaded before anything changes, so
+//! a failed restore leaves the environment as it was.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::archive::reader::{Archive, LoadOptions};
+use crate::env::environment::Environment;
+use crate::env::save::{RUNTIME_VERSION, Skipped};
+use crate::env::select::NameFilter;
+use crate::error::{Error, Result};
+use crate::format::layout::Section;
+use crate::value::{Function, Record, Value, read_ref};
+
+/// How a restore combines the archive with the environment (spec 3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestoreMode {
+    /// Add the archive's bindings; existing names are kept unless
+    /// `overwrite`.
+    Merge,
+    /// The environment's bindings become exactly the archive's (constants
+    /// of the same name are replaced, others stay: they belong to the
+    /// runtime).
+    Replace,
+    /// All bindings go into one record bound to this name.
+    Namespace(String),
+}
+
+/// Options of `restore_env` (spec 3.1, 7.2).
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// How to combine.
+    pub mode: RestoreMode,
+    /// In merge mode, replace existing bindings; in namespace mode, allow
+    /// replacing an existing binding of the namespace's name. Constants: in
+    /// merge and namespace modes an existing constant is kept (and listed in
+    /// [`RestoreReport::constant_conflicts`]) unless `overwrite`; replace
+    /// mode replaces constants of the same name and keeps the others.
+    pub overwrite: bool,
+    /// Only names matching one of these glob patterns (None = all).
+    pub include_only: Option<Vec<String>>,
+    /// Skip names matching any of these glob patterns.
+    pub exclude: Vec<String>,
+    /// Check each loaded blob's SHA-256 (default true).
+    pub verify_checksum: bool,
+    /// Refuse an archive written by another runtime version (default false:
+    /// a warning).
+    pub strict_version: bool,
+    /// Restore the constants section too (default true).
+    pub include_constants: bool,
+    /// Refuse a binding that refers to a builtin the host does not provide
+    /// (default false: skip it with a warning). Only applies when the host
+    /// declared its builtins ([`Environment::set_host_builtins`]).
+    pub strict_builtins: bool,
+    /// The running runtime's version, compared with the archive's.
+    pub runtime_version: String,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            mode: RestoreMode::Merge,
+            overwrite: false,
+            include_only: None,
+            exclude: Vec::new(),
+            verify_checksum: true,
+            strict_version: false,
+            include_constants: true,
+            strict_builtins: false,
+            runtime_version: RUNTIME_VERSION.to_string(),
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreReport {
+    /// Names bound (or, in namespace mode, fields of the namespace record).
+    pub restored: Vec<String>,
+    /// Constants defined.
+    pub constants_restored: Vec<String>,
+    /// Names that already existed and were kept (merge without overwrite).
+    pub conflicts: Vec<String>,
+    /// Constants that already existed and were kept (merge or namespace
+    /// mode without overwrite).
+    pub constant_conflicts: Vec<String>,
+    /// Bindings not restored, with reasons (unknown builtins).
+    pub skipped: Vec<Skipped>,
+    /// `include_only` entries that matched nothing in the archive.
+    pub not_found: Vec<String>,
+    /// Warnings (version differences, skipped bindings).
+    pub warnings: Vec<String>,
+}
+
+fn valid_namespace(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// Restores `path` into `env` (spec 3.1 `restore_env`). All or nothing: if
+/// any selected binding fails to load, `env` is unchanged.
+///
+/// ```
+/// use achronyme_env::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("work.ach");
+/// let mut env = Environment::new();
+/// env.set("data", Value::Number(1.0));
+/// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+///
+/// let mut other = Environment::new();
+/// let opts = RestoreOptions { mode: RestoreMode::Namespace("old".into()), ..Default::default() };
+/// restore_environment(&mut other, &path, &opts).unwrap();
+/// let Some(Value::Record(old)) = other.get("old") else { panic!() };
+/// assert_eq!(old.get("data"), Some(&Value::Number(1.0)));
+/// ```
+pub fn restore_environment(
+    env: &mut Environment,
+    path: impl AsRef<Path>,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let archive = Archive::open(path)?;
+    restore_from_archive(env, &archive, options)
+}
+
+/// [`restore_environment`] from an already open archive.
+pub fn restore_from_archive(
+    env: &mut Environment,
+    archive: &Archive,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    let file_version = archive.achronyme_version();
+    if file_version != options.runtime_version {
+        if options.strict_version {
+            return Err(Error::VersionMismatch {
+                file: file_version,
+                current: options.runtime_version.clone(),
+            });
+        }
+        report.warnings.push(format!(
+            "archive was written by Achronyme {file_version}, this is {}; some values may behave differently",
+            options.runtime_version
+        ));
+    }
+    check_mode(env, options)?;
+    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    report_not_found(&mut report, options, archive.names(Section::Bindings))?;
+    let load = LoadOptions {
+        verify_checksum: options.verify_checksum,
+    };
+    // Phase 1: load everything; nothing in `env` changes yet.
+    let mut values = Vec::new();
+    for name in archive
+        .names(Section::Bindings)
+        .filter(|n| filter.accepts(n))
+    {
+        values.push((
+            name.to_string(),
+            archive.get_with(Section::Bindings, name, load)?,
+        ));
+    }
+    let mut constants = Vec::new();
+    if options.include_constants {
+        for name in archive.names(Section::Constants) {
+            constants.push((
+                name.to_string(),
+                archive.get_with(Section::Constants, name, load)?,
+            ));
+        }
+    }
+    // Phase 2: apply; nothing here fails.
+    apply(env, values, constants, options, report)
+}
+
+/// Lists (and warns about) `include_only` entries that match none of
+/// `names`.
+pub(crate) fn report_not_found<'a>(
+    report: &mut RestoreReport,
+    options: &RestoreOptions,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    if let Some(patterns) = &options.include_only {
+        report.not_found = crate::env::select::unmatched(patterns, names)?;
+        for name in &report.not_found {
+            report.warnings.push(format!(
+                "include_only names {name:?}, which matches nothing to restore"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a namespace that is not an identifier, or that is bound already
+/// without `overwrite`.
+pub(crate) fn check_mode(env: &Environment, options: &RestoreOptions) -> Result<()> {
+    if let RestoreMode::Namespace(ns) = &options.mode {
+        if !valid_namespace(ns) {
+            return Err(Error::InvalidNamespace { name: ns.clone() });
+        }
+        if env.contains(ns) && !options.overwrite {
+            return Err(Error::NamespaceTaken { name: ns.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// The first builtin `v` refers to that `known` lacks, if any.
+fn unknown_builtin(v: &Value, known: &BTreeSet<String>) -> Option<String> {
+    let in_record = |r: &Record| {
+        r.fields()
+            .iter()
+            .find_map(|(_, x)| unknown_builtin(x, known))
+    };
+    match v {
+        Value::Function(Function::Builtin(b)) => (!known.contains(b)).then(|| b.clone()),
+        Value::Vector(items) => items.iter().find_map(|x| unknown_builtin(x, known)),
+        Value::Record(r) => in_record(r),
+        Value::Edge(e) => in_record(&e.properties),
+        Value::MutableRef(r) => unknown_builtin(&read_ref(r), known),
+        _ => None,
+    }
+}
+
+/// Combines loaded `values` and `constants` with `env` as `options` say:
+/// first checks builtin references (the only step that can fail), then
+/// changes `env`. Shared by archive and snapshot restores.
+pub(crate) fn apply(
+    env: &mut Environment,
+    values: Vec<(String, Value)>,
+    constants: Vec<(String, Value)>,
+    options: &RestoreOptions,
+    mut report: RestoreReport,
+) -> Result<RestoreReport> {
+    let keep = |items: Vec<(String, Value)>, report: &mut RestoreReport| {
+        let Some(known) = env.host_builtins() else {
+            return Ok(items);
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (name, v) in items {
+            let Some(builtin) = unknown_builtin(&v, known) else {
+                out.push((name, v));
+                continue;
+            };
+            if options.strict_builtins {
+                return Err(Error::UnknownBuiltin { name, builtin });
+            }
+            let reason =
+                format!("refers to builtin {builtin:?}, which this runtime does not provide");
+            report
+                .warnings
+                .push(format!("variable {name:?} not restored: {reason}"));
+            report.skipped.push(Skipped { name, reason });
+        }
+        Ok(out)
+    };
+    let values = keep(values, &mut report)?;
+    let constants = keep(constants, &mut report)?;
+
+    for (name, v) in constants {
+        let exists = env.constant(&name).is_some();
+        if exists && options.mode != RestoreMode::Replace && !options.overwrite {
+            report.constant_conflicts.push(name);
+        } else {
+            report.constants_restored.push(name.clone());
+            env.set_constant(name, v);
+        }
+    }
+    match &options.mode {
+        RestoreMode::Merge => {
+            for (name, v) in values {
+                if env.contains(&name) && !options.overwrite {
+                    report.conflicts.push(name);
+                } else {
+                    report.restored.push(name.clone());
+                    env.set(name, v);
+                }
+            }
+        }
+        RestoreMode::Replace => {
+            env.clear();
+            for (name, v) in values {
+                report.restored.push(name.clone());
+                env.set(name, v);
+            }
+        }
+        RestoreMode::Namespace(ns) => {
+            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
+            env.set(ns.clone(), Value::Record(values.into_iter().collect()));
+        }
+    }
+    Ok(report)
+}
