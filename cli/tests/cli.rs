@@ -1,20 +1,11 @@
 //! The `ach` binary, run as a user would.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use achronyme_env::*;
-
-fn ach(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ach"))
-        .args(args)
-        .output()
-        .expect("ach runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{ach, assert_one_line_error, code, p, text};
 
 fn archive(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("w.ach");
@@ -157,27 +148,6 @@ fn control_characters_in_names_and_metadata_are_escaped() {
 
 // ---------------------------------------------------------------------------
 // ls, show, export, import, repack, diff, and the error paths of each.
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-/// Asserts `out` failed with `expected` and one clean error line, no panic.
-fn assert_one_line_error(out: &Output, expected: i32, what: &str) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(code(out), Some(expected), "{what}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
-    assert!(!stderr.contains("RUST_BACKTRACE"), "{what}: {stderr}");
-    if expected == 1 {
-        assert!(stderr.starts_with("ach: error: "), "{what}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{what}: {stderr}");
-    }
-    stderr
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 #[test]
 fn ls_prints_one_aligned_line_per_binding_and_json() {
@@ -825,7 +795,7 @@ fn quiet_is_accepted_everywhere_and_nothing_but_results_reach_a_pipe() {
 /// sampled from /proc every millisecond, in bytes.
 #[cfg(target_os = "linux")]
 fn peak_anon_bytes(args: &[&str]) -> u64 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ach"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ach"))
         .args(args)
         .stdout(std::process::Stdio::null())
         .spawn()
