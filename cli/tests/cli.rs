@@ -926,3 +926,65 @@ fn help_lists_every_subcommand() {
         format!("ach {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// A tensor of shape [2^40, 0] has no elements and a file of a few hundred
+/// bytes, but one CSV line per row would be a terabyte of newlines. Rows
+/// without fields cannot be written as CSV (readers skip blank lines, ours
+/// too), so the export is refused, promptly and without writing a file.
+#[test]
+fn export_csv_refuses_rows_without_columns_instead_of_writing_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.ach");
+    let mut env = Environment::new();
+    env.set(
+        "huge",
+        Value::Tensor(Tensor::new(vec![1 << 40, 0], vec![]).unwrap()),
+    );
+    env.set(
+        "few",
+        Value::Tensor(Tensor::new(vec![3, 0], vec![]).unwrap()),
+    );
+    env.set(
+        "none",
+        Value::Tensor(Tensor::new(vec![0, 5], vec![]).unwrap()),
+    );
+    save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 4096);
+    for name in ["huge", "few"] {
+        let csv = dir.path().join(format!("{name}.csv"));
+        // Run with a cap on the output file size: the unbounded export
+        // fails (SIGXFSZ) at once instead of filling the disk.
+        let out = ach_with_file_limit(&["export", p(&path), name, "-o", p(&csv)], 1 << 20);
+        let stderr = assert_one_line_error(&out, 2, name);
+        assert!(stderr.contains("rows with no columns"), "{name}: {stderr}");
+        assert!(
+            stderr.contains("export it as .npy or .json"),
+            "{name}: {stderr}"
+        );
+        assert!(!csv.exists(), "{name}: a refused export left a file");
+    }
+    // No rows: an empty file, as before.
+    let csv = dir.path().join("none.csv");
+    let out = ach(&["export", p(&path), "none", "-o", p(&csv)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&csv).unwrap(), b"");
+    // The other formats hold the shape in a few bytes.
+    for ext in ["npy", "json"] {
+        let file = dir.path().join(format!("huge.{ext}"));
+        let out = ach(&["export", p(&path), "huge", "-o", p(&file)]);
+        assert!(out.status.success(), "{ext}: {}", text(&out.stderr));
+        assert!(std::fs::metadata(&file).unwrap().len() < 4096, "{ext}");
+    }
+}
+
+/// Runs `ach` with RLIMIT_FSIZE set to `bytes` (through the shell's
+/// `ulimit -f`, in 1024-byte blocks), so a runaway writer is stopped.
+fn ach_with_file_limit(args: &[&str], bytes: u64) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -f {} && exec \"$0\" \"$@\"", bytes / 1024))
+        .arg(env!("CARGO_BIN_EXE_ach"))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}

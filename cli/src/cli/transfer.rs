@@ -106,6 +106,15 @@ pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<
                 "{what}; .npy holds tensors only: export it as .json"
             )));
         }
+        // Rows without fields would be one empty line each: unbounded by
+        // the element count (a [2^40, 0] tensor is a few hundred bytes
+        // stored), and no CSV reader, ours included, reads them back as rows.
+        ("csv", Value::Tensor(t)) if matches!(t.shape(), &[rows, 0] if rows > 0) => {
+            return Err(usage(format!(
+                "{label} has shape {} (rows with no columns), which a .csv cannot hold: export it as .npy or .json",
+                super::shape_text(&t.shape().iter().map(|&d| d as u64).collect::<Vec<_>>())
+            )));
+        }
         ("csv", Value::Tensor(t)) if t.shape().len() == 1 || t.shape().len() == 2 => {
             write_csv(&mut w, t, progress).map_err(io)?;
         }
@@ -175,14 +184,12 @@ fn write_csv(w: &mut impl Write, t: &Tensor, progress: bool) -> std::io::Result<
     } else {
         t.len()
     };
-    let mut bar = Bar::items(progress, rows as u64, "exporting rows");
     if cols == 0 {
-        // Rows without fields: one empty line each.
-        for _ in 0..rows {
-            w.write_all(b"\n")?;
-        }
+        // Only [0, 0] gets here (export refuses rows without columns):
+        // nothing to write.
         return Ok(());
     }
+    let mut bar = Bar::items(progress, rows as u64, "exporting rows");
     for row in t.data().chunks(cols) {
         for (i, x) in row.iter().enumerate() {
             if i > 0 {
