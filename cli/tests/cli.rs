@@ -1020,3 +1020,53 @@ fn import_of_a_json_object_with_200000_keys_keeps_every_key_in_order() {
     assert!(stderr.contains("duplicate key \"k7\""), "{stderr}");
     assert!(!out_path.exists());
 }
+
+/// JSON output reaches terminals too: C1 controls (U+0080..U+009F; U+009B
+/// is a one-character CSI that drives many terminals) and DEL must come out
+/// as `\u` escapes, as the C0 ones do, and still parse back to the name.
+#[test]
+fn json_output_escapes_c0_and_c1_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c1.ach");
+    let nasty = "a\u{9b}2J\u{1b}[31m\u{85}\u{7f}\u{9d}0;t\u{9c}\u{80}\u{9f}\u{1}\tb";
+    let mut env = Environment::new();
+    env.set(nasty, Value::Number(1.0));
+    let opts = SaveOptions {
+        description: Some(format!("desc{nasty}")),
+        custom: vec![(format!("key{nasty}"), format!("value{nasty}"))],
+        ..Default::default()
+    };
+    save_environment(&env, &path, &opts).unwrap();
+    let empty = dir.path().join("empty.ach");
+    save_environment(&Environment::new(), &empty, &SaveOptions::default()).unwrap();
+    for (args, want) in [
+        (vec!["info", p(&path), "--json"], 0),
+        (vec!["ls", p(&path), "--json"], 0),
+        (vec!["diff", p(&empty), p(&path), "--json"], 1),
+    ] {
+        let out = ach(&args);
+        assert_eq!(code(&out), Some(want), "{args:?}: {}", text(&out.stderr));
+        let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+        let raw: Vec<char> = stdout
+            .chars()
+            .filter(|&c| c.is_control() && c != '\n')
+            .collect();
+        assert!(raw.is_empty(), "{args:?}: raw controls {raw:?} in {stdout}");
+        for escaped in [
+            "\\u009b", "\\u0085", "\\u007f", "\\u0080", "\\u009f", "\\u001b",
+        ] {
+            assert!(
+                stdout.contains(escaped),
+                "{args:?}: no {escaped} in {stdout}"
+            );
+        }
+        // Still JSON, and the name reads back exactly.
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let name = match args[0] {
+            "info" => &json["entries"][0]["name"],
+            "ls" => &json[0]["name"],
+            _ => &json["added"][0]["name"],
+        };
+        assert_eq!(name, nasty, "{args:?}");
+    }
+}
