@@ -300,7 +300,8 @@ fn export_npy_writes_the_exact_elements_after_an_aligned_header() {
     assert_eq!(start % 64, 0);
     assert_eq!(
         header.trim_end(),
-        "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }"
+        // npyz's spelling of the tuple: NumPy reads it the same.
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3, ), }"
     );
     let Value::Tensor(m) = archive.get("matrix").unwrap() else {
         panic!()
@@ -314,7 +315,7 @@ fn export_npy_writes_the_exact_elements_after_an_aligned_header() {
     let (header, start) = npy_header(&bytes);
     assert_eq!(
         header.trim_end(),
-        "{'descr': '<c16', 'fortran_order': False, 'shape': (3,), }"
+        "{'descr': '<c16', 'fortran_order': False, 'shape': (3, ), }"
     );
     let Value::ComplexTensor(s) = archive.get("spectrum").unwrap() else {
         panic!()

@@ -358,7 +358,7 @@ fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
         .map_err(|e| failed(format!("reading {shown}: {e}")))?
         .len();
     let mut r = BufReader::with_capacity(1 << 20, file);
-    let h = npy::read_header(&mut r).map_err(|e| failed(format!("{shown}: {e}")))?;
+    let h = npy::read_header(&mut r, len).map_err(|e| failed(format!("{shown}: {e}")))?;
     let count = h
         .count()
         .ok_or_else(|| failed(format!("{shown}: the shape {:?} is too large", h.shape)))?;
@@ -390,40 +390,38 @@ fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
             }
         );
     }
-    if h.fortran_order && h.shape.len() > 1 {
+    let fortran = h.fortran_order && h.shape.len() > 1;
+    if fortran {
         eprintln!("ach: note: {shown}: Fortran-ordered data transposed to C order");
     }
     let io = |e: std::io::Error| failed(format!("reading {shown}: {e}"));
     let complex = h.dtype.kind == npy::Kind::Complex;
+    let shape = h.shape.clone();
     // Elements as (re, im) pairs, in file order.
     let mut re = Vec::with_capacity(count);
     let mut im = Vec::with_capacity(if complex { count } else { 0 });
     if h.dtype.is_native() && !complex {
+        // Little-endian float64: the bytes are the elements.
         re.resize(count, 0.0);
         for piece in bytemuck::cast_slice_mut::<f64, u8>(&mut re).chunks_mut(4 << 20) {
             r.read_exact(piece).map_err(io)?;
             bar.inc(piece.len() as u64);
         }
     } else {
-        let mut buf = vec![0u8; h.dtype.size * 65536];
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(65536);
-            let bytes = &mut buf[..n * h.dtype.size];
-            r.read_exact(bytes).map_err(io)?;
-            bar.inc(bytes.len() as u64);
-            for el in bytes.chunks_exact(h.dtype.size) {
-                let (a, b) = h.dtype.convert(el);
-                re.push(a);
-                if complex {
-                    im.push(b);
-                }
+        let step = (h.dtype.size * 65536) as u64;
+        npy::read_elements(h, &mut r, |a, b| {
+            re.push(a);
+            if complex {
+                im.push(b);
             }
-            left -= n;
-        }
+            if re.len() % 65536 == 0 {
+                bar.inc(step);
+            }
+        })
+        .map_err(io)?;
     }
-    if h.fortran_order && h.shape.len() > 1 {
-        let order: Vec<usize> = npy::fortran_to_c(&h.shape).collect();
+    if fortran {
+        let order: Vec<usize> = npy::fortran_to_c(&shape).collect();
         re = order.iter().map(|&k| re[k]).collect();
         if complex {
             im = order.iter().map(|&k| im[k]).collect();
@@ -436,9 +434,9 @@ fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
             .zip(im)
             .map(|(a, b)| Complex::new(a, b))
             .collect();
-        Value::ComplexTensor(ComplexTensor::new(h.shape, data).map_err(err)?)
+        Value::ComplexTensor(ComplexTensor::new(shape, data).map_err(err)?)
     } else {
-        Value::Tensor(Tensor::new(h.shape, re).map_err(err)?)
+        Value::Tensor(Tensor::new(shape, re).map_err(err)?)
     })
 }
 
