@@ -319,10 +319,7 @@ fn print_info(path: &Path, info: &EnvInfo) {
 fn info(path: &Path, json: bool) -> CliResult<ExitCode> {
     let info = env_info(path)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&info).expect("info serializes")
-        );
+        println!("{}", cli::json_text(&info));
     } else {
         print_info(path, &info);
     }
@@ -333,10 +330,7 @@ fn verify(path: &Path, json: bool, bars: bool) -> CliResult<ExitCode> {
     let archive = Archive::open(path)?;
     let report = progress::spin(bars, "verifying", || archive.verify_report());
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        println!("{}", cli::json_text(&report));
     } else if report.is_ok() {
         println!(
             "{}: intact ({} bindings, {} checked)",

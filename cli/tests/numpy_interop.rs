@@ -1,63 +1,16 @@
 //! NumPy itself reads what `ach export` writes and writes what `ach import`
 //! reads, with every number the same to the bit.
 //!
-//! Needs a Python with NumPy: `$ACH_PYTHON`, else `python3`. Without one the
-//! tests say so loudly on stderr and pass, unless `ACH_REQUIRE_NUMPY=1`
-//! (as `.ci/run` sets), in which case they fail.
+//! Needs a Python with NumPy: `$ACH_PYTHON`, else `python3`. Without one
+//! each test prints a `SKIPPED: ...` line that `cargo test` shows (see
+//! `common::python`) and returns, unless `ACH_REQUIRE_NUMPY=1` (as `.ci/run`
+//! sets), in which case it fails.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
 use achronyme_env::*;
+use common::{ach, hex, python, run_python};
 use serde_json::Value as Json;
-
-fn ach(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ach"))
-        .args(args)
-        .output()
-        .expect("ach runs")
-}
-
-/// The Python to use, or None (after a loud note) when NumPy is missing
-/// and not required.
-fn python() -> Option<String> {
-    let py = std::env::var("ACH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    if std::env::var("ACH_REQUIRE_NUMPY").is_ok_and(|v| v == "1") {
-        panic!(
-            "ACH_REQUIRE_NUMPY=1 but `{py} -c \"import numpy\"` fails; set ACH_PYTHON to a Python with NumPy"
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPED: NumPy interop test: `{py} -c \"import numpy\"` fails. \
-         Set ACH_PYTHON to a Python with NumPy (or run .ci/run) to test it. ***\n"
-    );
-    None
-}
-
-/// Runs `script` with `dir` as its only argument; returns its JSON output.
-fn run_python(py: &str, script: &str, dir: &Path) -> Json {
-    let out = Command::new(py)
-        .args(["-c", script, dir.to_str().unwrap()])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python prints JSON")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn shape_json(shape: &[usize]) -> Json {
     serde_json::json!(shape)
@@ -83,7 +36,9 @@ print(json.dumps(out))
 
 #[test]
 fn numpy_reads_what_ach_exports() {
-    let Some(py) = python() else { return };
+    let Some(py) = python("numpy_reads_what_ach_exports") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
@@ -210,7 +165,9 @@ print(json.dumps(expected))
 
 #[test]
 fn ach_imports_what_numpy_writes() {
-    let Some(py) = python() else { return };
+    let Some(py) = python("ach_imports_what_numpy_writes") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let expected = run_python(&py, WRITE_ARRAYS, dir.path());
     let expected = expected.as_object().unwrap();

@@ -187,10 +187,7 @@ pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
         && report.changed.is_empty()
         && report.metadata.is_empty();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        println!("{}", super::json_text(&report));
         return Ok(report.identical);
     }
     let describe = |it: &Item| {

@@ -45,10 +45,7 @@ pub fn ls(path: &Path, json: bool, long: bool) -> CliResult<()> {
                 offset: offset(e),
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialize")
-        );
+        println!("{}", super::json_text(&rows));
         return Ok(());
     }
     let size = |b: u64| if long { b.to_string() } else { human(b) };

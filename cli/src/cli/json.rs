@@ -14,7 +14,9 @@
 //! | Edge | `{"$edge": {"from": "A", "to": "B", "directed": true, "properties": {...}}}` |
 //! | mut reference | `{"$ref": value}` |
 
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::Hash;
 use std::io::{self, Write};
 
 use achronyme_env::{Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
@@ -197,8 +199,9 @@ impl<'de> Deserialize<'de> for J {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<J, A::Error> {
                 let mut v: Vec<(String, J)> = Vec::new();
+                let mut seen = Keys::new();
                 while let Some((k, x)) = a.next_entry::<String, J>()? {
-                    if v.iter().any(|(seen, _)| *seen == k) {
+                    if !seen.first(&k) {
                         return Err(de::Error::custom(format!("duplicate key \"{k}\"")));
                     }
                     v.push((k, x));
@@ -207,6 +210,22 @@ impl<'de> Deserialize<'de> for J {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// The keys of one JSON object read so far, to reject a repeated key. A
+/// hash set keeps the check constant time per key; scanning the keys read
+/// so far made an object of 80,000 keys take a minute to import.
+struct Keys<K>(HashSet<K>);
+
+impl<K: Hash + Eq + Clone> Keys<K> {
+    fn new() -> Self {
+        Keys(HashSet::new())
+    }
+
+    /// Records `k`; false when it was seen before.
+    fn first(&mut self, k: &K) -> bool {
+        self.0.insert(k.clone())
     }
 }
 
@@ -357,6 +376,67 @@ fn tagged(tag: &str, body: J, at: &str) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        static COMPARISONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// A key that counts how often it is compared for equality.
+    #[derive(Clone, Eq)]
+    struct Counted(u32);
+
+    impl std::hash::Hash for Counted {
+        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            self.0.hash(h);
+        }
+    }
+
+    impl PartialEq for Counted {
+        fn eq(&self, other: &Self) -> bool {
+            COMPARISONS.with(|c| c.set(c.get() + 1));
+            self.0 == other.0
+        }
+    }
+
+    /// The duplicate-key check must cost about one comparison per key, not
+    /// one per key already read: the latter made an import of 80,000 keys
+    /// take a minute. Counted, not timed.
+    #[test]
+    fn duplicate_key_check_is_linear_in_the_number_of_keys() {
+        const N: u32 = 20_000;
+        COMPARISONS.with(|c| c.set(0));
+        let mut keys = Keys::new();
+        for i in 0..N {
+            assert!(keys.first(&Counted(i)));
+        }
+        assert!(!keys.first(&Counted(0)), "the first key repeated last");
+        assert!(!keys.first(&Counted(N - 1)));
+        let comparisons = COMPARISONS.with(Cell::get);
+        // A scan would make N * (N - 1) / 2 = 2e8 comparisons.
+        assert!(
+            comparisons < 2 * u64::from(N),
+            "{comparisons} comparisons for {N} keys"
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_is_an_error_at_any_distance_and_depth() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let far = format!("{{{}, \"k0\": 1}}", keys.join(", "));
+        let err = parse_value(&far).unwrap_err();
+        assert!(err.contains("duplicate key \"k0\""), "{err}");
+        let nested = r#"{"a": {"x": 1, "y": 2, "x": 3}}"#;
+        let err = parse_value(nested).unwrap_err();
+        assert!(err.contains("duplicate key \"x\""), "{err}");
+        // The same key in different objects is no repeat.
+        let Value::Record(r) = parse_value(r#"{"a": {"x": 1}, "b": {"x": 2}, "x": 3}"#).unwrap()
+        else {
+            panic!("a record")
+        };
+        let names: Vec<&str> = r.fields().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["a", "b", "x"]);
+    }
 
     #[test]
     fn every_type_round_trips_through_json() {

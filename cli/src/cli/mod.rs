@@ -82,6 +82,26 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
+/// `value` as pretty-printed JSON that is safe for a terminal.
+///
+/// serde_json escapes the C0 controls but writes DEL and the C1 controls
+/// (U+0080..U+009F; U+009B is a one-character CSI that many terminals
+/// obey) as they are. Those become `\u` escapes here. They can only occur
+/// inside JSON strings, where an escape means the same character, so the
+/// output parses to the same value.
+pub fn json_text(value: &impl serde::Serialize) -> String {
+    let raw = serde_json::to_string_pretty(value).expect("plain data serializes");
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() && c > '\u{7e}' {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Sizes for people: `1.5 GiB`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

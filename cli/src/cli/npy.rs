@@ -1,33 +1,38 @@
-//! The NumPy `.npy` format (versions 1.0, 2.0 and 3.0): writing the header
-//! of a float64 or complex128 array, and reading numeric arrays.
+//! The NumPy `.npy` format through the `npyz` crate: the header of the
+//! float64 and complex128 arrays `ach export` writes, and the numeric
+//! arrays `ach import` reads, converted to float64 or complex128.
+//!
+//! npyz parses the header (a Python dict literal) and decodes elements of
+//! every dtype below, f16 included; what stays here is which dtypes `ach`
+//! accepts, the notes it prints about them, and two checks npyz leaves to
+//! its caller (see [`read_header`]).
 //!
 //! See <https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>.
 
 use std::io::{self, Read, Write};
 
+use npyz::{DType, Endianness, NpyFile, NpyHeader, TypeChar, TypeStr, WriterBuilder};
+
 /// The magic string every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
-/// Writes a version 1.0 header for a C-order array of `descr` (`<f8` or
-/// `<c16`) and `shape`, padded so that the data starts on a multiple of
-/// 64 bytes.
+/// The largest header `read_header` accepts. NumPy's own reader stops at
+/// 10,000 bytes unless told otherwise; a header is a few dozen bytes.
+const MAX_HEADER: u64 = 1 << 20;
+
+/// Writes a header for a C-order array of `descr` (`<f8` or `<c16`) and
+/// `shape`; the data that follows starts on a multiple of 64 bytes.
 pub fn write_header(w: &mut impl Write, descr: &str, shape: &[usize]) -> io::Result<()> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    // magic (6) + version (2) + length (2) + dict + '\n'
-    let unpadded = 10 + dict.len() + 1;
-    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
-    dict.push('\n');
-    let len = u16::try_from(dict.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "npy header too long"))?;
-    w.write_all(MAGIC)?;
-    w.write_all(&[1, 0])?;
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(dict.as_bytes())
+    let type_str: TypeStr = descr
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{descr}: {e}")))?;
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    npyz::WriteOptions::new_header_only()
+        .dtype(DType::Plain(type_str))
+        .shape(&shape)
+        .writer(w)
+        .write_header_only()?;
+    Ok(())
 }
 
 /// Element kinds `ach import` accepts.
@@ -45,7 +50,7 @@ pub enum Kind {
     Complex,
 }
 
-/// A parsed `descr`.
+/// An accepted dtype.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dtype {
     /// Element kind.
@@ -79,28 +84,26 @@ impl Dtype {
             )
     }
 
-    fn parse(descr: &str) -> Result<Dtype, String> {
-        let unsupported = || {
-            format!(
-                "dtype '{descr}' is not supported; ach imports float, int, uint, bool and complex arrays"
-            )
+    /// The accepted dtype of a header's `descr`, or why it is refused.
+    fn of(dtype: &DType) -> Result<Dtype, String> {
+        let t = match dtype {
+            DType::Plain(t) => t,
+            DType::Record(_) => {
+                return Err(
+                    "structured dtypes are not supported; export one field at a time".into(),
+                );
+            }
+            DType::Array(..) => return Err(unsupported(&dtype.descr())),
         };
-        let mut chars = descr.chars();
-        let order = chars.next().ok_or_else(unsupported)?;
-        let big_endian = match order {
-            '<' | '=' | '|' => false,
-            '>' => true,
-            _ => return Err(unsupported()),
+        let kind = match t.type_char() {
+            TypeChar::Float => Kind::Float,
+            TypeChar::Int => Kind::Int,
+            TypeChar::Uint => Kind::Uint,
+            TypeChar::Bool => Kind::Bool,
+            TypeChar::Complex => Kind::Complex,
+            _ => return Err(unsupported(&t.to_string())),
         };
-        let kind = match chars.next() {
-            Some('f') => Kind::Float,
-            Some('i') => Kind::Int,
-            Some('u') => Kind::Uint,
-            Some('b') => Kind::Bool,
-            Some('c') => Kind::Complex,
-            _ => return Err(unsupported()),
-        };
-        let size: usize = chars.as_str().parse().map_err(|_| unsupported())?;
+        let size = t.size_field();
         let ok = match kind {
             Kind::Float => matches!(size, 2 | 4 | 8),
             Kind::Int | Kind::Uint => matches!(size, 1 | 2 | 4 | 8),
@@ -108,73 +111,23 @@ impl Dtype {
             Kind::Complex => matches!(size, 8 | 16),
         };
         if !ok {
-            return Err(unsupported());
+            return Err(unsupported(&t.to_string()));
         }
         Ok(Dtype {
             kind,
-            size,
-            big_endian,
+            size: size as usize,
+            big_endian: t.endianness() == Endianness::Big,
         })
-    }
-
-    /// The element at `b` (exactly `size` bytes) as an f64 pair (re, im).
-    pub fn convert(&self, b: &[u8]) -> (f64, f64) {
-        let mut buf = [0u8; 16];
-        buf[..b.len()].copy_from_slice(b);
-        if self.big_endian {
-            match self.kind {
-                Kind::Complex => {
-                    let h = self.size / 2;
-                    buf[..h].reverse();
-                    buf[h..self.size].reverse();
-                }
-                _ => buf[..self.size].reverse(),
-            }
-        }
-        let f = |bytes: &[u8]| -> f64 {
-            match bytes.len() {
-                2 => f16_to_f64(u16::from_le_bytes([bytes[0], bytes[1]])),
-                4 => f32::from_le_bytes(bytes.try_into().unwrap_or_default()) as f64,
-                _ => f64::from_le_bytes(bytes.try_into().unwrap_or_default()),
-            }
-        };
-        let s = self.size;
-        match self.kind {
-            Kind::Float => (f(&buf[..s]), 0.0),
-            Kind::Complex => (f(&buf[..s / 2]), f(&buf[s / 2..s])),
-            Kind::Bool => (if buf[0] != 0 { 1.0 } else { 0.0 }, 0.0),
-            Kind::Int => {
-                let v = match s {
-                    1 => buf[0] as i8 as i64,
-                    2 => i16::from_le_bytes([buf[0], buf[1]]) as i64,
-                    4 => i32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as i64,
-                    _ => i64::from_le_bytes(buf[..8].try_into().unwrap_or_default()),
-                };
-                (v as f64, 0.0)
-            }
-            Kind::Uint => {
-                let mut le = [0u8; 8];
-                le[..s].copy_from_slice(&buf[..s]);
-                (u64::from_le_bytes(le) as f64, 0.0)
-            }
-        }
     }
 }
 
-fn f16_to_f64(h: u16) -> f64 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let frac = (h & 0x3ff) as f64;
-    sign * match exp {
-        0 => frac * 2f64.powi(-24),
-        31 if frac == 0.0 => f64::INFINITY,
-        31 => f64::NAN,
-        e => (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
-    }
+fn unsupported(descr: &str) -> String {
+    format!(
+        "dtype '{descr}' is not supported; ach imports float, int, uint, bool and complex arrays"
+    )
 }
 
 /// A parsed `.npy` header.
-#[derive(Debug, PartialEq)]
 pub struct Header {
     /// Element type.
     pub dtype: Dtype,
@@ -184,6 +137,8 @@ pub struct Header {
     pub shape: Vec<usize>,
     /// Bytes of magic, version, length and header.
     pub data_offset: u64,
+    /// npyz's header, to decode the elements with [`read_elements`].
+    npyz: NpyHeader,
 }
 
 impl Header {
@@ -193,25 +148,35 @@ impl Header {
     }
 }
 
-/// Reads and checks the header of a `.npy` stream; the reader is left at
-/// the first data byte.
-pub fn read_header(r: &mut impl Read) -> Result<Header, String> {
+/// Reads and checks the header of a `.npy` file; the reader is left at the
+/// first data byte. `file_len` is the length of the whole file.
+///
+/// The header bytes are read here and handed to npyz to parse, after
+/// three things npyz leaves out:
+/// - the magic and the header length are checked first, against the file
+///   and [`MAX_HEADER`] (npyz allocates whatever length a file claims, up to
+///   4 GiB), and a file without the magic is "not a .npy file";
+/// - [`legacy_spellings`] are rewritten as NumPy's own reader accepts them;
+/// - the element count of the shape is checked (npyz multiplies the
+///   dimensions unchecked).
+pub fn read_header(r: &mut impl Read, file_len: u64) -> Result<Header, String> {
     let mut pre = [0u8; 8];
     r.read_exact(&mut pre)
         .map_err(|_| "not a .npy file: it is shorter than the NumPy magic".to_string())?;
     if &pre[..6] != MAGIC {
         return Err("not a .npy file: it does not start with \\x93NUMPY".into());
     }
+    let truncated = |_| "truncated .npy header".to_string();
     let (len, prefix) = match pre[6] {
         1 => {
             let mut l = [0u8; 2];
-            r.read_exact(&mut l).map_err(|_| "truncated .npy header")?;
-            (u16::from_le_bytes(l) as usize, 10)
+            r.read_exact(&mut l).map_err(truncated)?;
+            (u64::from(u16::from_le_bytes(l)), 10)
         }
         2 | 3 => {
             let mut l = [0u8; 4];
-            r.read_exact(&mut l).map_err(|_| "truncated .npy header")?;
-            (u32::from_le_bytes(l) as usize, 12)
+            r.read_exact(&mut l).map_err(truncated)?;
+            (u64::from(u32::from_le_bytes(l)), 12)
         }
         v => {
             return Err(format!(
@@ -220,178 +185,117 @@ pub fn read_header(r: &mut impl Read) -> Result<Header, String> {
             ));
         }
     };
-    if len > 1 << 20 {
+    if len > MAX_HEADER || prefix + len > file_len {
         return Err(format!(
-            ".npy header claims {len} bytes; the file is damaged"
+            ".npy header claims {len} bytes in a file of {file_len}; the file is damaged"
         ));
     }
-    let mut text = vec![0u8; len];
-    r.read_exact(&mut text)
-        .map_err(|_| "truncated .npy header")?;
-    let text = String::from_utf8(text).map_err(|_| ".npy header is not text")?;
-    let dict = parse_dict(&text).map_err(|e| format!("bad .npy header ({e}): {}", text.trim()))?;
-    let mut descr = None;
-    let mut fortran = None;
-    let mut shape = None;
-    for (k, v) in dict {
-        match (k.as_str(), v) {
-            ("descr", Lit::Str(s)) => descr = Some(s),
-            ("descr", _) => {
-                return Err(
-                    "structured dtypes are not supported; export one field at a time".into(),
-                );
-            }
-            ("fortran_order", Lit::Bool(b)) => fortran = Some(b),
-            ("shape", Lit::Tuple(t)) => shape = Some(t),
-            _ => {}
-        }
-    }
-    let (Some(descr), Some(fortran_order), Some(shape)) = (descr, fortran, shape) else {
-        return Err("the .npy header lacks descr, fortran_order or shape".into());
-    };
+    let mut text = vec![0u8; len as usize];
+    r.read_exact(&mut text).map_err(truncated)?;
+    // npyz reads a whole file's start: give it a version 3.0 prefix (UTF-8
+    // text, 4-byte length), whatever the version, since the text may change
+    // length below.
+    let text = legacy_spellings(&text);
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend([3, 0]);
+    bytes.extend((text.len() as u32).to_le_bytes());
+    bytes.extend(text);
+    let npyz = NpyHeader::from_reader(bytes.as_slice())
+        .map_err(|e| format!("bad .npy header: {}", e.to_string().replace('\n', " ")))?;
+    let shape = npyz
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect::<Option<Vec<usize>>>()
+        .filter(|s| {
+            s.iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .is_some()
+        })
+        .ok_or_else(|| format!("the shape {:?} is too large", npyz.shape()))?;
     Ok(Header {
-        dtype: Dtype::parse(&descr)?,
-        fortran_order,
+        dtype: Dtype::of(&npyz.dtype())?,
+        fortran_order: npyz.order() == npyz::Order::Fortran,
         shape,
-        data_offset: (prefix + len) as u64,
+        data_offset: prefix + len,
+        npyz,
     })
 }
 
-enum Lit {
-    Str(String),
-    Bool(bool),
-    Tuple(Vec<usize>),
-    Other,
+/// Header text with two old spellings rewritten, as the old hand-written
+/// reader of `ach` accepted them and npyz does not: Python 2 long integers
+/// (`(3L, 4L)`, written by NumPy under Python 2, which NumPy still reads),
+/// and a `descr` in native byte order (`'=f8'`), taken as little-endian.
+/// Outside quotes a digit's `L` is dropped; a quoted string starting with
+/// `=` starts with `<` instead.
+fn legacy_spellings(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut quote = None;
+    for (i, &c) in text.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|j| text.get(j)).copied();
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) if c == b'=' && prev.is_some_and(|p| p == b'\'' || p == b'"') => {
+                out.push(b'<');
+                continue;
+            }
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'L' && prev.is_some_and(|p| p.is_ascii_digit()) => continue,
+            None => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
-/// Parses the Python dict literal NumPy writes: string keys; string,
-/// boolean or tuple-of-integers values (anything else is skipped as
-/// `Other` when it is a list, which is how structured dtypes look).
-fn parse_dict(s: &str) -> Result<Vec<(String, Lit)>, &'static str> {
-    let mut p = Parser {
-        s: s.as_bytes(),
-        i: 0,
-    };
-    p.expect(b'{')?;
-    let mut out = Vec::new();
-    loop {
-        p.ws();
-        if p.eat(b'}') {
-            break;
-        }
-        let key = p.string()?;
-        p.ws();
-        p.expect(b':')?;
-        p.ws();
-        let value = p.value()?;
-        out.push((key, value));
-        p.ws();
-        if !p.eat(b',') {
-            p.ws();
-            p.expect(b'}')?;
-            break;
-        }
+/// Decodes the elements after `header` from `r`, in file order, calling
+/// `each(re, im)` with each one as f64 (`im` is 0 unless complex).
+pub fn read_elements(
+    header: Header,
+    r: impl Read,
+    mut each: impl FnMut(f64, f64),
+) -> io::Result<()> {
+    use npyz::half::f16;
+    use npyz::num_complex::Complex;
+    let file = NpyFile::with_header(header.npyz, r);
+    let real = |x: f64| (x, 0.0);
+    match (header.dtype.kind, header.dtype.size) {
+        (Kind::Float, 2) => decode(file, |x: f16| real(x.to_f64()), &mut each),
+        (Kind::Float, 4) => decode(file, |x: f32| real(x.into()), &mut each),
+        (Kind::Float, _) => decode(file, real, &mut each),
+        (Kind::Int, 1) => decode(file, |x: i8| real(x.into()), &mut each),
+        (Kind::Int, 2) => decode(file, |x: i16| real(x.into()), &mut each),
+        (Kind::Int, 4) => decode(file, |x: i32| real(x.into()), &mut each),
+        (Kind::Int, _) => decode(file, |x: i64| real(x as f64), &mut each),
+        (Kind::Uint, 1) => decode(file, |x: u8| real(x.into()), &mut each),
+        (Kind::Uint, 2) => decode(file, |x: u16| real(x.into()), &mut each),
+        (Kind::Uint, 4) => decode(file, |x: u32| real(x.into()), &mut each),
+        (Kind::Uint, _) => decode(file, |x: u64| real(x as f64), &mut each),
+        (Kind::Bool, _) => decode(file, |x: bool| real(f64::from(u8::from(x))), &mut each),
+        (Kind::Complex, 8) => decode(
+            file,
+            |c: Complex<f32>| (c.re.into(), c.im.into()),
+            &mut each,
+        ),
+        (Kind::Complex, _) => decode(file, |c: Complex<f64>| (c.re, c.im), &mut each),
     }
-    Ok(out)
 }
 
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
-            self.i += 1;
-        }
+/// The elements of `file` read as `T` and widened by `widen`.
+fn decode<T: npyz::Deserialize, R: Read>(
+    file: NpyFile<R>,
+    widen: impl Fn(T) -> (f64, f64),
+    each: &mut impl FnMut(f64, f64),
+) -> io::Result<()> {
+    let elements = file
+        .data::<T>()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    for x in elements {
+        let (re, im) = widen(x?);
+        each(re, im);
     }
-    fn eat(&mut self, c: u8) -> bool {
-        if self.s.get(self.i) == Some(&c) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
-    }
-    fn expect(&mut self, c: u8) -> Result<(), &'static str> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err("unexpected character")
-        }
-    }
-    fn string(&mut self) -> Result<String, &'static str> {
-        let q = *self.s.get(self.i).ok_or("unexpected end")?;
-        if q != b'\'' && q != b'"' {
-            return Err("expected a string");
-        }
-        self.i += 1;
-        let start = self.i;
-        while self.s.get(self.i).ok_or("unterminated string")? != &q {
-            self.i += 1;
-        }
-        let out = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-        self.i += 1;
-        Ok(out)
-    }
-    fn value(&mut self) -> Result<Lit, &'static str> {
-        match self.s.get(self.i) {
-            Some(b'\'' | b'"') => Ok(Lit::Str(self.string()?)),
-            Some(b'(') => {
-                self.i += 1;
-                let mut dims = Vec::new();
-                loop {
-                    self.ws();
-                    if self.eat(b')') {
-                        break;
-                    }
-                    let start = self.i;
-                    while self.s.get(self.i).is_some_and(u8::is_ascii_digit) {
-                        self.i += 1;
-                    }
-                    // NumPy 1.x wrote Python 2 longs as `3L`.
-                    let digits = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-                    dims.push(digits.parse().map_err(|_| "bad dimension")?);
-                    self.eat(b'L');
-                    self.ws();
-                    if !self.eat(b',') {
-                        self.ws();
-                        self.expect(b')')?;
-                        break;
-                    }
-                }
-                Ok(Lit::Tuple(dims))
-            }
-            Some(b'[') => {
-                // A structured dtype: skip to the matching bracket.
-                let mut depth = 0;
-                while let Some(&c) = self.s.get(self.i) {
-                    self.i += 1;
-                    match c {
-                        b'[' => depth += 1,
-                        b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                return Ok(Lit::Other);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                Err("unterminated list")
-            }
-            _ => {
-                for (word, b) in [("True", true), ("False", false)] {
-                    if self.s[self.i..].starts_with(word.as_bytes()) {
-                        self.i += word.len();
-                        return Ok(Lit::Bool(b));
-                    }
-                }
-                Err("unexpected value")
-            }
-        }
-    }
+    Ok(())
 }
 
 /// Row-major index order of a column-major array of `shape`: element `k`
@@ -426,13 +330,35 @@ pub fn fortran_to_c(shape: &[usize]) -> impl Iterator<Item = usize> + '_ {
 mod tests {
     use super::*;
 
+    /// A .npy file of `header` text (padded with the newline) and `data`.
+    fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16 + 1).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.push(b'\n');
+        out.extend(data);
+        out
+    }
+
+    fn header(bytes: &[u8]) -> Result<Header, String> {
+        read_header(&mut &bytes[..], bytes.len() as u64)
+    }
+
+    fn elements(bytes: &[u8]) -> Vec<(f64, f64)> {
+        let mut r = bytes;
+        let h = read_header(&mut r, bytes.len() as u64).unwrap();
+        let mut out = Vec::new();
+        read_elements(h, r, |a, b| out.push((a, b))).unwrap();
+        out
+    }
+
     #[test]
     fn header_is_padded_to_64_and_parses_back() {
         for shape in [vec![], vec![3], vec![2, 3], vec![4, 5, 6]] {
             let mut out = Vec::new();
             write_header(&mut out, "<f8", &shape).unwrap();
             assert_eq!(out.len() % 64, 0);
-            let h = read_header(&mut out.as_slice()).unwrap();
+            let h = header(&out).unwrap();
             assert_eq!(h.shape, shape);
             assert_eq!(h.data_offset as usize, out.len());
             assert!(h.dtype.is_native() && !h.fortran_order);
@@ -447,14 +373,82 @@ mod tests {
     }
 
     #[test]
-    fn conversions() {
-        let d = Dtype::parse(">f8").unwrap();
-        assert_eq!(d.convert(&1.5f64.to_be_bytes()).0, 1.5);
-        let d = Dtype::parse("<i2").unwrap();
-        assert_eq!(d.convert(&(-7i16).to_le_bytes()).0, -7.0);
-        let d = Dtype::parse("<f2").unwrap();
-        assert_eq!(d.convert(&[0x00, 0x3c]).0, 1.0);
-        assert!(Dtype::parse("<U5").is_err());
-        assert!(Dtype::parse("|O").is_err());
+    fn every_accepted_dtype_converts_to_f64() {
+        let one = |descr: &str, data: &[u8]| {
+            let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}");
+            elements(&npy(&h, data))[0]
+        };
+        assert_eq!(one(">f8", &1.5f64.to_be_bytes()), (1.5, 0.0));
+        assert_eq!(one("<f4", &(-0.25f32).to_le_bytes()), (-0.25, 0.0));
+        assert_eq!(one("<f2", &[0x00, 0x3c]), (1.0, 0.0));
+        assert_eq!(one(">f2", &[0xc0, 0x00]), (-2.0, 0.0));
+        assert_eq!(one("<i2", &(-7i16).to_le_bytes()), (-7.0, 0.0));
+        assert_eq!(one(">i4", &300_000i32.to_be_bytes()), (300_000.0, 0.0));
+        assert_eq!(one("|i1", &[0x80]), (-128.0, 0.0));
+        assert_eq!(
+            one("<i8", &(-(1i64 << 62)).to_le_bytes()).0,
+            -(2f64.powi(62))
+        );
+        assert_eq!(one("|u1", &[255]), (255.0, 0.0));
+        assert_eq!(one("<u2", &[0xff, 0xff]), (65535.0, 0.0));
+        assert_eq!(one("<u4", &u32::MAX.to_le_bytes()), (4294967295.0, 0.0));
+        assert_eq!(one("<u8", &u64::MAX.to_le_bytes()).0, 2f64.powi(64));
+        assert_eq!(one("|b1", &[1]), (1.0, 0.0));
+        assert_eq!(one("=f8", &2.5f64.to_le_bytes()), (2.5, 0.0));
+        let mut c8 = 1.5f32.to_le_bytes().to_vec();
+        c8.extend((-4f32).to_le_bytes());
+        assert_eq!(one("<c8", &c8), (1.5, -4.0));
+        let mut c16 = 0.5f64.to_be_bytes().to_vec();
+        c16.extend(2f64.to_be_bytes());
+        assert_eq!(one(">c16", &c16), (0.5, 2.0));
+    }
+
+    /// NumPy under Python 2 wrote `3L` for a long; NumPy still reads it.
+    #[test]
+    fn python_2_long_dimensions_are_read() {
+        let h = "{'descr': '<f8', 'fortran_order': True, 'shape': (2L, 1L), }";
+        let bytes = npy(h, &[0; 16]);
+        let h = header(&bytes).unwrap();
+        assert_eq!(h.shape, [2, 1]);
+        assert!(h.fortran_order);
+        assert_eq!(h.data_offset as usize, bytes.len() - 16);
+        assert_eq!(
+            legacy_spellings(b"{'descr': '=f8', 'L1L': (10L, 2)}"),
+            b"{'descr': '<f8', 'L1L': (10, 2)}"
+        );
+    }
+
+    #[test]
+    fn refused_headers_say_why() {
+        let err = |bytes: &[u8]| header(bytes).err().unwrap();
+        let h =
+            |descr: &str| format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}");
+        assert!(err(&npy(&h("'<U5'"), &[0; 20])).contains("'<U5' is not supported"));
+        assert!(err(&npy(&h("'|O'"), &[])).contains("not supported"));
+        assert!(err(&npy(&h("'<f16'"), &[0; 16])).contains("not supported"));
+        assert!(
+            err(&npy(&h("[('a', '<f8'), ('b', '<i4')]"), &[0; 12]))
+                .contains("structured dtypes are not supported")
+        );
+        assert!(err(b"garbage, not numpy").contains("not a .npy file"));
+        assert!(err(b"\x93NUM").contains("not a .npy file"));
+        // A file shorter than its length said (it shrank while read).
+        let cut = npy(&h("'<f8'"), &[]);
+        let e = read_header(&mut &cut[..20], 1000).err().unwrap();
+        assert!(e.contains("truncated"), "{e}");
+        let mut v9 = npy(&h("'<f8'"), &[0; 8]);
+        v9[6] = 9;
+        assert!(err(&v9).contains("version 9.0 is not supported"));
+        // A version 2 header claiming 4 GiB: refused before any allocation.
+        let huge = b"\x93NUMPY\x02\x00\xff\xff\xff\xff{'descr': '<f8'";
+        assert!(err(huge).contains("claims 4294967295 bytes"));
+        let cut = npy(&h("'<f8'"), &[]);
+        assert!(err(&cut[..cut.len() - 20]).contains("claims"));
+        let big = format!(
+            "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}, 4), }}",
+            1u64 << 32,
+            1u64 << 32
+        );
+        assert!(err(&npy(&big, &[])).contains("too large"));
     }
 }

@@ -106,6 +106,15 @@ pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<
                 "{what}; .npy holds tensors only: export it as .json"
             )));
         }
+        // Rows without fields would be one empty line each: unbounded by
+        // the element count (a [2^40, 0] tensor is a few hundred bytes
+        // stored), and no CSV reader, ours included, reads them back as rows.
+        ("csv", Value::Tensor(t)) if matches!(t.shape(), &[rows, 0] if rows > 0) => {
+            return Err(usage(format!(
+                "{label} has shape {} (rows with no columns), which a .csv cannot hold: export it as .npy or .json",
+                super::shape_text(&t.shape().iter().map(|&d| d as u64).collect::<Vec<_>>())
+            )));
+        }
         ("csv", Value::Tensor(t)) if t.shape().len() == 1 || t.shape().len() == 2 => {
             write_csv(&mut w, t, progress).map_err(io)?;
         }
@@ -175,14 +184,12 @@ fn write_csv(w: &mut impl Write, t: &Tensor, progress: bool) -> std::io::Result<
     } else {
         t.len()
     };
-    let mut bar = Bar::items(progress, rows as u64, "exporting rows");
     if cols == 0 {
-        // Rows without fields: one empty line each.
-        for _ in 0..rows {
-            w.write_all(b"\n")?;
-        }
+        // Only [0, 0] gets here (export refuses rows without columns):
+        // nothing to write.
         return Ok(());
     }
+    let mut bar = Bar::items(progress, rows as u64, "exporting rows");
     for row in t.data().chunks(cols) {
         for (i, x) in row.iter().enumerate() {
             if i > 0 {
@@ -351,7 +358,7 @@ fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
         .map_err(|e| failed(format!("reading {shown}: {e}")))?
         .len();
     let mut r = BufReader::with_capacity(1 << 20, file);
-    let h = npy::read_header(&mut r).map_err(|e| failed(format!("{shown}: {e}")))?;
+    let h = npy::read_header(&mut r, len).map_err(|e| failed(format!("{shown}: {e}")))?;
     let count = h
         .count()
         .ok_or_else(|| failed(format!("{shown}: the shape {:?} is too large", h.shape)))?;
@@ -383,40 +390,38 @@ fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
             }
         );
     }
-    if h.fortran_order && h.shape.len() > 1 {
+    let fortran = h.fortran_order && h.shape.len() > 1;
+    if fortran {
         eprintln!("ach: note: {shown}: Fortran-ordered data transposed to C order");
     }
     let io = |e: std::io::Error| failed(format!("reading {shown}: {e}"));
     let complex = h.dtype.kind == npy::Kind::Complex;
+    let shape = h.shape.clone();
     // Elements as (re, im) pairs, in file order.
     let mut re = Vec::with_capacity(count);
     let mut im = Vec::with_capacity(if complex { count } else { 0 });
     if h.dtype.is_native() && !complex {
+        // Little-endian float64: the bytes are the elements.
         re.resize(count, 0.0);
         for piece in bytemuck::cast_slice_mut::<f64, u8>(&mut re).chunks_mut(4 << 20) {
             r.read_exact(piece).map_err(io)?;
             bar.inc(piece.len() as u64);
         }
     } else {
-        let mut buf = vec![0u8; h.dtype.size * 65536];
-        let mut left = count;
-        while left > 0 {
-            let n = left.min(65536);
-            let bytes = &mut buf[..n * h.dtype.size];
-            r.read_exact(bytes).map_err(io)?;
-            bar.inc(bytes.len() as u64);
-            for el in bytes.chunks_exact(h.dtype.size) {
-                let (a, b) = h.dtype.convert(el);
-                re.push(a);
-                if complex {
-                    im.push(b);
-                }
+        let step = (h.dtype.size * 65536) as u64;
+        npy::read_elements(h, &mut r, |a, b| {
+            re.push(a);
+            if complex {
+                im.push(b);
             }
-            left -= n;
-        }
+            if re.len() % 65536 == 0 {
+                bar.inc(step);
+            }
+        })
+        .map_err(io)?;
     }
-    if h.fortran_order && h.shape.len() > 1 {
-        let order: Vec<usize> = npy::fortran_to_c(&h.shape).collect();
+    if fortran {
+        let order: Vec<usize> = npy::fortran_to_c(&shape).collect();
         re = order.iter().map(|&k| re[k]).collect();
         if complex {
             im = order.iter().map(|&k| im[k]).collect();
@@ -429,9 +434,9 @@ fn read_npy(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
             .zip(im)
             .map(|(a, b)| Complex::new(a, b))
             .collect();
-        Value::ComplexTensor(ComplexTensor::new(h.shape, data).map_err(err)?)
+        Value::ComplexTensor(ComplexTensor::new(shape, data).map_err(err)?)
     } else {
-        Value::Tensor(Tensor::new(h.shape, re).map_err(err)?)
+        Value::Tensor(Tensor::new(shape, re).map_err(err)?)
     })
 }
 
