@@ -3,7 +3,7 @@
 //!
 //! Systems:
 //!
-//! - `ach_raw`: this crate, `compress: false`.
+//! - `ach_raw`: this crate, `Compression::None`.
 //! - `ach_zstd`: this crate with its default compression (zstd level 3,
 //!   float filters, stored raw where compression saves less than 1/8).
 //! - `safetensors`: the `safetensors` crate, holding the tensors-only subset
@@ -59,8 +59,8 @@ pub mod systems {
     use std::path::{Path, PathBuf};
 
     use achronyme_env::{
-        Archive, Complex, ComplexTensor, Edge, Environment, Function, LoadOptions, Record,
-        RestoreOptions, SaveOptions, Section, Tensor, Value, env_info, env_load_var,
+        Archive, Complex, ComplexTensor, Compression, Edge, Environment, Function, LoadOptions,
+        Record, RestoreOptions, SaveOptions, Section, Tensor, Value, env_info, env_load_var,
         restore_environment, save_environment, testdata,
     };
     use safetensors::{Dtype, SafeTensors, View};
@@ -144,10 +144,14 @@ pub mod systems {
     /// durable (like the baselines, which do not fsync).
     pub fn ach_options(compress: bool) -> SaveOptions {
         SaveOptions {
-            compress,
+            compression: if compress {
+                Compression::default()
+            } else {
+                Compression::None
+            },
             durable: false,
             allow_overwrite: true,
-            warn_large_values: false,
+            large_value_warning: None,
             ..SaveOptions::default()
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! - data: `smooth` = `sin(linspace(0, 100, 1e6))`, `noise` = standard
 //!   normal (`achronyme_env::testdata`);
-//! - configs: `none` (compress: false), `zstd3`, `zstd9`, `lz4`, each with
+//! - configs: `none` (`Compression::None`), `zstd3`, `zstd9`, `lz4`, each with
 //!   filters (`+f`) and without (`-f`);
 //! - `save/{data}/{config}`: `save_environment` of the one-tensor
 //!   environment, not durable (no fsync: the spec's figures are about
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use achronyme_env::{
-    Archive, Codec, Environment, SaveOptions, Tensor, Value, save_environment, testdata,
+    Archive, Compression, Environment, SaveOptions, Tensor, Value, save_environment, testdata,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -35,12 +35,11 @@ fn configs() -> Vec<(&'static str, SaveOptions)> {
     let base = SaveOptions {
         durable: false,
         allow_overwrite: true,
-        warn_large_values: false,
+        large_value_warning: None,
         ..SaveOptions::default()
     };
-    let with = |codec, level, filters| SaveOptions {
-        codec,
-        compression_level: level,
+    let with = |compression, filters| SaveOptions {
+        compression,
         filters,
         ..base.clone()
     };
@@ -48,16 +47,16 @@ fn configs() -> Vec<(&'static str, SaveOptions)> {
         (
             "none",
             SaveOptions {
-                compress: false,
+                compression: Compression::None,
                 ..base.clone()
             },
         ),
-        ("zstd3+f", with(Codec::Zstd, 3, true)),
-        ("zstd3-f", with(Codec::Zstd, 3, false)),
-        ("zstd9+f", with(Codec::Zstd, 9, true)),
-        ("zstd9-f", with(Codec::Zstd, 9, false)),
-        ("lz4+f", with(Codec::Lz4, 1, true)),
-        ("lz4-f", with(Codec::Lz4, 1, false)),
+        ("zstd3+f", with(Compression::Zstd { level: 3 }, true)),
+        ("zstd3-f", with(Compression::Zstd { level: 3 }, false)),
+        ("zstd9+f", with(Compression::Zstd { level: 9 }, true)),
+        ("zstd9-f", with(Compression::Zstd { level: 9 }, false)),
+        ("lz4+f", with(Compression::Lz4, true)),
+        ("lz4-f", with(Compression::Lz4, false)),
     ]
 }
 

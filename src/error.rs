@@ -243,6 +243,16 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A binding's value cannot be stored in an archive.
+    #[error("cannot save binding {name:?}: {reason}")]
+    Unsaveable {
+        /// The binding.
+        name: String,
+        /// Why: it holds a user lambda, or a tensor of more than 64
+        /// dimensions.
+        reason: &'static str,
+    },
+
     /// A save would exceed the size limit.
     #[error(
         "save aborted: the archive would exceed max_file_size ({limit} bytes) while writing \

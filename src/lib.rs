@@ -88,7 +88,8 @@ pub use env::restore::{
     RestoreMode, RestoreOptions, RestoreReport, restore_environment, restore_from_archive,
 };
 pub use env::save::{
-    LARGE_VALUE_BYTES, RUNTIME_VERSION, SaveOptions, SaveReport, Skipped, save_environment,
+    Compression, LARGE_VALUE_BYTES, RUNTIME_VERSION, SaveOptions, SaveReport, Skipped,
+    save_environment,
 };
 pub use env::snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
 pub use error::{Damage, Error, Result, VerifyReport};

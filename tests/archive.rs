@@ -383,7 +383,7 @@ fn a_failed_save_leaves_the_old_archive_byte_identical_and_no_temp_file() {
         &SaveOptions {
             allow_overwrite: true,
             max_file_size: Some(limit),
-            compress: false,
+            compression: Compression::None,
             ..SaveOptions::default()
         },
     );

@@ -234,7 +234,7 @@ fn compression_level_out_of_range_is_an_error() {
         &env,
         dir.path().join("b.ach"),
         &SaveOptions {
-            compression_level: 23,
+            compression: Compression::Zstd { level: 23 },
             ..Default::default()
         },
     )

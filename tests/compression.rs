@@ -15,10 +15,17 @@ use proptest::prelude::*;
 /// Raw bytes per compressed chunk (layout.md 3.4), in f64 elements.
 const CHUNK_F64S: usize = (4 << 20) / 8;
 
+fn compression(codec: Codec, level: i32) -> Compression {
+    match codec {
+        Codec::None => Compression::None,
+        Codec::Zstd => Compression::Zstd { level },
+        Codec::Lz4 => Compression::Lz4,
+    }
+}
+
 fn options(codec: Codec, level: i32, filters: bool) -> SaveOptions {
     SaveOptions {
-        codec,
-        compression_level: level,
+        compression: compression(codec, level),
         filters,
         ..packed()
     }

@@ -601,22 +601,31 @@ fn oversized_metadata_is_refused_when_saving_and_leaves_no_file() {
     let env = testdata::every_type();
     let path = path_in(&dir, "meta.ach");
     let too_long = "d".repeat((1 << 20) + 1);
-    for options in [
-        SaveOptions {
-            tags: vec!["t".to_string(); 1_000_000],
-            ..fast()
-        },
-        SaveOptions {
-            description: Some(too_long.clone()),
-            ..fast()
-        },
-        SaveOptions {
-            custom: vec![("k".to_string(), too_long.clone())],
-            ..fast()
-        },
+    for (option, options) in [
+        (
+            "tags",
+            SaveOptions {
+                tags: vec!["t".to_string(); 1_000_000],
+                ..fast()
+            },
+        ),
+        (
+            "description",
+            SaveOptions {
+                description: Some(too_long.clone()),
+                ..fast()
+            },
+        ),
+        (
+            "custom",
+            SaveOptions {
+                custom: vec![("k".to_string(), too_long.clone())],
+                ..fast()
+            },
+        ),
     ] {
         let err = save_environment(&env, &path, &options).unwrap_err();
-        assert_matches!(err, Error::InvalidName { ref name, .. } if name == "(metadata)");
+        assert_matches!(err, Error::InvalidOption { option: o, .. } if o == option);
         assert!(!path.exists());
     }
     assert!(dir_entries(dir.path()).is_empty(), "no temporary file left");

@@ -139,22 +139,22 @@ fn compression_options_are_recorded_and_small_tensors_stay_raw() {
         &env,
         path_in(&dir, "a.ach"),
         &SaveOptions {
-            compression_level: 19,
+            compression: Compression::Zstd { level: 19 },
             ..packed()
         },
     )
     .unwrap();
-    assert_eq!(asked.compression_requested, Some(19));
+    assert_eq!(asked.compression, Compression::Zstd { level: 19 });
     let off = save_environment(
         &env,
         path_in(&dir, "b.ach"),
         &SaveOptions {
-            compress: false,
+            compression: Compression::None,
             ..fast()
         },
     )
     .unwrap();
-    assert_eq!(off.compression_requested, None);
+    assert_eq!(off.compression, Compression::None);
     let info = env_info(path_in(&dir, "a.ach")).unwrap();
     assert!(!info.compressed);
     assert!(info.entries.iter().all(|e| e.codec == Codec::None));
@@ -172,8 +172,7 @@ fn compression_options_are_recorded_and_small_tensors_stay_raw() {
             &env,
             path_in(&dir, "c.ach"),
             &SaveOptions {
-                compression_level: bad,
-                compress: false,
+                compression: Compression::Zstd { level: bad },
                 ..fast()
             },
         )
@@ -193,7 +192,7 @@ fn large_values_get_one_warning_each() {
     );
     env.set("small", Value::Tensor(iota(&[4])));
     let opts = SaveOptions {
-        large_value_bytes: 1000,
+        large_value_warning: Some(1000),
         ..fast()
     };
     let report = save_environment(&env, path_in(&dir, "a.ach"), &opts).unwrap();
@@ -204,15 +203,17 @@ fn large_values_get_one_warning_each() {
         &env,
         path_in(&dir, "b.ach"),
         &SaveOptions {
-            warn_large_values: false,
+            large_value_warning: None,
             ..opts
         },
     )
     .unwrap();
     assert!(quiet.warnings.is_empty());
     // The default threshold is the spec's 100 MB.
-    assert_eq!(SaveOptions::default().large_value_bytes, 100 * 1024 * 1024);
-    assert!(SaveOptions::default().warn_large_values);
+    assert_eq!(
+        SaveOptions::default().large_value_warning,
+        Some(100 * 1024 * 1024)
+    );
 }
 
 #[test]

@@ -41,7 +41,7 @@ fn concurrent_saves(path: &Path, n: usize, gap: Duration) -> Vec<Result<SaveRepo
                 std::thread::sleep(gap * i as u32);
                 let options = SaveOptions {
                     allow_overwrite: true,
-                    compression_level: 9,
+                    compression: Compression::Zstd { level: 9 },
                     ..SaveOptions::default()
                 };
                 save_environment(&env, &path, &options)

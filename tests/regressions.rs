@@ -40,7 +40,7 @@ fn tensor_over_64_dimensions_is_refused_at_save() {
         env.set("deep", value);
         let err = save_environment(&env, &path, &SaveOptions::default()).unwrap_err();
         assert!(
-            matches!(&err, Error::InvalidName { name, .. } if name == "deep"),
+            matches!(&err, Error::Unsaveable { name, .. } if name == "deep"),
             "{err}"
         );
         assert!(!path.exists());

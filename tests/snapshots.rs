@@ -74,7 +74,7 @@ fn tensors_loaded_from_an_archive_stay_mapped_in_a_snapshot() {
     let mut saved = Environment::new();
     saved.set("t", Value::Tensor(Tensor::from_vec(vec![2.0; 1024])));
     let raw = SaveOptions {
-        compress: false,
+        compression: Compression::None,
         ..SaveOptions::default()
     };
     save_environment(&saved, &path, &raw).unwrap();

@@ -14,7 +14,7 @@ use achronyme_env::testdata;
 use achronyme_env::*;
 use clap::{Parser, Subcommand};
 
-use cli::transfer::{Compress, ImportOptions};
+use cli::transfer::{ImportOptions, parse_compression};
 use cli::{CliResult, human, printable, progress};
 
 /// Inspect, check, convert and build Achronyme environment archives (.ach).
@@ -92,8 +92,8 @@ enum Command {
         #[arg(required = true, value_name = "[NAME=]FILE")]
         inputs: Vec<String>,
         /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4 [default: zstd:3].
-        #[arg(long, value_parser = Compress::parse, value_name = "CODEC")]
-        compress: Option<Compress>,
+        #[arg(long, value_parser = parse_compression, value_name = "CODEC")]
+        compress: Option<Compression>,
         /// Do not try the float filters before compressing.
         #[arg(long)]
         no_filters: bool,
@@ -129,8 +129,8 @@ enum Command {
         /// The archive to write.
         out: PathBuf,
         /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4.
-        #[arg(long, value_parser = Compress::parse, value_name = "CODEC", default_value = "zstd:3")]
-        compress: Compress,
+        #[arg(long, value_parser = parse_compression, value_name = "CODEC", default_value = "zstd:3")]
+        compress: Compression,
         /// Do not try the float filters before compressing.
         #[arg(long)]
         no_filters: bool,

@@ -597,7 +597,7 @@ fn repack_changes_codecs_and_keeps_values_and_metadata() {
         Value::Tensor(Tensor::from_vec(testdata::smooth(50_000))),
     );
     let opts = SaveOptions {
-        compress: false,
+        compression: Compression::None,
         description: Some("original".into()),
         tags: vec!["x".into(), "y".into()],
         custom: vec![("k".into(), "v".into())],
@@ -848,7 +848,7 @@ fn export_streams_without_a_second_copy() {
     );
     let opts = SaveOptions {
         durable: false,
-        warn_large_values: false,
+        large_value_warning: None,
         ..Default::default()
     };
     save_environment(&env, &path, &opts).unwrap();

@@ -329,11 +329,11 @@ impl WriteError {
                 name: name.to_string(),
                 limit: MAX_DEPTH,
             },
-            WriteError::Encode(EncodeError::Lambda) => Error::InvalidName {
+            WriteError::Encode(EncodeError::Lambda) => Error::Unsaveable {
                 name: name.to_string(),
                 reason: "it holds a user lambda, which archives cannot store",
             },
-            WriteError::Encode(EncodeError::TooManyDims) => Error::InvalidName {
+            WriteError::Encode(EncodeError::TooManyDims) => Error::Unsaveable {
                 name: name.to_string(),
                 reason: "it holds a tensor of more than 64 dimensions",
             },

@@ -34,7 +34,7 @@ use std::fmt;
 use crate::env::environment::{self, Environment};
 use crate::env::load::env_load_var as load_var;
 use crate::env::restore::{RestoreMode, RestoreOptions, restore_environment};
-use crate::env::save::{SaveOptions, save_environment};
+use crate::env::save::{Compression, SaveOptions, save_environment};
 use crate::env::snapshot::{
     Snapshot, SnapshotOptions, restore_snapshot as restore_snap, snapshot_env as snap,
 };
@@ -329,6 +329,8 @@ const SAVE_KEYS: &[&str] = &[
 /// The [`SaveOptions`] an options record asks for.
 fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptions> {
     let mut o = SaveOptions::default();
+    let mut compress = true;
+    let mut level = 3;
     each_option(function, options, SAVE_KEYS, |key, v| {
         match key {
             "include_constants" => o.include_constants = opt_bool(function, key, v)?,
@@ -336,9 +338,9 @@ fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptio
             "include_builtins" => o.include_builtins = opt_bool(function, key, v)?,
             "exclude" => o.exclude = opt_strings(function, key, v)?,
             "include_only" => o.include_only = opt_names(function, key, v)?,
-            "compress" => o.compress = opt_bool(function, key, v)?,
+            "compress" => compress = opt_bool(function, key, v)?,
             "compression_level" => {
-                let level = match v {
+                level = match v {
                     Value::Number(n) if n.fract() == 0.0 && (1.0..=22.0).contains(n) => *n as i32,
                     Value::Number(n) => {
                         return Err(BuiltinError::new(
@@ -351,7 +353,6 @@ fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptio
                     }
                     other => return Err(wrong_type(function, key, "a Number from 1 to 22", other)),
                 };
-                o.compression_level = level;
             }
             "description" => o.description = Some(opt_string(function, key, v)?),
             "tags" => o.tags = opt_strings(function, key, v)?,
@@ -376,11 +377,19 @@ fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptio
                     _ => Some(opt_count(function, key, v, 9_007_199_254_740_992.0)?),
                 }
             }
-            "warn_large_values" => o.warn_large_values = opt_bool(function, key, v)?,
+            "warn_large_values" => {
+                o.large_value_warning =
+                    opt_bool(function, key, v)?.then_some(crate::env::save::LARGE_VALUE_BYTES)
+            }
             _ => {}
         }
         Ok(())
     })?;
+    o.compression = if compress {
+        Compression::Zstd { level }
+    } else {
+        Compression::None
+    };
     Ok(o)
 }
 

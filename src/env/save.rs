@@ -24,9 +24,70 @@ use crate::value::{Edge, Function, MAX_DEPTH, Record, Value, read_ref};
 /// and restores compare against it.
 pub const RUNTIME_VERSION: &str = "v0.1.0";
 
-/// Values larger than this (raw bytes) get a warning when
-/// [`SaveOptions::warn_large_values`] is on: the spec's 100 MB, as MiB.
+/// The default of [`SaveOptions::large_value_warning`]: values larger than
+/// this (raw bytes) get a warning, the spec's 100 MB, as MiB.
 pub const LARGE_VALUE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// How a save compresses blobs (spec 3.1 `compress`, `compression_level`).
+///
+/// Compression is per blob and only where it pays: a blob or 4 MiB chunk
+/// that compression shrinks by less than an eighth is stored raw, so it
+/// stays mappable (`layout.md` 3.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Every blob stored raw.
+    None,
+    /// Zstandard at `level`, 1 to 22 (3 balances speed and size; 9 packs
+    /// tighter and saves slower). Out of range is [`Error::InvalidOption`].
+    Zstd {
+        /// The level, 1 to 22.
+        level: i32,
+    },
+    /// LZ4 (block format): faster than zstd, packs less; no levels.
+    Lz4,
+}
+
+impl Default for Compression {
+    /// zstd level 3, the spec's default.
+    fn default() -> Self {
+        Compression::Zstd { level: 3 }
+    }
+}
+
+impl Compression {
+    /// The codec this compression writes ([`Codec::None`] when off).
+    pub fn codec(self) -> Codec {
+        match self {
+            Compression::None => Codec::None,
+            Compression::Zstd { .. } => Codec::Zstd,
+            Compression::Lz4 => Codec::Lz4,
+        }
+    }
+
+    /// The writer's settings, after checking the level.
+    fn settings(self, filters: bool) -> Result<Option<Settings>> {
+        let level = match self {
+            Compression::None => return Ok(None),
+            Compression::Zstd { level } if !(1..=22).contains(&level) => {
+                return Err(Error::InvalidOption {
+                    option: "compression_level",
+                    reason: format!(
+                        "must be between 1 and 22 (3 balances speed and size), got {level}"
+                    ),
+                });
+            }
+            Compression::Zstd { level } => level,
+            // LZ4 has no levels; the writer ignores this one.
+            Compression::Lz4 => 1,
+        };
+        Ok(Some(Settings {
+            codec: self.codec(),
+            level,
+            filters,
+        }))
+    }
+}
 
 /// Options of `save_env` (spec 3.1, 7.3).
 ///
@@ -54,15 +115,9 @@ pub struct SaveOptions {
     pub include_only: Option<Vec<String>>,
     /// Skip names matching any of these glob patterns.
     pub exclude: Vec<String>,
-    /// Compress blobs where it pays (default true, as in the spec).
-    pub compress: bool,
-    /// Zstandard level, 1 to 22 (default 3; 9 packs tighter and saves
-    /// slower); out of range is [`Error::InvalidOption`] even when
-    /// `compress` is false. LZ4 has no levels and ignores it.
-    pub compression_level: i32,
-    /// Codec used when `compress` is on (default [`Codec::Zstd`]; LZ4
-    /// trades ratio for speed; [`Codec::None`] is `compress: false`).
-    pub codec: Codec,
+    /// How blobs are compressed where it pays (default zstd level 3, as in
+    /// the spec).
+    pub compression: Compression,
     /// Try the float filters (byte shuffle, delta coding) on tensors before
     /// the codec (default true). Off, tensors are compressed as plain bytes.
     pub filters: bool,
@@ -77,12 +132,9 @@ pub struct SaveOptions {
     /// Abort (leaving any old file untouched) if the archive would exceed
     /// this many bytes.
     pub max_file_size: Option<u64>,
-    /// Warn about each binding larger than `large_value_bytes` (default
-    /// true).
-    pub warn_large_values: bool,
-    /// The size above which `warn_large_values` warns (default
-    /// [`LARGE_VALUE_BYTES`]).
-    pub large_value_bytes: u64,
+    /// Warn about each binding whose raw size is over this many bytes
+    /// (default `Some(`[`LARGE_VALUE_BYTES`]`)`; `None` never warns).
+    pub large_value_warning: Option<u64>,
     /// Sync the file and its directory before returning (default true).
     /// Turning it off is only for benchmarks and scratch files: a crash soon
     /// after the save could then lose the new archive (never the old one
@@ -102,17 +154,14 @@ impl Default for SaveOptions {
             include_builtins: false,
             include_only: None,
             exclude: Vec::new(),
-            compress: true,
-            compression_level: 3,
-            codec: Codec::Zstd,
+            compression: Compression::default(),
             filters: true,
             description: None,
             tags: Vec::new(),
             custom: Vec::new(),
             allow_overwrite: false,
             max_file_size: None,
-            warn_large_values: true,
-            large_value_bytes: LARGE_VALUE_BYTES,
+            large_value_warning: Some(LARGE_VALUE_BYTES),
             durable: true,
             created_by: format!("Achronyme REPL {RUNTIME_VERSION}"),
             achronyme_version: RUNTIME_VERSION.to_string(),
@@ -150,11 +199,10 @@ pub struct SaveReport {
     /// Warnings for the user (lambdas skipped, record fields dropped, large
     /// values, `include_only` names not found).
     pub warnings: Vec<String>,
-    /// The compression level asked for (`Some` when `compress` was on with
-    /// a codec other than [`Codec::None`]).
+    /// The compression asked for.
     /// Blobs where compression does not pay are stored raw whatever is
     /// asked; [`Archive::info`](crate::Archive::info) tells which.
-    pub compression_requested: Option<i32>,
+    pub compression: Compression,
     /// Time spent writing and hashing.
     pub write_time: Duration,
     /// Time spent syncing file and directory to disk.
@@ -321,106 +369,13 @@ pub fn save_environment(
     options: &SaveOptions,
 ) -> Result<SaveReport> {
     let path = path.as_ref();
-    if !(1..=22).contains(&options.compression_level) {
-        return Err(Error::InvalidOption {
-            option: "compression_level",
-            reason: format!(
-                "must be between 1 and 22 (3 balances speed and size), got {}",
-                options.compression_level
-            ),
-        });
-    }
-    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
-    let meta = Metadata {
-        created_by: options.created_by.clone(),
-        platform: Metadata::current_platform(),
-        description: options.description.clone(),
-        tags: options.tags.clone(),
-        custom: options.custom.clone(),
-    };
-    meta.check().map_err(|reason| Error::InvalidName {
-        name: "(metadata)".into(),
-        reason,
-    })?;
-
-    let mut skipped = Vec::new();
-    let mut filtered_out = Vec::new();
-    let mut warnings = Vec::new();
-    let not_found = match &options.include_only {
-        Some(patterns) => crate::env::select::unmatched(patterns, env.iter().map(|(n, _)| n))?,
-        None => Vec::new(),
-    };
-    for name in &not_found {
-        warnings.push(format!(
-            "include_only names {name:?}, which matches no variable; nothing saved for it"
-        ));
-    }
-    let mut owned: Vec<(Section, String, Cow<'_, Value>)> = Vec::new();
-    let sections = [Section::Bindings, Section::Constants];
-    for section in sections {
-        let items: Box<dyn Iterator<Item = (&str, &Value)>> = match section {
-            Section::Bindings => Box::new(env.iter()),
-            _ if options.include_constants => Box::new(env.constants()),
-            _ => Box::new(std::iter::empty()),
-        };
-        for (name, value) in items {
-            if section == Section::Bindings && !filter.accepts(name) {
-                filtered_out.push(name.to_string());
-                continue;
-            }
-            if let Some(reason) = check_name(name) {
-                return Err(Error::InvalidName {
-                    name: name.chars().take(64).collect(),
-                    reason,
-                });
-            }
-            if !options.include_builtins
-                && matches!(value, Value::Function(Function::Builtin(b)) if b == name && env.is_host_builtin(b))
-            {
-                skipped.push(Skipped {
-                    name: name.to_string(),
-                    reason: "builtin of the runtime, which provides it again; pass include_builtins: true to save it".into(),
-                });
-                continue;
-            }
-            if has_reference_cycle(value, &mut Vec::new(), &mut HashSet::new(), 0) {
-                return Err(Error::CyclicReference {
-                    name: name.to_string(),
-                });
-            }
-            match saveable(value, name, &mut warnings, 0) {
-                Some(v) => {
-                    if options.warn_large_values {
-                        let bytes = value_bytes(&v);
-                        if bytes > options.large_value_bytes {
-                            warnings.push(format!(
-                                "variable {name:?} is large ({bytes} bytes, over {} bytes); the save may be slow and the archive big",
-                                options.large_value_bytes
-                            ));
-                        }
-                    }
-                    owned.push((section, name.to_string(), v));
-                }
-                None => {
-                    let reason = if options.include_functions {
-                        "user-defined function (lambda or closure): include_functions is set, but format v1 cannot store user functions (spec 4.1); re-define it after restoring".to_string()
-                    } else {
-                        "user-defined function (lambda or closure): archives keep only builtins; re-define it after restoring".to_string()
-                    };
-                    warnings.push(format!(
-                        "variable {name:?} ({}) not saved: {reason}",
-                        value.type_name()
-                    ));
-                    skipped.push(Skipped {
-                        name: name.to_string(),
-                        reason,
-                    });
-                }
-            }
-        }
-    }
-    // BTreeMap iteration gives names sorted by bytes within each section.
-    let planned: Vec<Planned<'_>> = owned
+    let compression = options.compression.settings(options.filters)?;
+    let meta = metadata_of(options)?;
+    let chosen = choose(env, options)?;
+    // Names come sorted by bytes within each section (the environment is
+    // a BTreeMap), as the table of contents wants them.
+    let planned: Vec<Planned<'_>> = chosen
+        .values
         .iter()
         .map(|(section, name, value)| Planned {
             section: *section,
@@ -428,18 +383,12 @@ pub fn save_environment(
             value,
         })
         .collect();
-
     let header = HeaderFields {
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         achronyme_version: version_bytes(&options.achronyme_version),
     };
-    let compression = (options.compress && options.codec != Codec::None).then_some(Settings {
-        codec: options.codec,
-        level: options.compression_level,
-        filters: options.filters,
-    });
     let publish = PublishOptions {
         overwrite: options.allow_overwrite,
         durable: options.durable,
@@ -476,28 +425,142 @@ pub fn save_environment(
         write_time = started.elapsed();
         Ok(bytes)
     })?;
-    warnings.extend(published.warnings);
 
     let names = |s: Section| -> Vec<String> {
-        owned
+        chosen
+            .values
             .iter()
             .filter(|(sec, _, _)| *sec == s)
             .map(|(_, n, _)| n.clone())
             .collect()
     };
+    let mut warnings = chosen.warnings;
+    warnings.extend(published.warnings);
     Ok(SaveReport {
         path: path.to_path_buf(),
         bytes: published.value,
         written: names(Section::Bindings),
         constants_written: names(Section::Constants),
-        skipped,
-        filtered_out,
-        not_found,
+        skipped: chosen.skipped,
+        filtered_out: chosen.filtered_out,
+        not_found: chosen.not_found,
         warnings,
-        compression_requested: compression.map(|c| c.level),
+        compression: options.compression,
         write_time,
         sync_time: published.sync_time,
     })
+}
+
+/// The metadata block a save writes, within the limits a reader accepts.
+fn metadata_of(options: &SaveOptions) -> Result<Metadata> {
+    let meta = Metadata {
+        created_by: options.created_by.clone(),
+        platform: Metadata::current_platform(),
+        description: options.description.clone(),
+        tags: options.tags.clone(),
+        custom: options.custom.clone(),
+    };
+    meta.check()
+        .map_err(|(option, reason)| Error::InvalidOption {
+            option,
+            reason: reason.to_string(),
+        })?;
+    Ok(meta)
+}
+
+/// What a save writes and what it leaves out, and why.
+struct Chosen<'e> {
+    /// Section, name and the value as it can be saved, in table order.
+    values: Vec<(Section, String, Cow<'e, Value>)>,
+    skipped: Vec<Skipped>,
+    filtered_out: Vec<String>,
+    not_found: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Chooses the bindings and constants to save as `options` say, refusing
+/// a name or value no archive can hold.
+fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>> {
+    let selection = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let mut chosen = Chosen {
+        values: Vec::new(),
+        skipped: Vec::new(),
+        filtered_out: Vec::new(),
+        not_found: match &options.include_only {
+            Some(patterns) => crate::env::select::unmatched(patterns, env.iter().map(|(n, _)| n))?,
+            None => Vec::new(),
+        },
+        warnings: Vec::new(),
+    };
+    for name in &chosen.not_found {
+        chosen.warnings.push(format!(
+            "include_only names {name:?}, which matches no variable; nothing saved for it"
+        ));
+    }
+    let constants: Box<dyn Iterator<Item = (&str, &Value)>> = if options.include_constants {
+        Box::new(env.constants())
+    } else {
+        Box::new(std::iter::empty())
+    };
+    let items = env
+        .iter()
+        .map(|item| (Section::Bindings, item))
+        .chain(constants.map(|item| (Section::Constants, item)));
+    for (section, (name, value)) in items {
+        if section == Section::Bindings && !selection.accepts(name) {
+            chosen.filtered_out.push(name.to_string());
+            continue;
+        }
+        if let Some(reason) = check_name(name) {
+            return Err(Error::InvalidName {
+                name: name.chars().take(64).collect(),
+                reason,
+            });
+        }
+        if !options.include_builtins
+            && matches!(value, Value::Function(Function::Builtin(b)) if b == name && env.is_host_builtin(b))
+        {
+            chosen.skipped.push(Skipped {
+                name: name.to_string(),
+                reason: "builtin of the runtime, which provides it again; pass include_builtins: true to save it".into(),
+            });
+            continue;
+        }
+        if has_reference_cycle(value, &mut Vec::new(), &mut HashSet::new(), 0) {
+            return Err(Error::CyclicReference {
+                name: name.to_string(),
+            });
+        }
+        match saveable(value, name, &mut chosen.warnings, 0) {
+            Some(v) => {
+                if let Some(limit) = options.large_value_warning {
+                    let bytes = value_bytes(&v);
+                    if bytes > limit {
+                        chosen.warnings.push(format!(
+                            "variable {name:?} is large ({bytes} bytes, over {limit} bytes); the save may be slow and the archive big"
+                        ));
+                    }
+                }
+                chosen.values.push((section, name.to_string(), v));
+            }
+            None => {
+                let reason = if options.include_functions {
+                    "user-defined function (lambda or closure): include_functions is set, but format v1 cannot store user functions (spec 4.1); re-define it after restoring".to_string()
+                } else {
+                    "user-defined function (lambda or closure): archives keep only builtins; re-define it after restoring".to_string()
+                };
+                chosen.warnings.push(format!(
+                    "variable {name:?} ({}) not saved: {reason}",
+                    value.type_name()
+                ));
+                chosen.skipped.push(Skipped {
+                    name: name.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]

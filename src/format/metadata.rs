@@ -59,20 +59,27 @@ impl Metadata {
     }
 
     /// Checks the limits a save enforces, so every archive it writes can be
-    /// read back.
-    pub(crate) fn check(&self) -> Result<(), &'static str> {
-        let strings = [&self.created_by, &self.platform]
-            .into_iter()
-            .chain(self.description.iter())
-            .chain(self.tags.iter())
-            .chain(self.custom.iter().flat_map(|(k, v)| [k, v]));
-        for s in strings {
-            if s.len() > MAX_META_STRING {
-                return Err("a metadata string is longer than 1 MiB");
-            }
+    /// read back. The error names the save option at fault and the rule.
+    pub(crate) fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        let too_long = |s: &String| s.len() > MAX_META_STRING;
+        let fields: [(&'static str, bool); 5] = [
+            ("created_by", too_long(&self.created_by)),
+            ("platform", too_long(&self.platform)),
+            ("description", self.description.iter().any(too_long)),
+            ("tags", self.tags.iter().any(too_long)),
+            (
+                "custom",
+                self.custom.iter().any(|(k, v)| too_long(k) || too_long(v)),
+            ),
+        ];
+        if let Some((option, _)) = fields.iter().find(|(_, bad)| *bad) {
+            return Err((option, "a metadata string is longer than 1 MiB"));
         }
-        if self.tags.len() > MAX_META_ITEMS || self.custom.len() > MAX_META_ITEMS {
-            return Err("more than 65536 tags or custom entries");
+        if self.tags.len() > MAX_META_ITEMS {
+            return Err(("tags", "more than 65536 tags"));
+        }
+        if self.custom.len() > MAX_META_ITEMS {
+            return Err(("custom", "more than 65536 custom entries"));
         }
         Ok(())
     }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use achronyme_env::hash::sha256;
 use achronyme_env::layout::{RawEntry, RawHeader, RawTocHeader};
 use achronyme_env::{
-    Archive, Complex, ComplexTensor, Environment, SaveOptions, SaveReport, Tensor, Value,
-    save_environment,
+    Archive, Complex, ComplexTensor, Compression, Environment, SaveOptions, SaveReport, Tensor,
+    Value, save_environment,
 };
 use zerocopy::FromBytes;
 
@@ -36,7 +36,7 @@ macro_rules! assert_matches {
 pub fn fast() -> SaveOptions {
     SaveOptions {
         durable: false,
-        compress: false,
+        compression: Compression::None,
         ..SaveOptions::default()
     }
 }

@@ -5,55 +5,31 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use achronyme_env::{
-    Archive, Codec, Complex, ComplexTensor, Environment, LoadOptions, SaveOptions, SaveReport,
-    Section, Tensor, Value, save_environment,
+    Archive, Complex, ComplexTensor, Compression, Environment, Error, LARGE_VALUE_BYTES,
+    LoadOptions, PublishOptions, SaveOptions, SaveReport, Section, Tensor, Value, atomic_write,
+    save_environment,
 };
 
 use super::progress::{Bar, spin};
 use super::{CliResult, failed, find_section, human, npy, printable, usage};
 
-/// A `--compress` value: `none`, `zstd`, `zstd:LEVEL` or `lz4`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Compress {
-    /// The codec (`Codec::None` for no compression).
-    pub codec: Codec,
-    /// Zstandard level.
-    pub level: i32,
-}
-
-impl Compress {
-    /// Parses a `--compress` argument (clap calls this; errors exit 2).
-    pub fn parse(s: &str) -> Result<Compress, String> {
-        let (name, level) = match s.split_once(':') {
-            Some((n, l)) => (n, Some(l)),
-            None => (s, None),
-        };
-        let codec = match name {
-            "none" => Codec::None,
-            "zstd" => Codec::Zstd,
-            "lz4" => Codec::Lz4,
-            _ => return Err("expected none, zstd, zstd:LEVEL (1-22) or lz4".into()),
-        };
-        let level = match (codec, level) {
-            (_, None) => 3,
-            (Codec::Zstd, Some(l)) => match l.parse::<i32>() {
-                Ok(l) if (1..=22).contains(&l) => l,
-                _ => return Err(format!("zstd level must be 1 to 22, got {l:?}")),
-            },
-            (_, Some(_)) => return Err(format!("{name} takes no level")),
-        };
-        Ok(Compress { codec, level })
-    }
-
-    /// Sets the compression fields of `opts`.
-    pub fn apply(&self, opts: &mut SaveOptions) {
-        opts.compress = self.codec != Codec::None;
-        opts.codec = if self.codec == Codec::None {
-            Codec::Zstd
-        } else {
-            self.codec
-        };
-        opts.compression_level = self.level;
+/// Parses a `--compress` value: `none`, `zstd`, `zstd:LEVEL` or `lz4`
+/// (clap calls this; errors exit 2).
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    let (name, level) = match s.split_once(':') {
+        Some((n, l)) => (n, Some(l)),
+        None => (s, None),
+    };
+    match (name, level) {
+        ("none", None) => Ok(Compression::None),
+        ("lz4", None) => Ok(Compression::Lz4),
+        ("zstd", None) => Ok(Compression::default()),
+        ("zstd", Some(l)) => match l.parse::<i32>() {
+            Ok(level) if (1..=22).contains(&level) => Ok(Compression::Zstd { level }),
+            _ => Err(format!("zstd level must be 1 to 22, got {l:?}")),
+        },
+        ("none" | "lz4", Some(_)) => Err(format!("{name} takes no level")),
+        _ => Err("expected none, zstd, zstd:LEVEL (1-22) or lz4".into()),
     }
 }
 
@@ -62,6 +38,34 @@ fn ext(path: &Path) -> String {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase()
+}
+
+/// Refuses, before any file is made, a value the output format cannot hold.
+fn check_exportable(kind: &str, value: &Value, label: &str, what: &str) -> CliResult<()> {
+    match (kind, value) {
+        ("npy", Value::Tensor(_) | Value::ComplexTensor(_)) => Ok(()),
+        ("npy", _) => Err(usage(format!(
+            "{what}; .npy holds tensors only: export it as .json"
+        ))),
+        // Rows without fields would be one empty line each: unbounded by
+        // the element count (a [2^40, 0] tensor is a few hundred bytes
+        // stored), and no CSV reader, ours included, reads them back as rows.
+        ("csv", Value::Tensor(t)) if matches!(t.shape(), &[rows, 0] if rows > 0) => {
+            Err(usage(format!(
+                "{label} has shape {} (rows with no columns), which a .csv cannot hold: export it as .npy or .json",
+                super::shape_text(&t.shape().iter().map(|&d| d as u64).collect::<Vec<_>>())
+            )))
+        }
+        ("csv", Value::Tensor(t)) if t.shape().len() == 1 || t.shape().len() == 2 => Ok(()),
+        ("csv", Value::Tensor(t)) => Err(usage(format!(
+            "{label} has {} dimensions; .csv holds 1-D and 2-D tensors: export it as .npy",
+            t.shape().len()
+        ))),
+        ("csv", _) => Err(usage(format!(
+            "{what}; .csv holds real 1-D and 2-D tensors: export it as .npy or .json"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `ach export FILE NAME -o OUT`.
@@ -80,79 +84,33 @@ pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<
     })?;
     let label = printable(name);
     let what = format!("{label} is a {}", value.type_name());
-    // Write to a temporary file beside OUT, then rename: a failed export
-    // leaves no half-written file.
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    check_exportable(&kind, &value, &label, &what)?;
+    // Published atomically beside OUT: a failed export leaves no
+    // half-written file, and an existing OUT is replaced only when complete.
+    let publish = PublishOptions {
+        overwrite: true,
+        ..PublishOptions::default()
     };
-    let tmp = tempfile::Builder::new()
-        .prefix(".ach-export")
-        .tempfile_in(&dir)
-        .map_err(|e| failed(format!("creating a file in {}: {e}", dir.display())))?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    let io = |e: std::io::Error| failed(format!("writing {}: {e}", out.display()));
-    match (kind.as_str(), &value) {
-        ("npy", Value::Tensor(t)) => {
-            npy::write_header(&mut w, "<f8", t.shape()).map_err(io)?;
-            write_chunks(&mut w, bytemuck::cast_slice(t.data()), progress).map_err(io)?;
+    atomic_write(out, &publish, |file| {
+        let io = |e: std::io::Error| Error::io("writing", out, e);
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        match (kind.as_str(), &value) {
+            ("npy", Value::Tensor(t)) => {
+                npy::write_header(&mut w, "<f8", t.shape()).map_err(io)?;
+                write_chunks(&mut w, bytemuck::cast_slice(t.data()), progress).map_err(io)?;
+            }
+            ("npy", Value::ComplexTensor(t)) => {
+                npy::write_header(&mut w, "<c16", t.shape()).map_err(io)?;
+                write_chunks(&mut w, bytemuck::cast_slice(t.data()), progress).map_err(io)?;
+            }
+            ("csv", Value::Tensor(t)) => write_csv(&mut w, t, progress).map_err(io)?,
+            (_, v) => {
+                super::json::write_value(&mut w, v).map_err(io)?;
+                w.write_all(b"\n").map_err(io)?;
+            }
         }
-        ("npy", Value::ComplexTensor(t)) => {
-            npy::write_header(&mut w, "<c16", t.shape()).map_err(io)?;
-            write_chunks(&mut w, bytemuck::cast_slice(t.data()), progress).map_err(io)?;
-        }
-        ("npy", _) => {
-            return Err(usage(format!(
-                "{what}; .npy holds tensors only: export it as .json"
-            )));
-        }
-        // Rows without fields would be one empty line each: unbounded by
-        // the element count (a [2^40, 0] tensor is a few hundred bytes
-        // stored), and no CSV reader, ours included, reads them back as rows.
-        ("csv", Value::Tensor(t)) if matches!(t.shape(), &[rows, 0] if rows > 0) => {
-            return Err(usage(format!(
-                "{label} has shape {} (rows with no columns), which a .csv cannot hold: export it as .npy or .json",
-                super::shape_text(&t.shape().iter().map(|&d| d as u64).collect::<Vec<_>>())
-            )));
-        }
-        ("csv", Value::Tensor(t)) if t.shape().len() == 1 || t.shape().len() == 2 => {
-            write_csv(&mut w, t, progress).map_err(io)?;
-        }
-        ("csv", Value::Tensor(t)) => {
-            return Err(usage(format!(
-                "{label} has {} dimensions; .csv holds 1-D and 2-D tensors: export it as .npy",
-                t.shape().len()
-            )));
-        }
-        ("csv", _) => {
-            return Err(usage(format!(
-                "{what}; .csv holds real 1-D and 2-D tensors: export it as .npy or .json"
-            )));
-        }
-        (_, v) => {
-            super::json::write_value(&mut w, v).map_err(io)?;
-            w.write_all(b"\n").map_err(io)?;
-        }
-    }
-    w.flush().map_err(io)?;
-    drop(w);
-    // A temporary file is private (0600); the export gets the permissions
-    // of any file the user creates.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // SAFETY: umask only swaps the process's mask; it is put back at
-        // once (nothing else here creates files concurrently).
-        let mask = unsafe {
-            let m = libc::umask(0o022);
-            libc::umask(m);
-            m
-        };
-        let mode = 0o666 & !(mask as u32);
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(io)?;
-    }
-    tmp.persist(out)
-        .map_err(|e| failed(format!("writing {}: {}", out.display(), e.error)))?;
+        w.flush().map_err(io)
+    })?;
     let size = std::fs::metadata(out).map_or(0, |m| m.len());
     println!(
         "wrote {} ({}): {label} as .{kind}",
@@ -213,7 +171,7 @@ fn write_csv(w: &mut impl Write, t: &Tensor, progress: bool) -> std::io::Result<
 /// Options of `ach import` that become [`SaveOptions`].
 pub struct ImportOptions {
     /// `--compress`.
-    pub compress: Option<Compress>,
+    pub compress: Option<Compression>,
     /// `--no-filters`.
     pub no_filters: bool,
     /// `--description`.
@@ -301,13 +259,13 @@ pub fn import(out: &Path, specs: &[String], opts: &ImportOptions, progress: bool
         max_file_size: opts.max_file_size,
         exclude: opts.exclude.clone(),
         include_only: (!opts.include_only.is_empty()).then(|| opts.include_only.clone()),
-        warn_large_values: !opts.no_warn_large,
+        large_value_warning: (!opts.no_warn_large).then_some(LARGE_VALUE_BYTES),
         filters: !opts.no_filters,
         created_by: format!("ach import {}", env!("CARGO_PKG_VERSION")),
         ..Default::default()
     };
     if let Some(c) = opts.compress {
-        c.apply(&mut save);
+        save.compression = c;
     }
     let report = spin(progress, "saving", || save_environment(&env, out, &save))?;
     print_saved(&report);
@@ -495,7 +453,7 @@ fn read_csv(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
 pub fn repack(
     input: &Path,
     out: &Path,
-    compress: Compress,
+    compression: Compression,
     no_filters: bool,
     allow_overwrite: bool,
     progress: bool,
@@ -524,7 +482,8 @@ pub fn repack(
         }
     }
     bar.finish();
-    let mut save = SaveOptions {
+    let save = SaveOptions {
+        compression,
         description: meta.description,
         tags: meta.tags,
         custom: meta.custom,
@@ -532,10 +491,9 @@ pub fn repack(
         achronyme_version: archive.achronyme_version(),
         allow_overwrite,
         filters: !no_filters,
-        warn_large_values: false,
+        large_value_warning: None,
         ..Default::default()
     };
-    compress.apply(&mut save);
     let report = spin(progress, "saving", || save_environment(&env, out, &save))?;
     print_saved(&report);
     Ok(())
