@@ -489,6 +489,7 @@ fn demo(size_mib: usize, keep: Option<PathBuf>) -> CliResult<ExitCode> {
         "signal",
         LoadOptions {
             verify_checksum: false,
+            ..LoadOptions::default()
         },
     )?
     else {
