@@ -711,3 +711,149 @@ fn a_compressed_billion_nulls_is_too_large_for_load_verify_and_restore() {
     assert!(peak < bound, "restore allocated {peak} bytes");
     assert!(env.is_empty());
 }
+
+#[test]
+fn a_lower_budget_refuses_the_raw_buffer_before_allocating_it() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let archive = Archive::from_bytes(a_billion_nulls()).unwrap();
+    let limit = 64 * MIB as u64;
+    let opts = LoadOptions {
+        max_decoded_bytes: limit,
+        ..LoadOptions::default()
+    };
+    // The 1 GiB raw buffer alone is over: refused before decompressing.
+    let (result, peak) = peak_during(|| archive.get_with(Section::Bindings, "v", opts));
+    assert_matches!(
+        result,
+        Err(Error::TooLarge { ref name, bytes: GIB, limit: l }) if name == "v" && l == limit
+    );
+    assert!(peak < MIB, "get allocated {peak} bytes");
+
+    let (report, peak) = peak_during(|| archive.verify_report_within(limit));
+    assert_eq!(report.damaged.len(), 1, "{report}");
+    assert!(peak < MIB, "verify allocated {peak} bytes");
+
+    let opts = RestoreOptions {
+        max_decoded_bytes: limit,
+        ..RestoreOptions::default()
+    };
+    let mut env = Environment::new();
+    let (result, peak) = peak_during(|| restore_from_archive(&mut env, &archive, &opts));
+    assert_matches!(result, Err(Error::TooLarge { bytes: GIB, .. }));
+    assert!(peak < MIB, "restore allocated {peak} bytes");
+}
+
+/// A vector of a million Nulls: under 1 MB raw, tens of KB saved
+/// compressed, 80 MB decoded.
+fn a_million_nulls() -> Value {
+    Value::Vector(vec![Value::Null; 1_000_000])
+}
+
+#[test]
+fn raising_the_budget_loads_a_value_a_lower_one_refuses() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let decoded = 1_000_000 * size_of::<Value>() as u64;
+    let mut env = Environment::new();
+    env.set("v", a_million_nulls());
+    let archive = Archive::from_bytes(archive_bytes_with(&env, &packed())).unwrap();
+    assert_eq!(archive.info().entries[0].codec, Codec::Zstd);
+    let within = |max_decoded_bytes| LoadOptions {
+        max_decoded_bytes,
+        ..LoadOptions::default()
+    };
+
+    let low = 64 * MIB as u64;
+    assert!(low < decoded);
+    assert_matches!(
+        archive.get_with(Section::Bindings, "v", within(low)),
+        Err(Error::TooLarge { bytes, limit, .. }) if bytes > low && limit == low
+    );
+    assert_eq!(archive.verify_report_within(low).damaged.len(), 1);
+
+    // The budget bounds what the load really holds: the value and, while
+    // it is built, the raw bytes it is built from.
+    let high = 96 * MIB as u64;
+    let (loaded, peak) = peak_during(|| archive.get_with(Section::Bindings, "v", within(high)));
+    assert_eq!(loaded.unwrap(), a_million_nulls());
+    assert!(peak as u64 <= high, "a load within {high} allocated {peak}");
+    assert!(peak as u64 >= decoded, "allocated only {peak}");
+    assert!(archive.verify_report_within(high).is_ok());
+}
+
+#[test]
+fn a_restore_holds_all_its_values_within_one_budget() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Two values of 80 MB each: either fits in 128 MiB, both do not.
+    let mut saved = Environment::new();
+    saved.set("a", a_million_nulls());
+    saved.set("b", a_million_nulls());
+    let archive = Archive::from_bytes(archive_bytes_with(&saved, &packed())).unwrap();
+    let within = |max_decoded_bytes| RestoreOptions {
+        max_decoded_bytes,
+        ..RestoreOptions::default()
+    };
+    let one_only = 128 * MIB as u64;
+    for name in ["a", "b"] {
+        let opts = LoadOptions {
+            max_decoded_bytes: one_only,
+            ..LoadOptions::default()
+        };
+        assert!(archive.get_with(Section::Bindings, name, opts).is_ok());
+    }
+
+    let mut env = Environment::new();
+    env.set("kept", Value::Number(1.0));
+    assert_matches!(
+        restore_from_archive(&mut env, &archive, &within(one_only)),
+        Err(Error::TooLarge { ref name, bytes, limit })
+            if name == "b" && bytes > one_only && limit == one_only
+    );
+    assert_eq!(env.names(), ["kept"]);
+
+    let report = restore_from_archive(&mut env, &archive, &within(2 * one_only)).unwrap();
+    assert_eq!(report.restored, ["a", "b"]);
+    assert_eq!(env.get("b"), Some(&a_million_nulls()));
+}
+
+#[test]
+fn the_default_budget_loads_a_64_mib_tensor_mapped_or_decompressed() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = 64 * MIB;
+    let t = Tensor::from_vec(testdata::smooth(bytes / 8));
+    let mut env = Environment::new();
+    env.set("t", Value::Tensor(t.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let raw = path_in(&dir, "raw.ach");
+    save_environment(&env, &raw, &fast()).unwrap();
+    let packed_path = path_in(&dir, "packed.ach");
+    save_environment(&env, &packed_path, &packed()).unwrap();
+    let raw = Archive::open(&raw).unwrap();
+    let packed = Archive::open(&packed_path).unwrap();
+    assert_eq!(packed.info().entries[0].codec, Codec::Zstd);
+
+    for archive in [&raw, &packed] {
+        let Value::Tensor(loaded) = archive.get("t").unwrap() else {
+            panic!()
+        };
+        assert_eq!(loaded, t);
+        assert_eq!(
+            loaded.is_mapped(),
+            archive.info().entries[0].codec == Codec::None
+        );
+        assert!(archive.verify().is_ok());
+    }
+
+    // Below its size, the decompressed copy is refused; the view of the
+    // mapped file costs nothing, so it still loads.
+    let half = LoadOptions {
+        max_decoded_bytes: bytes as u64 / 2,
+        ..LoadOptions::default()
+    };
+    assert_matches!(
+        packed.get_with(Section::Bindings, "t", half),
+        Err(Error::TooLarge { bytes: b, .. }) if b == bytes as u64
+    );
+    assert!(raw.get_with(Section::Bindings, "t", half).is_ok());
+    assert!(!packed.verify_report_within(bytes as u64 / 2).is_ok());
+    assert!(raw.verify_report_within(bytes as u64 / 2).is_ok());
+}
