@@ -18,7 +18,10 @@
 //! touching only its blob; an uncompressed tensor comes back as a view that
 //! borrows the mapped file ([`Tensor::is_mapped`]), keeps the mapping alive
 //! on its own, and copies on first write. [`Archive::verify`] checks every
-//! byte.
+//! byte. Every load counts the memory its value will hold before building
+//! it and refuses more than its budget ([`LoadOptions::max_decoded_bytes`],
+//! 4 GiB by default) with [`Error::TooLarge`], so an archive from anyone
+//! gives a value or an error, never an aborted process.
 //!
 //! [`snapshot_env`] captures an environment in memory at a cost that grows
 //! with the number of bindings, not their bytes (tensors share storage; `mut`
