@@ -488,14 +488,16 @@ impl Archive {
         spent: u64,
         limit: u64,
     ) -> Result<(Value, u64)> {
-        self.check_encoding(e, tag, payload, spent, limit)?;
-        encoding::decode_exact(payload, limit.saturating_sub(spent))
-            .map_err(|err| self.decode_error(e, err, spent, limit))
+        let cost = self.check_encoding(e, tag, payload, spent, limit)?;
+        let v = encoding::build_exact(payload, cost)
+            .map_err(|err| self.decode_error(e, err, spent, limit))?;
+        Ok((v, cost))
     }
 
     /// Checks an encoded payload as [`Archive::decode`] would, without
     /// building the value: every rule of layout.md 5.3, the type against the
     /// entry, and the memory the value would hold against the budget.
+    /// Returns that memory.
     fn check_encoding(
         &self,
         e: &RawEntry,
@@ -503,14 +505,14 @@ impl Archive {
         payload: &[u8],
         spent: u64,
         limit: u64,
-    ) -> Result<()> {
-        encoding::measure_exact(payload, limit.saturating_sub(spent))
+    ) -> Result<u64> {
+        let cost = encoding::measure_exact(payload, limit.saturating_sub(spent))
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
         // The value decoded, so its first byte is its tag.
         if payload.first() != Some(&(tag as u8)) {
             return Err(self.invalid(e, "value's type differs from its table entry"));
         }
-        Ok(())
+        Ok(cost)
     }
 
     fn decode_error(&self, e: &RawEntry, err: DecodeError, spent: u64, limit: u64) -> Error {
@@ -812,6 +814,7 @@ impl Archive {
                         None => {
                             let raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
                             self.check_encoding(e, tag, &raw, raw_bytes, limit)
+                                .map(drop)
                         }
                     };
                 }
@@ -824,7 +827,7 @@ impl Archive {
                     Some(_) => Ok(()),
                     None => {
                         let payload = blob.get(tag.payload_start() as usize..).unwrap_or(&[]);
-                        self.check_encoding(e, tag, payload, 0, limit)
+                        self.check_encoding(e, tag, payload, 0, limit).map(drop)
                     }
                 }
             });

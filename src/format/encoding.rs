@@ -145,12 +145,19 @@ pub(crate) fn measure_exact(bytes: &[u8], limit: u64) -> Result<u64, DecodeError
 /// every container is allocated at its final size, fallibly.
 pub(crate) fn decode_exact(bytes: &[u8], limit: u64) -> Result<(Value, u64), DecodeError> {
     let cost = measure_exact(bytes, limit)?;
+    Ok((build_exact(bytes, cost)?, cost))
+}
+
+/// The second pass of [`decode_exact`], for a caller that measured `bytes`
+/// already and found they cost `cost`. Still checks every rule, so it is
+/// safe on any bytes; the same bytes give the same count, so it cannot
+/// pass `cost`.
+pub(crate) fn build_exact(bytes: &[u8], cost: u64) -> Result<Value, DecodeError> {
     let mut r = Reader::<true>::new(bytes, cost);
     let v = r.value(0)?;
-    // Same bytes, same counts: the build cannot pass what it measured.
     let built = r.finish()?;
     debug_assert_eq!(built, cost);
-    Ok((v, cost))
+    Ok(v)
 }
 
 /// Why decoding failed.
