@@ -177,7 +177,14 @@ pub mod systems {
     pub fn ach_load_with(path: &Path, name: &str, verify_checksum: bool) -> Value {
         Archive::open(path)
             .expect("open")
-            .get_with(Section::Bindings, name, LoadOptions { verify_checksum })
+            .get_with(
+                Section::Bindings,
+                name,
+                LoadOptions {
+                    verify_checksum,
+                    ..LoadOptions::default()
+                },
+            )
             .expect("load")
     }
 

@@ -191,7 +191,14 @@ fn bench_load_big(c: &mut Criterion) {
     };
     let get = |verify_checksum: bool| {
         archive()
-            .get_with(Section::Bindings, "data", LoadOptions { verify_checksum })
+            .get_with(
+                Section::Bindings,
+                "data",
+                LoadOptions {
+                    verify_checksum,
+                    ..LoadOptions::default()
+                },
+            )
             .expect("get")
     };
 

@@ -212,17 +212,24 @@ pub enum Error {
         reason: String,
     },
 
-    /// A compressed binding declares more bytes than this process can
-    /// allocate.
+    /// Loading a binding would hold more memory than the load's budget
+    /// ([`LoadOptions::max_decoded_bytes`](crate::LoadOptions::max_decoded_bytes)),
+    /// or than this process could allocate. Refused before the value is
+    /// built.
     #[error(
-        "binding {name:?} declares {bytes} bytes once decompressed, more than this process can \
-         allocate; load it on a machine with more memory, or the archive is damaged or hostile"
+        "binding {name:?} needs at least {bytes} bytes of memory to load, over the limit of \
+         {limit} bytes (or more than this process could allocate); if you trust the archive, \
+         raise the limit (LoadOptions::max_decoded_bytes, RestoreOptions::max_decoded_bytes, \
+         or --max-memory for ach), else it may be damaged or hostile"
     )]
     TooLarge {
         /// Binding name.
         name: String,
-        /// The raw length it declares.
+        /// Bytes of memory the load was counted as needing when it stopped:
+        /// a lower bound (counting stops at the first byte over the limit).
         bytes: u64,
+        /// The budget in force.
+        limit: u64,
     },
 
     /// A name asked for is not in the archive.

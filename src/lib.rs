@@ -18,7 +18,10 @@
 //! touching only its blob; an uncompressed tensor comes back as a view that
 //! borrows the mapped file ([`Tensor::is_mapped`]), keeps the mapping alive
 //! on its own, and copies on first write. [`Archive::verify`] checks every
-//! byte.
+//! byte. Every load counts the memory its value will hold before building
+//! it and refuses more than its budget ([`LoadOptions::max_decoded_bytes`],
+//! 4 GiB by default) with [`Error::TooLarge`], so an archive from anyone
+//! gives a value or an error, never an aborted process.
 //!
 //! [`snapshot_env`] captures an environment in memory at a cost that grows
 //! with the number of bindings, not their bytes (tensors share storage; `mut`
@@ -105,13 +108,14 @@ pub mod fuzzing {
     /// decode too: a value the reader accepts must be one the writer can
     /// write. Returns whether `bytes` decoded.
     pub fn decode_value(bytes: &[u8]) -> bool {
-        let Ok(v) = crate::format::encoding::decode_exact(bytes) else {
+        let limit = crate::LoadOptions::DEFAULT_MAX_DECODED_BYTES;
+        let Ok((v, _)) = crate::format::encoding::decode_exact(bytes, limit) else {
             return false;
         };
         let mut again = Vec::new();
         crate::format::encoding::encode(&mut again, &v, 0).expect("a decoded value encodes");
         assert!(
-            crate::format::encoding::decode_exact(&again).is_ok(),
+            crate::format::encoding::decode_exact(&again, limit).is_ok(),
             "a re-encoded value decodes"
         );
         true
@@ -133,7 +137,10 @@ pub mod fuzzing {
             let names: Vec<String> = archive.names(section).map(str::to_string).collect();
             for name in &names {
                 for verify_checksum in [true, false] {
-                    let opts = LoadOptions { verify_checksum };
+                    let opts = LoadOptions {
+                        verify_checksum,
+                        ..LoadOptions::default()
+                    };
                     if let Ok(v) = archive.get_with(section, name, opts) {
                         let _ = format!("{v:?}");
                     }

@@ -190,6 +190,7 @@ fn a_damaged_blob_fails_only_its_own_binding() {
         "victim",
         LoadOptions {
             verify_checksum: false,
+            ..LoadOptions::default()
         },
     );
     let Ok(Value::Tensor(t)) = unchecked else {
@@ -233,6 +234,7 @@ fn a_damaged_frame_is_an_invalid_frame_even_without_checksums() {
         .unwrap();
     let unchecked = LoadOptions {
         verify_checksum: false,
+        ..LoadOptions::default()
     };
     // Frame magic, then a byte of the zero padding between frame and payload.
     for at in [off, off + 40] {

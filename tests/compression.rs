@@ -323,6 +323,7 @@ fn unchecked_loads_of_damaged_chunks_fail_or_return_without_panicking() {
     let end = blob + 64 + e.stored_len.get() as usize;
     let unchecked = LoadOptions {
         verify_checksum: false,
+        ..LoadOptions::default()
     };
     let mut errors = 0;
     for at in (blob..end).step_by((end - blob) / 40) {
@@ -365,6 +366,7 @@ fn a_chunk_that_inflates_past_its_declared_length_is_refused() {
         LoadOptions::default(),
         LoadOptions {
             verify_checksum: false,
+            ..LoadOptions::default()
         },
     ] {
         let err = archive.get_with(Section::Bindings, "t", opts).unwrap_err();

@@ -146,6 +146,7 @@ fn unchecked_damage_sweep(bytes: &[u8]) {
     let archive = Archive::from_bytes(bytes.to_vec()).unwrap();
     let unchecked = LoadOptions {
         verify_checksum: false,
+        ..LoadOptions::default()
     };
     for e in archive.info().entries {
         let (off, len) = archive.blob_range(e.section, &e.name).unwrap();
@@ -479,7 +480,14 @@ fn the_fuzz_corpora_replay_without_panics() {
         );
         for e in info.entries.iter() {
             for verify_checksum in [true, false] {
-                let _ = archive.get_with(e.section, &e.name, LoadOptions { verify_checksum });
+                let _ = archive.get_with(
+                    e.section,
+                    &e.name,
+                    LoadOptions {
+                        verify_checksum,
+                        ..LoadOptions::default()
+                    },
+                );
             }
         }
         let _ = archive.verify_report();

@@ -566,21 +566,294 @@ fn a_compressed_blob_declaring_a_tebibyte_is_an_error_not_an_abort() {
     assert_eq!(archive.info().entries[0].raw_bytes, 1 << 40);
     let unchecked = LoadOptions {
         verify_checksum: false,
+        ..LoadOptions::default()
     };
+    // Refused against the load's budget (4 GiB by default) before any
+    // allocation, whatever the kernel would have granted.
     let (result, peak) = peak_during(|| archive.get_with(Section::Bindings, "t", unchecked));
-    match result {
-        Err(Error::TooLarge { ref name, bytes }) => {
-            assert_eq!((name.as_str(), bytes), ("t", 1 << 40));
-            assert!(peak < 64 * MIB, "allocated {peak} bytes");
-        }
-        // Where the kernel grants any allocation (vm.overcommit_memory=1),
-        // the zeroed pages are never touched: the first chunk fails.
-        Err(Error::CorruptChunk { chunk: 0, .. }) => {}
-        other => panic!("expected TooLarge, got {other:?}"),
-    }
+    assert_matches!(
+        result,
+        Err(Error::TooLarge { ref name, bytes: 0x100_0000_0000, limit })
+            if name == "t" && limit == LoadOptions::DEFAULT_MAX_DECODED_BYTES
+    );
+    assert!(peak < 64 * MIB, "allocated {peak} bytes");
     // With checksums on, the (zero) digests fail first.
     assert_matches!(
         archive.get("t"),
         Err(Error::ChecksumMismatch { chunk: 0, .. })
     );
+}
+
+// ---------------------------------------------------------------------------
+// The decode budget (layout.md 8.2 and 9): what a load may hold in memory.
+// ---------------------------------------------------------------------------
+
+/// A hand-made archive of one zstd-compressed binding named "v" with type
+/// `tag` and `raw_len` raw bytes. `fill(k, chunk)` writes raw chunk `k`
+/// (4 MiB, the last one shorter) into a zeroed buffer. Chunks are
+/// compressed one at a time, so a gigabyte of zeros costs a few MiB to make,
+/// and every digest is right: the load's checks all pass.
+fn one_compressed_binding(tag: u8, raw_len: u64, fill: impl Fn(u64, &mut [u8])) -> Vec<u8> {
+    const C_Z: u64 = 1 << 22;
+    let n = raw_len.div_ceil(C_Z);
+    let mut stored = Vec::new();
+    for k in 0..n {
+        let mut raw = vec![0u8; (raw_len - k * C_Z).min(C_Z) as usize];
+        fill(k, &mut raw);
+        stored.push(zstd::bulk::compress(&raw, 1).unwrap());
+    }
+    let table_len = 16 * n;
+    let stored_len = table_len + stored.iter().map(|c| c.len() as u64).sum::<u64>();
+    let mut head = Vec::new();
+    head.extend_from_slice(&[b'B', b'L', tag, Codec::Zstd as u8, 0, 0, 0, 0]);
+    head.extend_from_slice(&stored_len.to_le_bytes());
+    for c in &stored {
+        head.extend_from_slice(&(c.len() as u64).to_le_bytes());
+        head.extend_from_slice(&[Codec::Zstd as u8, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    let mut digests = vec![achronyme_env::hash::sha256(&[&head])];
+    digests.extend(stored.iter().map(|c| achronyme_env::hash::sha256(&[c])));
+
+    let mut file = vec![0u8; 64];
+    let blob_offset = file.len() as u64;
+    file.extend_from_slice(&head);
+    for c in &stored {
+        file.extend_from_slice(c);
+    }
+    file.resize(file.len().next_multiple_of(64), 0);
+    let hashes_offset = file.len() as u64;
+    let hash_count = digests.len() as u64;
+    for d in &digests {
+        file.extend_from_slice(d);
+    }
+    file.resize(file.len().next_multiple_of(64), 0);
+    let toc_offset = file.len() as u64;
+    // Metadata: no creator, platform, description, tags or custom entries.
+    let meta = [0u8; 17];
+    let mut toc = Vec::new();
+    toc.extend_from_slice(b"TOC\0");
+    toc.extend_from_slice(&56u32.to_le_bytes());
+    for v in [1u64, 0, 1, meta.len() as u64, hashes_offset, hash_count] {
+        toc.extend_from_slice(&v.to_le_bytes()); // entries, dims, names_len, ...
+    }
+    toc.extend_from_slice(&20u32.to_le_bytes()); // hash_chunk_log2
+    toc.extend_from_slice(&[22, 0, 0, 0]); // codec_chunk_log2
+    toc.extend_from_slice(&0u32.to_le_bytes()); // name_offset
+    toc.extend_from_slice(&1u32.to_le_bytes()); // name_len
+    for v in [blob_offset, stored_len, raw_len] {
+        toc.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [0u32, 0, 0, hash_count as u32] {
+        toc.extend_from_slice(&v.to_le_bytes()); // dims_index, ndim, hash_index, hash_count
+    }
+    toc.extend_from_slice(&[tag, 0, Codec::Zstd as u8, 0, 0, 0, 0, 0]);
+    toc.push(b'v');
+    toc.extend_from_slice(&meta);
+    let toc_len = toc.len() as u64;
+    file.extend_from_slice(&toc);
+    file.resize(file.len() + 64, 0); // trailer, sealed below
+    file[..4].copy_from_slice(b"ACH\0");
+    file[4..6].copy_from_slice(&1u16.to_le_bytes());
+    file[6..8].copy_from_slice(&1u16.to_le_bytes());
+    file[8..12].copy_from_slice(&8u32.to_le_bytes()); // FLAG_COMPRESSED
+    file[12] = Codec::Zstd as u8;
+    file[40..48].copy_from_slice(&toc_offset.to_le_bytes());
+    file[48..56].copy_from_slice(&toc_len.to_le_bytes());
+    Map::of(&file).reseal(&mut file);
+    file
+}
+
+const GIB: u64 = 1 << 30;
+
+/// A compressed `Vector` of `2^30 - 9` Nulls: 1 GiB of raw bytes, nearly all
+/// zero, in a file of tens of KiB. Decoded, it would be 80 GiB of `Value`s.
+fn a_billion_nulls() -> Vec<u8> {
+    one_compressed_binding(0x05, GIB, |k, raw| {
+        if k == 0 {
+            raw[0] = 0x05;
+            raw[1..9].copy_from_slice(&(GIB - 9).to_le_bytes());
+        }
+    })
+}
+
+#[test]
+/// Regression: nothing bounded what decoding a value allocated but the bytes
+/// it decoded, and a Null is 1 byte on disk and 80 in memory. This 47 KB
+/// file made every load, verify and restore abort with "memory allocation of
+/// 5368709120 bytes failed".
+fn a_compressed_billion_nulls_is_too_large_for_load_verify_and_restore() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = a_billion_nulls();
+    assert!(bytes.len() < 64 * KIB, "{} bytes", bytes.len());
+    let archive = Archive::from_bytes(bytes).unwrap();
+    assert_eq!(archive.info().entries[0].raw_bytes, GIB);
+    // The default budget (4 GiB) affords the 1 GiB of raw bytes, but not the
+    // values: they are counted before any is built.
+    let bound = GIB as usize + 64 * MIB;
+
+    let (result, peak) = peak_during(|| archive.get("v"));
+    assert_matches!(result, Err(Error::TooLarge { ref name, .. }) if name == "v");
+    assert!(peak < bound, "get allocated {peak} bytes");
+
+    let (report, peak) = peak_during(|| archive.verify_report());
+    assert_eq!(report.damaged.len(), 1, "{report}");
+    assert_eq!(report.damaged[0].name, "v");
+    assert!(
+        report.damaged[0].error.contains("max_decoded_bytes"),
+        "{report}"
+    );
+    assert!(peak < bound, "verify allocated {peak} bytes");
+
+    let mut env = Environment::new();
+    let (result, peak) =
+        peak_during(|| restore_from_archive(&mut env, &archive, &RestoreOptions::default()));
+    assert_matches!(result, Err(Error::TooLarge { ref name, .. }) if name == "v");
+    assert!(peak < bound, "restore allocated {peak} bytes");
+    assert!(env.is_empty());
+}
+
+#[test]
+fn a_lower_budget_refuses_the_raw_buffer_before_allocating_it() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let archive = Archive::from_bytes(a_billion_nulls()).unwrap();
+    let limit = 64 * MIB as u64;
+    let opts = LoadOptions {
+        max_decoded_bytes: limit,
+        ..LoadOptions::default()
+    };
+    // The 1 GiB raw buffer alone is over: refused before decompressing.
+    let (result, peak) = peak_during(|| archive.get_with(Section::Bindings, "v", opts));
+    assert_matches!(
+        result,
+        Err(Error::TooLarge { ref name, bytes: GIB, limit: l }) if name == "v" && l == limit
+    );
+    assert!(peak < MIB, "get allocated {peak} bytes");
+
+    let (report, peak) = peak_during(|| archive.verify_report_within(limit));
+    assert_eq!(report.damaged.len(), 1, "{report}");
+    assert!(peak < MIB, "verify allocated {peak} bytes");
+
+    let opts = RestoreOptions {
+        max_decoded_bytes: limit,
+        ..RestoreOptions::default()
+    };
+    let mut env = Environment::new();
+    let (result, peak) = peak_during(|| restore_from_archive(&mut env, &archive, &opts));
+    assert_matches!(result, Err(Error::TooLarge { bytes: GIB, .. }));
+    assert!(peak < MIB, "restore allocated {peak} bytes");
+}
+
+/// A vector of a million Nulls: under 1 MB raw, tens of KB saved
+/// compressed, 80 MB decoded.
+fn a_million_nulls() -> Value {
+    Value::Vector(vec![Value::Null; 1_000_000])
+}
+
+#[test]
+fn raising_the_budget_loads_a_value_a_lower_one_refuses() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let decoded = 1_000_000 * size_of::<Value>() as u64;
+    let mut env = Environment::new();
+    env.set("v", a_million_nulls());
+    let archive = Archive::from_bytes(archive_bytes_with(&env, &packed())).unwrap();
+    assert_eq!(archive.info().entries[0].codec, Codec::Zstd);
+    let within = |max_decoded_bytes| LoadOptions {
+        max_decoded_bytes,
+        ..LoadOptions::default()
+    };
+
+    let low = 64 * MIB as u64;
+    assert!(low < decoded);
+    assert_matches!(
+        archive.get_with(Section::Bindings, "v", within(low)),
+        Err(Error::TooLarge { bytes, limit, .. }) if bytes > low && limit == low
+    );
+    assert_eq!(archive.verify_report_within(low).damaged.len(), 1);
+
+    // The budget bounds what the load really holds: the value and, while
+    // it is built, the raw bytes it is built from.
+    let high = 96 * MIB as u64;
+    let (loaded, peak) = peak_during(|| archive.get_with(Section::Bindings, "v", within(high)));
+    assert_eq!(loaded.unwrap(), a_million_nulls());
+    assert!(peak as u64 <= high, "a load within {high} allocated {peak}");
+    assert!(peak as u64 >= decoded, "allocated only {peak}");
+    assert!(archive.verify_report_within(high).is_ok());
+}
+
+#[test]
+fn a_restore_holds_all_its_values_within_one_budget() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Two values of 80 MB each: either fits in 128 MiB, both do not.
+    let mut saved = Environment::new();
+    saved.set("a", a_million_nulls());
+    saved.set("b", a_million_nulls());
+    let archive = Archive::from_bytes(archive_bytes_with(&saved, &packed())).unwrap();
+    let within = |max_decoded_bytes| RestoreOptions {
+        max_decoded_bytes,
+        ..RestoreOptions::default()
+    };
+    let one_only = 128 * MIB as u64;
+    for name in ["a", "b"] {
+        let opts = LoadOptions {
+            max_decoded_bytes: one_only,
+            ..LoadOptions::default()
+        };
+        assert!(archive.get_with(Section::Bindings, name, opts).is_ok());
+    }
+
+    let mut env = Environment::new();
+    env.set("kept", Value::Number(1.0));
+    assert_matches!(
+        restore_from_archive(&mut env, &archive, &within(one_only)),
+        Err(Error::TooLarge { ref name, bytes, limit })
+            if name == "b" && bytes > one_only && limit == one_only
+    );
+    assert_eq!(env.names(), ["kept"]);
+
+    let report = restore_from_archive(&mut env, &archive, &within(2 * one_only)).unwrap();
+    assert_eq!(report.restored, ["a", "b"]);
+    assert_eq!(env.get("b"), Some(&a_million_nulls()));
+}
+
+#[test]
+fn the_default_budget_loads_a_64_mib_tensor_mapped_or_decompressed() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = 64 * MIB;
+    let t = Tensor::from_vec(testdata::smooth(bytes / 8));
+    let mut env = Environment::new();
+    env.set("t", Value::Tensor(t.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let raw = path_in(&dir, "raw.ach");
+    save_environment(&env, &raw, &fast()).unwrap();
+    let packed_path = path_in(&dir, "packed.ach");
+    save_environment(&env, &packed_path, &packed()).unwrap();
+    let raw = Archive::open(&raw).unwrap();
+    let packed = Archive::open(&packed_path).unwrap();
+    assert_eq!(packed.info().entries[0].codec, Codec::Zstd);
+
+    for archive in [&raw, &packed] {
+        let Value::Tensor(loaded) = archive.get("t").unwrap() else {
+            panic!()
+        };
+        assert_eq!(loaded, t);
+        assert_eq!(
+            loaded.is_mapped(),
+            archive.info().entries[0].codec == Codec::None
+        );
+        assert!(archive.verify().is_ok());
+    }
+
+    // Below its size, the decompressed copy is refused; the view of the
+    // mapped file costs nothing, so it still loads.
+    let half = LoadOptions {
+        max_decoded_bytes: bytes as u64 / 2,
+        ..LoadOptions::default()
+    };
+    assert_matches!(
+        packed.get_with(Section::Bindings, "t", half),
+        Err(Error::TooLarge { bytes: b, .. }) if b == bytes as u64
+    );
+    assert!(raw.get_with(Section::Bindings, "t", half).is_ok());
+    assert!(!packed.verify_report_within(bytes as u64 / 2).is_ok());
+    assert!(raw.verify_report_within(bytes as u64 / 2).is_ok());
 }

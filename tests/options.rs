@@ -420,3 +420,27 @@ fn a_restore_failing_on_its_last_blob_leaves_the_environment_unchanged() {
     call("restore_env", &[p, lax], &mut env).unwrap();
     assert!(env.contains("zz"));
 }
+
+#[test]
+fn restore_env_takes_a_memory_budget_and_refuses_values_over_it() {
+    // 10,000 Nulls: about 10 KB saved, 800 KB once restored.
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "nulls.ach");
+    let mut saved = Environment::new();
+    saved.set("v", Value::Vector(vec![Value::Null; 10_000]));
+    save(&saved, &path);
+    let p = Value::from(path.to_string_lossy().into_owned());
+    let budget = |bytes: f64| {
+        Value::Record(
+            [("max_decoded_bytes".to_string(), Value::Number(bytes))]
+                .into_iter()
+                .collect(),
+        )
+    };
+    let mut env = Environment::new();
+    let err = call("restore_env", &[p.clone(), budget(100_000.0)], &mut env).unwrap_err();
+    assert_matches!(err.cause, Some(Error::TooLarge { limit: 100_000, .. }));
+    assert!(env.is_empty());
+    call("restore_env", &[p, budget(1e6)], &mut env).unwrap();
+    assert_eq!(env.get("v"), saved.get("v"));
+}

@@ -24,6 +24,12 @@ struct Cli {
     /// No progress bars (they are drawn only on a terminal anyway).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Most memory one value may take once loaded (show, export, repack,
+    /// verify), in bytes or with a K, M, G or T suffix (powers of 1024).
+    /// Values over it are refused, not loaded; raise it for archives you
+    /// trust that hold bigger values. [default: 4G]
+    #[arg(long, global = true, value_parser = parse_size, value_name = "SIZE")]
+    max_memory: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -150,6 +156,29 @@ enum Command {
     },
 }
 
+/// A byte count: digits, then optionally K, M, G or T (powers of 1024),
+/// optionally followed by "iB" or "B".
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("expected a size such as 512M or 8G, got {s:?}");
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(1 << shift).ok_or_else(bad)
+}
+
 fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -171,6 +200,12 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     let bars = progress::wanted(cli.quiet);
+    let load = LoadOptions {
+        max_decoded_bytes: cli
+            .max_memory
+            .unwrap_or(LoadOptions::DEFAULT_MAX_DECODED_BYTES),
+        ..LoadOptions::default()
+    };
     let outcome = match cli.command {
         Command::Demo { size_mib, keep } => demo(size_mib, keep),
         Command::Info { file, json } => info(&file, json),
@@ -178,11 +213,11 @@ fn main() -> ExitCode {
             cli::inspect::ls(&file, json, long).map(|()| ExitCode::SUCCESS)
         }
         Command::Show { file, name } => {
-            cli::inspect::show(&file, &name).map(|()| ExitCode::SUCCESS)
+            cli::inspect::show(&file, &name, load).map(|()| ExitCode::SUCCESS)
         }
-        Command::Verify { file, json } => verify(&file, json, bars),
+        Command::Verify { file, json } => verify(&file, json, load, bars),
         Command::Export { file, name, output } => {
-            cli::transfer::export(&file, &name, &output, bars).map(|()| ExitCode::SUCCESS)
+            cli::transfer::export(&file, &name, &output, load, bars).map(|()| ExitCode::SUCCESS)
         }
         Command::Import {
             out,
@@ -218,8 +253,16 @@ fn main() -> ExitCode {
             compress,
             no_filters,
             allow_overwrite,
-        } => cli::transfer::repack(&input, &out, compress, no_filters, allow_overwrite, bars)
-            .map(|()| ExitCode::SUCCESS),
+        } => cli::transfer::repack(
+            &input,
+            &out,
+            compress,
+            no_filters,
+            allow_overwrite,
+            load,
+            bars,
+        )
+        .map(|()| ExitCode::SUCCESS),
         Command::Diff { a, b, json } => cli::diff::diff(&a, &b, json).map(|same| {
             if same {
                 ExitCode::SUCCESS
@@ -326,9 +369,11 @@ fn info(path: &Path, json: bool) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(path: &Path, json: bool, bars: bool) -> CliResult<ExitCode> {
+fn verify(path: &Path, json: bool, load: LoadOptions, bars: bool) -> CliResult<ExitCode> {
     let archive = Archive::open(path)?;
-    let report = progress::spin(bars, "verifying", || archive.verify_report());
+    let report = progress::spin(bars, "verifying", || {
+        archive.verify_report_within(load.max_decoded_bytes)
+    });
     if json {
         println!("{}", cli::json_text(&report));
     } else if report.is_ok() {
@@ -483,6 +528,7 @@ fn demo(size_mib: usize, keep: Option<PathBuf>) -> CliResult<ExitCode> {
         "signal",
         LoadOptions {
             verify_checksum: false,
+            ..LoadOptions::default()
         },
     )?
     else {

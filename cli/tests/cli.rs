@@ -1071,3 +1071,33 @@ fn json_output_escapes_c0_and_c1_control_characters() {
         assert_eq!(name, nasty, "{args:?}");
     }
 }
+
+#[test]
+fn max_memory_bounds_show_export_and_verify() {
+    // 10,000 Nulls: about 10 KB saved, 800 KB once loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nulls.ach");
+    let mut env = Environment::new();
+    env.set("v", Value::Vector(vec![Value::Null; 10_000]));
+    save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    let out_json = dir.path().join("v.json");
+    let export = ["export", p(&path), "v", "-o", p(&out_json)];
+
+    for args in [&["show", p(&path), "v"][..], &export[..]] {
+        let refused = ach(&[args, &["--max-memory", "100K"]].concat());
+        let stderr = assert_one_line_error(&refused, 1, args[0]);
+        assert!(stderr.contains("--max-memory"), "{stderr}");
+        let out = ach(&[args, &["--max-memory", "1M"]].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert!(out_json.exists());
+
+    let out = ach(&["verify", p(&path), "--max-memory", "100KiB", "--json"]);
+    assert_eq!(code(&out), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["damaged"][0]["name"], "v");
+    assert!(ach(&["verify", p(&path)]).status.success());
+
+    let bad = ach(&["show", p(&path), "v", "--max-memory", "lots"]);
+    assert_one_line_error(&bad, 2, "a size that is no size");
+}

@@ -58,16 +58,63 @@ pub struct Archive {
 }
 
 /// How to load a binding.
+///
+/// # Memory budget
+///
+/// A decoded value can take far more memory than its bytes on disk: a
+/// `Null` is one byte encoded and `size_of::<Value>()` (80) bytes in a
+/// vector, and a compressed blob can declare up to about 250,000 times its
+/// size. So a load counts the memory it is about to hold and refuses, with
+/// [`Error::TooLarge`], anything past `max_decoded_bytes`, before building
+/// it. What counts: the buffer a compressed blob decompresses into, a
+/// tensor's elements when they are copied (compressed, or not aligned in
+/// memory), and for other values each vector element and record field at
+/// its in-memory size, every string's bytes, nested tensors' elements and
+/// shapes. A tensor loaded as a view of a mapped (or in-memory) archive
+/// costs nothing: its bytes are the file's, paged in by the system.
+///
+/// The default, [`LoadOptions::DEFAULT_MAX_DECODED_BYTES`] (4 GiB), loads
+/// any value a workstation session holds comfortably (a 1 GiB compressed
+/// tensor, a vector of 40 million numbers) and bounds what a hostile 50 KB
+/// file can make a load allocate. Raise it to load bigger values from
+/// archives you trust; `u64::MAX` removes the limit.
+///
+/// ```
+/// use achronyme_env::{Archive, Environment, Error, LoadOptions, SaveOptions, Section, Value};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("nulls.ach");
+/// let mut env = Environment::new();
+/// env.set("v", Value::Vector(vec![Value::Null; 1000])); // about 1 KB on disk
+/// achronyme_env::save_environment(&env, &path, &SaveOptions::default()).unwrap();
+///
+/// let archive = Archive::open(&path).unwrap();
+/// let small = LoadOptions { max_decoded_bytes: 10_000, ..LoadOptions::default() };
+/// let err = archive.get_with(Section::Bindings, "v", small).unwrap_err();
+/// assert!(matches!(err, Error::TooLarge { limit: 10_000, .. }));
+/// let roomy = LoadOptions { max_decoded_bytes: 1 << 20, ..LoadOptions::default() };
+/// assert_eq!(archive.get_with(Section::Bindings, "v", roomy).unwrap(), env.get("v").unwrap().clone());
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
     /// Check the blob's SHA-256 before decoding (default true).
     pub verify_checksum: bool,
+    /// Most bytes of memory one load may hold for the value it decodes
+    /// (default [`LoadOptions::DEFAULT_MAX_DECODED_BYTES`]); past it the
+    /// load fails with [`Error::TooLarge`] before building the value. See
+    /// "Memory budget" above for what counts.
+    pub max_decoded_bytes: u64,
+}
+
+impl LoadOptions {
+    /// The default memory budget of one load (and of one restore): 4 GiB.
+    pub const DEFAULT_MAX_DECODED_BYTES: u64 = 4 << 30;
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             verify_checksum: true,
+            max_decoded_bytes: Self::DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }
@@ -286,8 +333,22 @@ impl Archive {
         self.get_with(Section::Bindings, name, LoadOptions::default())
     }
 
-    /// Loads `name` from `section` with explicit options.
+    /// Loads `name` from `section` with explicit options: whether to check
+    /// its checksums, and how much memory it may take
+    /// ([`LoadOptions::max_decoded_bytes`]).
     pub fn get_with(&self, section: Section, name: &str, opts: LoadOptions) -> Result<Value> {
+        self.get_counted(section, name, opts).map(|(v, _)| v)
+    }
+
+    /// [`Archive::get_with`], also returning the bytes of memory the value
+    /// was counted as holding (for a caller that loads several values under
+    /// one budget).
+    pub(crate) fn get_counted(
+        &self,
+        section: Section,
+        name: &str,
+        opts: LoadOptions,
+    ) -> Result<(Value, u64)> {
         let e = self
             .toc
             .find(section, name)
@@ -295,7 +356,7 @@ impl Archive {
                 name: name.to_string(),
                 suggestion: crate::suggest::closest(name, self.names(section)),
             })?;
-        self.load(e, opts.verify_checksum)
+        self.load(e, opts.verify_checksum, opts.max_decoded_bytes)
     }
 
     fn blob(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
@@ -330,10 +391,12 @@ impl Archive {
         Ok(())
     }
 
-    fn load(&self, e: &RawEntry, verify: bool) -> Result<Value> {
+    /// Loads entry `e`, holding at most `limit` bytes of memory for it;
+    /// returns the value and the bytes it holds.
+    fn load(&self, e: &RawEntry, verify: bool, limit: u64) -> Result<(Value, u64)> {
         let (tag, blob) = self.blob(e)?;
         if e.codec != Codec::None as u8 {
-            return self.load_packed(e, tag, blob.as_slice(), verify);
+            return self.load_packed(e, tag, blob.as_slice(), verify, limit);
         }
         if verify {
             self.check_digests(e, blob.as_slice())?;
@@ -344,9 +407,46 @@ impl Archive {
             .slice(start, e.stored_len.get())
             .expect("blob spans the payload");
         match tag {
-            Tag::Tensor => self.tensor(e, view_or_copy(payload)),
-            Tag::ComplexTensor => self.complex_tensor(e, view_or_copy(payload)),
-            _ => self.decode(e, tag, payload.as_slice()),
+            Tag::Tensor => {
+                let (data, cost) = self.view_or_copy(e, payload, limit)?;
+                Ok((self.tensor(e, data)?, cost))
+            }
+            Tag::ComplexTensor => {
+                let (data, cost) = self.view_or_copy(e, payload, limit)?;
+                Ok((self.complex_tensor(e, data)?, cost))
+            }
+            _ => self.decode(e, tag, payload.as_slice(), 0, limit),
+        }
+    }
+
+    /// Tensor elements borrowing `payload` when it is aligned for `T`
+    /// (always, for a mapped file: blobs start on 64-byte boundaries), at
+    /// no cost; else copied, which costs their length.
+    fn view_or_copy<T: bytemuck::Pod>(
+        &self,
+        e: &RawEntry,
+        payload: Bytes,
+        limit: u64,
+    ) -> Result<(Buffer<T>, u64)> {
+        if let Some(view) = Buffer::from_bytes(payload.clone()) {
+            return Ok((view, 0));
+        }
+        let len = payload.len() as u64;
+        let too_large = || self.too_large(e, len, limit);
+        if len > limit {
+            return Err(too_large());
+        }
+        let mut v: Vec<T> =
+            bytemuck::try_zeroed_vec(payload.len() / size_of::<T>()).map_err(|()| too_large())?;
+        bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(payload.as_slice());
+        Ok((Buffer::from_vec(v), len))
+    }
+
+    fn too_large(&self, e: &RawEntry, bytes: u64, limit: u64) -> Error {
+        Error::TooLarge {
+            name: self.toc.name_of(e).to_string(),
+            bytes,
+            limit,
         }
     }
 
@@ -377,52 +477,118 @@ impl Archive {
             .map_err(|_| self.invalid(e, "shape"))
     }
 
-    /// Decodes an encoded (non-tensor) payload.
-    fn decode(&self, e: &RawEntry, tag: Tag, payload: &[u8]) -> Result<Value> {
-        let v = encoding::decode_exact(payload).map_err(|err| match err {
+    /// Decodes an encoded (non-tensor) payload, when the value fits in what
+    /// is left of `limit` after the `spent` bytes already held for it (a
+    /// decompressed payload). Returns the value and the bytes it holds.
+    fn decode(
+        &self,
+        e: &RawEntry,
+        tag: Tag,
+        payload: &[u8],
+        spent: u64,
+        limit: u64,
+    ) -> Result<(Value, u64)> {
+        let cost = self.check_encoding(e, tag, payload, spent, limit)?;
+        let v = encoding::build_exact(payload, cost)
+            .map_err(|err| self.decode_error(e, err, spent, limit))?;
+        Ok((v, cost))
+    }
+
+    /// Checks an encoded payload as [`Archive::decode`] would, without
+    /// building the value: every rule of layout.md 5.3, the type against the
+    /// entry, and the memory the value would hold against the budget.
+    /// Returns that memory.
+    fn check_encoding(
+        &self,
+        e: &RawEntry,
+        tag: Tag,
+        payload: &[u8],
+        spent: u64,
+        limit: u64,
+    ) -> Result<u64> {
+        let cost = encoding::measure_exact(payload, limit.saturating_sub(spent))
+            .map_err(|err| self.decode_error(e, err, spent, limit))?;
+        // The value decoded, so its first byte is its tag.
+        if payload.first() != Some(&(tag as u8)) {
+            return Err(self.invalid(e, "value's type differs from its table entry"));
+        }
+        Ok(cost)
+    }
+
+    fn decode_error(&self, e: &RawEntry, err: DecodeError, spent: u64, limit: u64) -> Error {
+        match err {
             DecodeError::TooDeep => Error::TooDeep {
                 name: self.toc.name_of(e).to_string(),
                 limit: MAX_DEPTH,
             },
             DecodeError::Invalid(reason) => self.invalid(e, reason),
-        })?;
-        if crate::format::encoding::tag_of(&v) != tag {
-            return Err(self.invalid(e, "value's type differs from its table entry"));
+            DecodeError::TooLarge(bytes) => self.too_large(e, spent.saturating_add(bytes), limit),
         }
-        Ok(v)
     }
 
     /// Loads a compressed blob: decompresses it, chunks on every core, into
-    /// a buffer of exactly its raw length.
-    fn load_packed(&self, e: &RawEntry, tag: Tag, blob: &[u8], verify: bool) -> Result<Value> {
+    /// a buffer of exactly its raw length, held within `limit`.
+    fn load_packed(
+        &self,
+        e: &RawEntry,
+        tag: Tag,
+        blob: &[u8],
+        verify: bool,
+        limit: u64,
+    ) -> Result<(Value, u64)> {
         // Everything that can be checked is checked before the raw buffer
-        // is allocated, and a size the process cannot allocate is an error,
-        // not an abort.
+        // is allocated; a buffer over the budget is refused before it is
+        // allocated, and one the process cannot allocate is an error, not
+        // an abort.
         let ready = self.check_packed(e, tag, blob, verify)?;
-        let raw_len = e.raw_len.get() as usize;
-        let too_large = || Error::TooLarge {
-            name: self.toc.name_of(e).to_string(),
-            bytes: raw_len as u64,
-        };
+        let raw_bytes = e.raw_len.get();
+        let too_large = || self.too_large(e, raw_bytes, limit);
+        if raw_bytes > limit {
+            return Err(too_large());
+        }
+        let raw_len = usize::try_from(raw_bytes).map_err(|_| too_large())?;
         match tag {
             Tag::Tensor => {
                 let mut v: Vec<f64> =
                     bytemuck::try_zeroed_vec(raw_len / 8).map_err(|()| too_large())?;
                 self.unpack(e, tag, blob, &ready, Some(bytemuck::cast_slice_mut(&mut v)))?;
-                self.tensor(e, Buffer::from_vec(v))
+                Ok((self.tensor(e, Buffer::from_vec(v))?, raw_bytes))
             }
             Tag::ComplexTensor => {
                 let mut v: Vec<Complex> =
                     bytemuck::try_zeroed_vec(raw_len / 16).map_err(|()| too_large())?;
                 self.unpack(e, tag, blob, &ready, Some(bytemuck::cast_slice_mut(&mut v)))?;
-                self.complex_tensor(e, Buffer::from_vec(v))
+                Ok((self.complex_tensor(e, Buffer::from_vec(v))?, raw_bytes))
             }
             _ => {
-                let mut v: Vec<u8> = bytemuck::try_zeroed_vec(raw_len).map_err(|()| too_large())?;
-                self.unpack(e, tag, blob, &ready, Some(&mut v))?;
-                self.decode(e, tag, &v)
+                // The raw bytes stay held while the value is built from
+                // them, so they count against the same budget; the value
+                // alone outlives this call.
+                let raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
+                self.decode(e, tag, &raw, raw_bytes, limit)
             }
         }
+    }
+
+    /// Decompresses a checked non-tensor blob into a buffer of its raw
+    /// length, refused past `limit` before it is allocated.
+    fn unpack_encoded(
+        &self,
+        e: &RawEntry,
+        tag: Tag,
+        blob: &[u8],
+        ready: &Packed,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        let raw_bytes = e.raw_len.get();
+        let too_large = || self.too_large(e, raw_bytes, limit);
+        if raw_bytes > limit {
+            return Err(too_large());
+        }
+        let raw_len = usize::try_from(raw_bytes).map_err(|_| too_large())?;
+        let mut raw: Vec<u8> = bytemuck::try_zeroed_vec(raw_len).map_err(|()| too_large())?;
+        self.unpack(e, tag, blob, ready, Some(&mut raw))?;
+        Ok(raw)
     }
 
     /// Checks a compressed blob's head: its digest (with `verify`), frame
@@ -610,6 +776,18 @@ impl Archive {
 
     /// Like [`Archive::verify`], but always returns the report.
     pub fn verify_report(&self) -> VerifyReport {
+        self.verify_report_within(LoadOptions::DEFAULT_MAX_DECODED_BYTES)
+    }
+
+    /// Like [`Archive::verify_report`], checking that every binding loads
+    /// within a memory budget of `max_decoded_bytes` (see
+    /// [`LoadOptions::max_decoded_bytes`]) instead of the default one. A
+    /// binding over it is reported damaged with [`Error::TooLarge`]'s
+    /// message. Verifying builds no value: it holds at most one
+    /// decompressed non-tensor payload (within the budget) and, for
+    /// compressed tensors, a few chunks.
+    pub fn verify_report_within(&self, max_decoded_bytes: u64) -> VerifyReport {
+        let limit = max_decoded_bytes;
         let mut report = VerifyReport::default();
         let mut pad_start = HEADER_LEN;
         for e in self.toc.entries() {
@@ -618,25 +796,39 @@ impl Archive {
             let outcome = self.blob(e).and_then(|(tag, blob)| {
                 report.bytes_hashed += blob.len() as u64;
                 pad_start = e.blob_offset.get() + blob.len() as u64;
+                let blob = blob.as_slice();
                 if e.codec != Codec::None as u8 {
                     // Every digest, the table, and each chunk decompressed
-                    // to exactly its size; non-tensors decoded as well.
+                    // to exactly its size; non-tensors checked as well.
+                    let ready = self.check_packed(e, tag, blob, true)?;
+                    let raw_bytes = e.raw_len.get();
                     return match tag.element_size() {
                         Some(_) => {
-                            let ready = self.check_packed(e, tag, blob.as_slice(), true)?;
-                            self.unpack(e, tag, blob.as_slice(), &ready, None)
+                            self.unpack(e, tag, blob, &ready, None)?;
+                            // A load holds the whole tensor.
+                            match raw_bytes > limit {
+                                true => Err(self.too_large(e, raw_bytes, limit)),
+                                false => Ok(()),
+                            }
                         }
-                        None => self.load(e, true).map(drop),
+                        None => {
+                            let raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
+                            self.check_encoding(e, tag, &raw, raw_bytes, limit)
+                                .map(drop)
+                        }
                     };
                 }
-                self.check_digests(e, blob.as_slice())?;
+                // Tensors are fully checked by their digests and frame
+                // (verify passing means every load works); loading one
+                // views the file's bytes, at no cost to the budget.
+                self.check_digests(e, blob)?;
+                self.check_frame(e, tag, blob)?;
                 match tag.element_size() {
-                    // Tensors are fully checked by their digests, frame and
-                    // codec (verify passing means every load works).
-                    Some(_) if e.codec == Codec::None as u8 => {
-                        self.check_frame(e, tag, blob.as_slice())
+                    Some(_) => Ok(()),
+                    None => {
+                        let payload = blob.get(tag.payload_start() as usize..).unwrap_or(&[]);
+                        self.check_encoding(e, tag, payload, 0, limit).map(drop)
                     }
-                    _ => self.load(e, false).map(drop),
                 }
             });
             if let Err(err) = outcome {
@@ -708,13 +900,6 @@ impl fmt::Debug for Archive {
 struct Packed {
     expected: Option<Bytes>,
     chunks: Vec<codec::ChunkRef>,
-}
-
-/// Tensor elements borrowing `payload` when it is aligned for `T` (always,
-/// for a mapped file: blobs start on 64-byte boundaries), else copied.
-fn view_or_copy<T: bytemuck::Pod>(payload: Bytes) -> Buffer<T> {
-    let copy = || Buffer::from_vec(bytemuck::pod_collect_to_vec(payload.as_slice()));
-    Buffer::from_bytes(payload.clone()).unwrap_or_else(copy)
 }
 
 /// `source.read`, with a range outside the source reported as truncation.

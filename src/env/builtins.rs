@@ -400,6 +400,7 @@ const RESTORE_KEYS: &[&str] = &[
     "include_only",
     "exclude",
     "verify_checksum",
+    "max_decoded_bytes",
     "strict_version",
     "include_constants",
     "strict_builtins",
@@ -437,6 +438,9 @@ fn restore_options(
             "include_only" => o.include_only = opt_names(function, key, v)?,
             "exclude" => o.exclude = opt_strings(function, key, v)?,
             "verify_checksum" => o.verify_checksum = opt_bool(function, key, v)?,
+            "max_decoded_bytes" => {
+                o.max_decoded_bytes = opt_count(function, key, v, 9_007_199_254_740_992.0)?
+            }
             "strict_version" => o.strict_version = opt_bool(function, key, v)?,
             "include_constants" => o.include_constants = opt_bool(function, key, v)?,
             "strict_builtins" => o.strict_builtins = opt_bool(function, key, v)?,

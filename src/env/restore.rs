@@ -46,6 +46,11 @@ pub struct RestoreOptions {
     pub exclude: Vec<String>,
     /// Check each loaded blob's SHA-256 (default true).
     pub verify_checksum: bool,
+    /// Most bytes of memory the restored values may hold, all together
+    /// (default [`LoadOptions::DEFAULT_MAX_DECODED_BYTES`], 4 GiB), counted
+    /// as [`LoadOptions::max_decoded_bytes`] counts one load. Past it the
+    /// restore fails with [`Error::TooLarge`] and `env` is unchanged.
+    pub max_decoded_bytes: u64,
     /// Refuse an archive written by another runtime version (default false:
     /// a warning).
     pub strict_version: bool,
@@ -67,6 +72,7 @@ impl Default for RestoreOptions {
             include_only: None,
             exclude: Vec::new(),
             verify_checksum: true,
+            max_decoded_bytes: LoadOptions::DEFAULT_MAX_DECODED_BYTES,
             strict_version: false,
             include_constants: true,
             strict_builtins: false,
@@ -150,27 +156,40 @@ pub fn restore_from_archive(
     check_mode(env, options)?;
     let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
     report_not_found(&mut report, options, archive.names(Section::Bindings))?;
-    let load = LoadOptions {
-        verify_checksum: options.verify_checksum,
+    // Phase 1: load everything; nothing in `env` changes yet. All values
+    // are held at once, so they share one memory budget.
+    let mut left = options.max_decoded_bytes;
+    let mut load = |section, name| {
+        let opts = LoadOptions {
+            verify_checksum: options.verify_checksum,
+            max_decoded_bytes: left,
+        };
+        let spent = options.max_decoded_bytes - left;
+        let (v, cost) = archive
+            .get_counted(section, name, opts)
+            .map_err(|e| match e {
+                // Reported against the whole restore's budget.
+                Error::TooLarge { name, bytes, .. } => Error::TooLarge {
+                    name,
+                    bytes: bytes.saturating_add(spent),
+                    limit: options.max_decoded_bytes,
+                },
+                e => e,
+            })?;
+        left = left.saturating_sub(cost);
+        Ok::<_, Error>(v)
     };
-    // Phase 1: load everything; nothing in `env` changes yet.
     let mut values = Vec::new();
     for name in archive
         .names(Section::Bindings)
         .filter(|n| filter.accepts(n))
     {
-        values.push((
-            name.to_string(),
-            archive.get_with(Section::Bindings, name, load)?,
-        ));
+        values.push((name.to_string(), load(Section::Bindings, name)?));
     }
     let mut constants = Vec::new();
     if options.include_constants {
         for name in archive.names(Section::Constants) {
-            constants.push((
-                name.to_string(),
-                archive.get_with(Section::Constants, name, load)?,
-            ));
+            constants.push((name.to_string(), load(Section::Constants, name)?));
         }
     }
     // Phase 2: apply; nothing here fails.

@@ -1,11 +1,13 @@
 //! The byte encoding of values inside a blob (spec 2.5, with u64 lengths;
 //! `layout.md` section 5).
 //!
-//! Encoding streams into any `io::Write`; decoding reads a slice with a
-//! depth limit and never allocates more than the bytes it was given could
-//! describe.
+//! Encoding streams into any `io::Write`. Decoding reads a slice with a
+//! depth limit and a memory limit: it first walks the bytes to check them
+//! and count what the value will hold in memory (a `Null` is 1 byte encoded
+//! and `size_of::<Value>()` decoded), and builds only when that fits.
 
 use std::io::{self, Write};
+use std::sync::RwLock;
 
 use crate::format::layout::{MAX_NDIM, Tag};
 use crate::value::{
@@ -29,11 +31,6 @@ pub fn tag_of(v: &Value) -> Tag {
         Value::MutableRef(_) => Tag::MutableRef,
     }
 }
-
-/// Most items reserved ahead of decoding them. A count is only checked
-/// against the bytes left, and every nesting level could claim that much, so
-/// reservations beyond this grow with what actually decodes.
-const PREALLOC_MAX: usize = 1024;
 
 /// Builtin function kind byte.
 const FUNCTION_BUILTIN: u8 = 0x01;
@@ -129,13 +126,37 @@ fn encode_record_body<W: Write>(w: &mut W, r: &Record, depth: usize) -> Result<(
     Ok(())
 }
 
-/// Decodes exactly one value filling all of `bytes`.
-pub(crate) fn decode_exact(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+/// Checks that `bytes` hold exactly one valid value and returns the memory,
+/// in bytes, that decoding it holds (see [`Reader::charge`] for what counts).
+/// Stops with [`DecodeError::TooLarge`] as soon as the count passes `limit`.
+/// Builds no value: the only memory it takes is, for each record being
+/// read, the list of its field names (counted like the rest).
+pub(crate) fn measure_exact(bytes: &[u8], limit: u64) -> Result<u64, DecodeError> {
+    let mut r = Reader::<false>::new(bytes, limit);
+    r.value(0)?;
+    r.finish()
+}
+
+/// Decodes exactly one value filling all of `bytes`, when it holds at most
+/// `limit` bytes of memory once decoded; returns it with that cost.
+///
+/// The bytes are measured first ([`measure_exact`]), so a value over the
+/// limit, or malformed anywhere, is refused before anything is built; then
+/// every container is allocated at its final size, fallibly.
+pub(crate) fn decode_exact(bytes: &[u8], limit: u64) -> Result<(Value, u64), DecodeError> {
+    let cost = measure_exact(bytes, limit)?;
+    Ok((build_exact(bytes, cost)?, cost))
+}
+
+/// The second pass of [`decode_exact`], for a caller that measured `bytes`
+/// already and found they cost `cost`. Still checks every rule, so it is
+/// safe on any bytes; the same bytes give the same count, so it cannot
+/// pass `cost`.
+pub(crate) fn build_exact(bytes: &[u8], cost: u64) -> Result<Value, DecodeError> {
+    let mut r = Reader::<true>::new(bytes, cost);
     let v = r.value(0)?;
-    if r.pos != bytes.len() {
-        return Err(DecodeError::Invalid("bytes left over after the value"));
-    }
+    let built = r.finish()?;
+    debug_assert_eq!(built, cost);
     Ok(v)
 }
 
@@ -144,16 +165,78 @@ pub(crate) fn decode_exact(bytes: &[u8]) -> Result<Value, DecodeError> {
 pub(crate) enum DecodeError {
     TooDeep,
     Invalid(&'static str),
+    /// The value needs at least this many bytes of memory: more than the
+    /// limit, or more than the allocator granted.
+    TooLarge(u64),
 }
 
-struct Reader<'a> {
+/// Walks one encoded value, checking every rule of `layout.md` 5.3 and
+/// counting the memory the decoded value holds. With `BUILD` it also builds
+/// the value; without, it returns placeholders and allocates nothing but
+/// the field-name lists that find repeated names.
+struct Reader<'a, const BUILD: bool> {
     bytes: &'a [u8],
     pos: usize,
+    /// Bytes of memory counted so far.
+    spent: u64,
+    limit: u64,
 }
 
 type D<T> = Result<T, DecodeError>;
 
-impl<'a> Reader<'a> {
+/// Heap bytes of an `Arc<T>` beyond `T`: the two reference counts.
+const ARC_COUNTS: u64 = 2 * size_of::<usize>() as u64;
+
+/// Bytes of `n` items of `T` in a vector of exactly that capacity.
+fn array_of<T>(n: usize) -> u64 {
+    (n as u64).saturating_mul(size_of::<T>() as u64)
+}
+
+impl<'a, const BUILD: bool> Reader<'a, BUILD> {
+    fn new(bytes: &'a [u8], limit: u64) -> Self {
+        Reader {
+            bytes,
+            pos: 0,
+            spent: 0,
+            limit,
+        }
+    }
+
+    /// Checks that the value filled the bytes; returns what it cost.
+    fn finish(&self) -> D<u64> {
+        if self.pos != self.bytes.len() {
+            return Err(DecodeError::Invalid("bytes left over after the value"));
+        }
+        Ok(self.spent)
+    }
+
+    /// Counts `bytes` of memory about to be held, and refuses them past the
+    /// limit. Counted: each vector element and record field at its size in
+    /// its `Vec` (`size_of::<Value>()`, `size_of::<(String, Value)>()`), the
+    /// bytes of every string, field name and builtin name, a nested tensor's
+    /// elements and shape, the shared cell of a mutable reference, and each
+    /// record's list of names while it is checked for repeats. Charged as
+    /// each item is read, so a false count costs only what really follows.
+    fn charge(&mut self, bytes: u64) -> D<()> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > self.limit {
+            return Err(DecodeError::TooLarge(self.spent));
+        }
+        Ok(())
+    }
+
+    /// An empty vector with room for exactly `n` items (none when only
+    /// measuring). Items are charged as they are read, not here: by the
+    /// time a build runs, the measure has shown that all `n` are there.
+    fn with_capacity<T>(&self, n: usize) -> D<Vec<T>> {
+        let mut v = Vec::new();
+        if BUILD {
+            v.try_reserve_exact(n)
+                .map_err(|_| DecodeError::TooLarge(self.spent.saturating_add(array_of::<T>(n))))?;
+        }
+        Ok(v)
+    }
+
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
@@ -195,12 +278,27 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 
-    fn string(&mut self) -> D<String> {
+    /// A string, borrowed from the bytes and charged at its length.
+    fn str(&mut self) -> D<&'a str> {
         let n = self.u64()?;
         let s = self.take(n)?;
-        std::str::from_utf8(s)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::Invalid("string is not valid UTF-8"))
+        let s = std::str::from_utf8(s)
+            .map_err(|_| DecodeError::Invalid("string is not valid UTF-8"))?;
+        self.charge(s.len() as u64)?;
+        Ok(s)
+    }
+
+    /// A string as an owned `String` when building, an empty one otherwise.
+    fn string(&mut self) -> D<String> {
+        let s = self.str()?;
+        let mut owned = String::new();
+        if BUILD {
+            owned
+                .try_reserve_exact(s.len())
+                .map_err(|_| DecodeError::TooLarge(self.spent))?;
+            owned.push_str(s);
+        }
+        Ok(owned)
     }
 
     /// A count of items each at least `min_size` bytes long: larger counts
@@ -214,7 +312,9 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    fn shape(&mut self, elem_size: u64) -> D<(Vec<usize>, &'a [u8])> {
+    /// A nested tensor's shape and element bytes, both charged.
+    fn shape<T>(&mut self) -> D<(Vec<usize>, &'a [u8])> {
+        let elem_size = size_of::<T>() as u64;
         let ndim = self.u32()?;
         if ndim > MAX_NDIM {
             return Err(DecodeError::Invalid("tensor has too many dimensions"));
@@ -232,23 +332,57 @@ impl<'a> Reader<'a> {
         let len = count
             .checked_mul(elem_size)
             .ok_or(DecodeError::Invalid("tensor shape overflows"))?;
-        Ok((shape, self.take(len)?))
+        let bytes = self.take(len)?;
+        // The elements, the shape, and the shared vector that holds them.
+        self.charge(
+            len + array_of::<usize>(shape.len()) + ARC_COUNTS + size_of::<Vec<T>>() as u64,
+        )?;
+        Ok((shape, bytes))
+    }
+
+    /// A nested tensor's elements, copied out of `bytes` (whole elements).
+    fn elements<T: bytemuck::Pod>(&self, bytes: &[u8]) -> D<Vec<T>> {
+        let n = bytes.len() / size_of::<T>();
+        let mut data = self.with_capacity::<T>(n)?;
+        if BUILD {
+            data.extend(
+                bytes
+                    .chunks_exact(size_of::<T>())
+                    .map(bytemuck::pod_read_unaligned::<T>),
+            );
+        }
+        Ok(data)
     }
 
     fn record(&mut self, depth: usize) -> D<Record> {
         // A field is at least a u64 name length and a tag.
         let n = self.count(9)?;
-        let mut fields = Vec::with_capacity(n.min(PREALLOC_MAX));
-        // A set keeps the repeated-name check linear: a crafted record of
-        // many fields must not take quadratic time.
-        let mut seen = std::collections::HashSet::with_capacity(n.min(PREALLOC_MAX));
+        let mut fields = self.with_capacity::<(String, Value)>(n)?;
+        // Repeated names are found by sorting the names once all are read:
+        // n log n for a crafted record of many fields, never quadratic. The
+        // list is real memory in both passes, so it is charged too, and
+        // grown with the fields that really follow, not the claimed count.
+        let mut names: Vec<&'a str> = Vec::new();
         for _ in 0..n {
-            let name = self.string()?;
-            if !seen.insert(name.clone()) {
-                return Err(DecodeError::Invalid("record has a repeated field name"));
-            }
+            self.charge(array_of::<(String, Value)>(1) + array_of::<&str>(1))?;
+            let name = self.str()?;
+            names
+                .try_reserve(1)
+                .map_err(|_| DecodeError::TooLarge(self.spent))?;
+            names.push(name);
             let v = self.value(depth + 1)?;
-            fields.push((name, v));
+            if BUILD {
+                let mut owned = String::new();
+                owned
+                    .try_reserve_exact(name.len())
+                    .map_err(|_| DecodeError::TooLarge(self.spent))?;
+                owned.push_str(name);
+                fields.push((owned, v));
+            }
+        }
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(DecodeError::Invalid("record has a repeated field name"));
         }
         Ok(Record::from_unique(fields))
     }
@@ -270,30 +404,30 @@ impl<'a> Reader<'a> {
             Tag::Complex => Value::Complex(Complex::new(self.f64()?, self.f64()?)),
             Tag::Vector => {
                 let n = self.count(1)?;
-                let mut items = Vec::with_capacity(n.min(PREALLOC_MAX));
+                let mut items = self.with_capacity::<Value>(n)?;
                 for _ in 0..n {
-                    items.push(self.value(depth + 1)?);
+                    self.charge(array_of::<Value>(1))?;
+                    let v = self.value(depth + 1)?;
+                    if BUILD {
+                        items.push(v);
+                    }
                 }
                 Value::Vector(items)
             }
             Tag::Tensor => {
-                let (shape, bytes) = self.shape(8)?;
-                let data = bytes
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
-                    .collect();
+                let (shape, bytes) = self.shape::<f64>()?;
+                let data = self.elements::<f64>(bytes)?;
+                if !BUILD {
+                    return Ok(Value::Null);
+                }
                 Value::Tensor(Tensor::new(shape, data).map_err(|_| DecodeError::Invalid("shape"))?)
             }
             Tag::ComplexTensor => {
-                let (shape, bytes) = self.shape(16)?;
-                let data = bytes
-                    .chunks_exact(16)
-                    .map(|c| {
-                        let re = f64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
-                        let im = f64::from_le_bytes(c[8..].try_into().expect("8 bytes"));
-                        Complex::new(re, im)
-                    })
-                    .collect();
+                let (shape, bytes) = self.shape::<Complex>()?;
+                let data = self.elements::<Complex>(bytes)?;
+                if !BUILD {
+                    return Ok(Value::Null);
+                }
                 Value::ComplexTensor(
                     ComplexTensor::new(shape, data).map_err(|_| DecodeError::Invalid("shape"))?,
                 )
@@ -322,7 +456,14 @@ impl<'a> Reader<'a> {
                     properties,
                 })
             }
-            Tag::MutableRef => Value::new_ref(self.value(depth + 1)?),
+            Tag::MutableRef => {
+                self.charge(size_of::<RwLock<Value>>() as u64 + ARC_COUNTS)?;
+                let v = self.value(depth + 1)?;
+                if !BUILD {
+                    return Ok(Value::Null);
+                }
+                Value::new_ref(v)
+            }
         })
     }
 }
@@ -368,7 +509,7 @@ mod tests {
         let mut b = vec![0x05];
         b.extend_from_slice(&(1u64 << 60).to_le_bytes());
         assert_eq!(
-            decode_exact(&b),
+            decode_exact(&b, u64::MAX),
             Err(DecodeError::Invalid("count exceeds the bytes that follow"))
         );
     }
@@ -377,7 +518,7 @@ mod tests {
     fn deep_nesting_is_refused() {
         let mut b = vec![0x0B; 10_000];
         b.push(0x00);
-        assert_eq!(decode_exact(&b), Err(DecodeError::TooDeep));
+        assert_eq!(decode_exact(&b, u64::MAX), Err(DecodeError::TooDeep));
         let mut v = Value::Null;
         for _ in 0..MAX_DEPTH {
             v = Value::Vector(vec![v]);
@@ -395,8 +536,44 @@ mod tests {
         b.extend_from_slice(&(1u64 << 40).to_le_bytes());
         b.extend_from_slice(&(1u64 << 40).to_le_bytes());
         assert_eq!(
-            decode_exact(&b),
+            decode_exact(&b, u64::MAX),
             Err(DecodeError::Invalid("tensor shape overflows"))
+        );
+    }
+
+    #[test]
+    fn a_vector_of_nulls_costs_one_value_per_null() {
+        let b = bytes_of(&Value::Vector(vec![Value::Null; 1000]));
+        let cost = 1000 * size_of::<Value>() as u64;
+        assert_eq!(measure_exact(&b, u64::MAX), Ok(cost));
+        assert_eq!(measure_exact(&b, cost), Ok(cost));
+        assert_eq!(
+            measure_exact(&b, cost - 1),
+            Err(DecodeError::TooLarge(cost))
+        );
+        assert_eq!(decode_exact(&b, cost - 1), Err(DecodeError::TooLarge(cost)));
+    }
+
+    #[test]
+    fn a_build_costs_what_its_measure_said() {
+        for (name, v) in crate::testdata::every_type().iter() {
+            let b = bytes_of(v);
+            let measured = measure_exact(&b, u64::MAX).unwrap();
+            let (built, cost) = decode_exact(&b, measured).unwrap();
+            assert_eq!((&built, cost), (v, measured), "binding {name}");
+        }
+    }
+
+    #[test]
+    fn a_false_count_costs_only_the_items_that_follow() {
+        // A vector claiming 1000 elements, the first of which is no value:
+        // refused as invalid, not as too large for a 100-byte budget.
+        let mut b = vec![0x05];
+        b.extend_from_slice(&1000u64.to_le_bytes());
+        b.resize(b.len() + 1000, 0xFF);
+        assert_eq!(
+            measure_exact(&b, 100),
+            Err(DecodeError::Invalid("unknown type tag"))
         );
     }
 
@@ -404,6 +581,6 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut b = bytes_of(&Value::Boolean(true));
         b.push(0);
-        assert!(decode_exact(&b).is_err());
+        assert!(decode_exact(&b, u64::MAX).is_err());
     }
 }

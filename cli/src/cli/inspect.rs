@@ -85,10 +85,10 @@ pub fn ls(path: &Path, json: bool, long: bool) -> CliResult<()> {
 }
 
 /// `ach show FILE NAME`.
-pub fn show(path: &Path, name: &str) -> CliResult<()> {
+pub fn show(path: &Path, name: &str, load: LoadOptions) -> CliResult<()> {
     let archive = Archive::open(path)?;
     let section = find_section(&archive, name)?;
-    let value = archive.get_with(section, name, LoadOptions::default())?;
+    let value = archive.get_with(section, name, load)?;
     let label = printable(name);
     match &value {
         Value::Tensor(t) => {

@@ -69,7 +69,13 @@ fn check_exportable(kind: &str, value: &Value, label: &str, what: &str) -> CliRe
 }
 
 /// `ach export FILE NAME -o OUT`.
-pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<()> {
+pub fn export(
+    path: &Path,
+    name: &str,
+    out: &Path,
+    load: LoadOptions,
+    progress: bool,
+) -> CliResult<()> {
     let kind = ext(out);
     if !matches!(kind.as_str(), "npy" | "csv" | "json") {
         return Err(usage(format!(
@@ -80,7 +86,7 @@ pub fn export(path: &Path, name: &str, out: &Path, progress: bool) -> CliResult<
     let archive = Archive::open(path)?;
     let section = find_section(&archive, name)?;
     let value = spin(progress, "loading", || {
-        archive.get_with(section, name, LoadOptions::default())
+        archive.get_with(section, name, load)
     })?;
     let label = printable(name);
     let what = format!("{label} is a {}", value.type_name());
@@ -456,6 +462,7 @@ pub fn repack(
     compression: Compression,
     no_filters: bool,
     allow_overwrite: bool,
+    load: LoadOptions,
     progress: bool,
 ) -> CliResult<()> {
     let archive = Archive::open(input)?;
@@ -472,7 +479,7 @@ pub fn repack(
         let names: Vec<String> = archive.names(section).map(str::to_string).collect();
         for name in names {
             let v = archive
-                .get_with(section, &name, LoadOptions::default())
+                .get_with(section, &name, load)
                 .map_err(|e| failed(format!("{}: {e}", input.display())))?;
             match section {
                 Section::Constants => env.set_constant(name, v),
