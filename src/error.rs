@@ -51,6 +51,27 @@ pub enum Error {
         found: u64,
     },
 
+    /// The archive's storage failed to deliver bytes that the archive has:
+    /// an I/O error, a source that served less than its length promised, or
+    /// a mapping or copy the process could not make. This is not damage: the
+    /// archive may be intact, and the same read may work later.
+    #[error(
+        "{action}{} failed: {source}; the storage or the memory failed, not necessarily the \
+         archive: check the device (or free memory) and try again",
+        binding_text(.name, .index)
+    )]
+    SourceRead {
+        /// What was being read ("reading the blob", "reading the header", ...).
+        action: &'static str,
+        /// The binding whose bytes these are, when the read was for one.
+        name: Option<String>,
+        /// That binding's entry index in the table of contents.
+        index: Option<u64>,
+        /// What the storage reported.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The file continues past the trailer.
     #[error(
         "archive has {extra} unexpected bytes after its trailer (expected length {expected}); \
@@ -362,6 +383,15 @@ fn suggestion_text(s: &Option<String>) -> String {
     match s {
         Some(s) => format!("; did you mean {s:?}?"),
         None => "; list the names with env_info".to_string(),
+    }
+}
+
+fn binding_text(name: &Option<String>, index: &Option<u64>) -> String {
+    match (name, index) {
+        (Some(name), Some(i)) => format!(" of binding {name:?} (entry {i})"),
+        (Some(name), None) => format!(" of binding {name:?}"),
+        (None, Some(i)) => format!(" of entry {i}"),
+        (None, None) => String::new(),
     }
 }
 

@@ -79,7 +79,7 @@ pub use format::{hash, layout};
 
 pub use archive::info::{BindingInfo, Entries, EnvInfo, Names};
 pub use archive::reader::{Archive, LoadOptions};
-pub use archive::source::{Bytes, FileSource, MemorySource, Source};
+pub use archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
 pub use env::builtins;
 pub use env::environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
 pub use env::persist::{

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::info::{Entries, EnvInfo, Names};
-use crate::archive::source::{Bytes, FileSource, MemorySource, Source};
+use crate::archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Result, VerifyReport};
 use crate::format::codec;
 use crate::format::encoding::{self, DecodeError};
@@ -101,7 +101,7 @@ impl Archive {
     pub fn from_source(source: Arc<dyn Source>) -> Result<Archive> {
         let file_len = source.len();
         let min_len = MIN_ARCHIVE_LEN;
-        let first = read(&*source, 0, file_len.min(HEADER_LEN))?;
+        let first = read(&*source, "reading the header", 0, file_len.min(HEADER_LEN))?;
         let first = first.as_slice();
         let mut found = [0u8; 4];
         let n = first.len().min(4);
@@ -178,8 +178,18 @@ impl Archive {
                 extra: file_len - expected,
             });
         }
-        let toc = read(&*source, toc_offset, toc_len)?;
-        let trailer_bytes = read(&*source, toc_offset + toc_len, TRAILER_LEN)?;
+        let toc = read(
+            &*source,
+            "reading the table of contents",
+            toc_offset,
+            toc_len,
+        )?;
+        let trailer_bytes = read(
+            &*source,
+            "reading the trailer",
+            toc_offset + toc_len,
+            TRAILER_LEN,
+        )?;
         let trailer = RawTrailer::read_from_bytes(trailer_bytes.as_slice()).map_err(|_| {
             Error::Truncated {
                 expected,
@@ -301,14 +311,41 @@ impl Archive {
     fn blob(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         let span = tag.payload_start() + e.stored_len.get();
-        // A source must return exactly what was asked; one that returns less
-        // (a short ranged read) is treated as truncation, never trusted.
-        let blob = self
-            .source
-            .view(e.blob_offset.get(), span)
-            .filter(|b| b.len() as u64 == span)
-            .ok_or_else(|| Error::toc("blob lies outside the file", 0))?;
+        let blob = self.served(
+            e,
+            "reading the blob",
+            span,
+            self.source.view(e.blob_offset.get(), span),
+        )?;
         Ok((tag, blob))
+    }
+
+    /// What the source returned for `len` bytes of entry `e`, exactly that
+    /// many. The table of contents put the range inside the source's length
+    /// at open, so a source that now refuses it or serves less (a short
+    /// ranged read, a file cut short since) is failing: an error, never
+    /// trusted and never reported as damage to the archive.
+    fn served(
+        &self,
+        e: &RawEntry,
+        action: &'static str,
+        len: u64,
+        got: std::result::Result<Bytes, ReadError>,
+    ) -> Result<Bytes> {
+        let failed = |source| Error::SourceRead {
+            action,
+            name: Some(self.toc.name_of(e).to_string()),
+            index: Some(self.toc.index_of(e)),
+            source,
+        };
+        match got {
+            Ok(b) if b.len() as u64 == len => Ok(b),
+            Ok(_) | Err(ReadError::OutOfRange) => Err(failed(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the source served fewer bytes than its length promised",
+            ))),
+            Err(ReadError::Io(e)) => Err(failed(e)),
+        }
     }
 
     fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
@@ -563,13 +600,13 @@ impl Archive {
     /// The blob's expected digests, from the hash pool.
     fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
         let len = e.hash_count.get() as u64 * DIGEST_LEN as u64;
-        self.source
-            .read(
-                self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64,
-                len,
-            )
-            .filter(|d| d.len() as u64 == len)
-            .ok_or_else(|| Error::toc("digests lie outside the file", 0))
+        let offset = self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64;
+        self.served(
+            e,
+            "reading the chunk digests",
+            len,
+            self.source.read(offset, len),
+        )
     }
 
     fn check_frame(&self, e: &RawEntry, tag: Tag, blob: &[u8]) -> Result<()> {
@@ -659,7 +696,7 @@ impl Archive {
         report.closing_checksum_ok =
             self.source
                 .read(self.hashes_offset, pool_len)
-                .is_some_and(|pool| {
+                .is_ok_and(|pool| {
                     hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
                         == self.trailer.closing_sha256
                 });
@@ -669,12 +706,12 @@ impl Archive {
     fn check_zero(&self, start: u64, end: u64, report: &mut VerifyReport) {
         let len = end.saturating_sub(start);
         match self.source.read(start, len) {
-            Some(b) => {
+            Ok(b) => {
                 if let Some(i) = b.as_slice().iter().position(|&x| x != 0) {
                     report.nonzero_padding.push(start + i as u64);
                 }
             }
-            None => report.nonzero_padding.push(start),
+            Err(_) => report.nonzero_padding.push(start),
         }
     }
 
@@ -717,10 +754,22 @@ fn view_or_copy<T: bytemuck::Pod>(payload: Bytes) -> Buffer<T> {
     Buffer::from_bytes(payload.clone()).unwrap_or_else(copy)
 }
 
-/// `source.read`, with a range outside the source reported as truncation.
-fn read(source: &dyn Source, offset: u64, len: u64) -> Result<Bytes> {
-    source.read(offset, len).ok_or(Error::Truncated {
+/// `source.read` at open, before any table exists: a range outside the
+/// source (or served short) is truncation, and a failure of the storage is
+/// [`Error::SourceRead`] saying what was being read.
+fn read(source: &dyn Source, action: &'static str, offset: u64, len: u64) -> Result<Bytes> {
+    let truncated = || Error::Truncated {
         expected: offset.saturating_add(len),
         found: source.len(),
-    })
+    };
+    match source.read(offset, len) {
+        Ok(b) if b.len() as u64 == len => Ok(b),
+        Ok(_) | Err(ReadError::OutOfRange) => Err(truncated()),
+        Err(ReadError::Io(e)) => Err(Error::SourceRead {
+            action,
+            name: None,
+            index: None,
+            source: e,
+        }),
+    }
 }

@@ -5,6 +5,7 @@
 //! object store answering ranged reads) only has to implement [`Source`].
 
 use std::fs::File;
+use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -13,7 +14,30 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 pub use crate::value::Bytes;
 
+/// Why a [`Source`] did not return the range asked for.
+///
+/// The two outcomes mean different things to a reader: a range outside the
+/// source is the archive's own fault (its offsets point past its end), while
+/// an I/O failure says nothing about the archive, only about the storage or
+/// the process (the same read may work later).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The range does not lie inside the source.
+    #[error("the range lies outside the source")]
+    OutOfRange,
+    /// The storage failed to deliver bytes that exist: an I/O error, or a
+    /// mapping or copy the process could not make.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// Random access to an archive's bytes.
+///
+/// Implement it to read archives from other storage; [`Archive::from_source`]
+/// opens any implementation.
+///
+/// [`Archive::from_source`]: crate::Archive::from_source
 pub trait Source: Send + Sync {
     /// Total length in bytes.
     fn len(&self) -> u64;
@@ -23,20 +47,21 @@ pub trait Source: Send + Sync {
         self.len() == 0
     }
 
-    /// The bytes `offset..offset + len`, or `None` when that range is not
-    /// inside the source. May copy; implementations over memory return a
-    /// view.
-    fn read(&self, offset: u64, len: u64) -> Option<Bytes>;
+    /// The bytes `offset..offset + len`: exactly `len` of them,
+    /// [`ReadError::OutOfRange`] when that range is not inside the source,
+    /// or [`ReadError::Io`] when the storage fails. May copy;
+    /// implementations over memory return a view.
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
 
     /// Like [`Source::read`], but preferring a view that borrows the storage
     /// (a mapping) over a copy: what tensor loads ask for.
-    fn view(&self, offset: u64, len: u64) -> Option<Bytes> {
+    fn view(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         self.read(offset, len)
     }
 }
 
 /// Maps `file` read-only: the one place this crate maps files.
-fn map_read_only(file: &File) -> std::io::Result<Mmap> {
+fn map_read_only(file: &File) -> io::Result<Mmap> {
     // SAFETY: `Mmap::map` is unsafe because the mapped file could be
     // changed underneath us, which would change memory that Rust assumes
     // immutable. We map read-only, never write through the map, and this
@@ -48,6 +73,22 @@ fn map_read_only(file: &File) -> std::io::Result<Mmap> {
     unsafe { Mmap::map(file) }
 }
 
+/// A zeroed buffer of `len` bytes, or an out-of-memory error instead of an
+/// abort when the process cannot allocate it.
+fn zeroed(len: u64, why: &str) -> io::Result<Vec<u8>> {
+    let out_of_memory = || {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate {len} bytes {why}"),
+        )
+    };
+    let n = usize::try_from(len).map_err(|_| out_of_memory())?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n).map_err(|_| out_of_memory())?;
+    buf.resize(n, 0);
+    Ok(buf)
+}
+
 /// Reads below this size are served by `pread` until the file is mapped.
 const SMALL_READ: u64 = 1 << 20;
 
@@ -56,10 +97,15 @@ const SMALL_READ: u64 = 1 << 20;
 /// or a view is asked for. Opening an archive and reading its table of
 /// contents therefore costs the same whatever the file's size: no mapping of
 /// many gigabytes is made (and torn down) just to answer `env_info`.
+///
+/// When the file cannot be mapped (address space exhausted, a file system
+/// without mappings), ranges are copied instead, into buffers allocated
+/// fallibly: a copy the process cannot allocate is an error, not an abort.
 pub struct FileSource {
     file: File,
     len: u64,
-    map: OnceLock<Option<Bytes>>,
+    /// The mapping, or why it could not be made.
+    map: OnceLock<std::result::Result<Bytes, String>>,
 }
 
 impl FileSource {
@@ -84,31 +130,42 @@ impl FileSource {
         })
     }
 
-    /// The mapping, made on first use; `None` if the file cannot be mapped
+    /// The mapping, made on first use, or why the file cannot be mapped
     /// (reads then fall back to copies).
-    fn mapping(&self) -> Option<&Bytes> {
+    fn mapping(&self) -> std::result::Result<&Bytes, &str> {
         self.map
             .get_or_init(|| {
                 if self.len == 0 {
-                    return None;
+                    return Err("the file is empty".to_string());
                 }
-                let map = map_read_only(&self.file).ok()?;
-                Some(Bytes::whole(Arc::new(map)))
+                let map = map_read_only(&self.file).map_err(|e| e.to_string())?;
+                Ok(Bytes::whole(Arc::new(map)))
             })
             .as_ref()
+            .map_err(String::as_str)
     }
 
     #[cfg(unix)]
-    fn pread(&self, offset: u64, len: u64) -> Option<Bytes> {
+    fn pread(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; usize::try_from(len).ok()?];
-        self.file.read_exact_at(&mut buf, offset).ok()?;
-        Some(Bytes::from_vec(buf))
+        let mut buf = zeroed(len, "to copy a range of the file")?;
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from_vec(buf))
     }
 
     #[cfg(not(unix))]
-    fn pread(&self, offset: u64, len: u64) -> Option<Bytes> {
-        self.mapping()?.slice(offset, len)
+    fn pread(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        let map = self
+            .mapping()
+            .map_err(|why| io::Error::other(format!("cannot map the file: {why}")))?;
+        map.slice(offset, len).ok_or(ReadError::OutOfRange)
+    }
+
+    fn check_range(&self, offset: u64, len: u64) -> Result<(), ReadError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(ReadError::OutOfRange),
+        }
     }
 }
 
@@ -117,12 +174,10 @@ impl Source for FileSource {
         self.len
     }
 
-    fn read(&self, offset: u64, len: u64) -> Option<Bytes> {
-        if offset.checked_add(len)? > self.len {
-            return None;
-        }
-        if let Some(map) = self.map.get().and_then(Option::as_ref) {
-            return map.slice(offset, len);
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.check_range(offset, len)?;
+        if let Some(Ok(map)) = self.map.get() {
+            return map.slice(offset, len).ok_or(ReadError::OutOfRange);
         }
         if len < SMALL_READ {
             return self.pread(offset, len);
@@ -130,13 +185,18 @@ impl Source for FileSource {
         self.view(offset, len)
     }
 
-    fn view(&self, offset: u64, len: u64) -> Option<Bytes> {
-        if offset.checked_add(len)? > self.len {
-            return None;
-        }
+    fn view(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.check_range(offset, len)?;
         match self.mapping() {
-            Some(map) => map.slice(offset, len),
-            None => self.pread(offset, len),
+            Ok(map) => map.slice(offset, len).ok_or(ReadError::OutOfRange),
+            Err(why) => self.pread(offset, len).map_err(|e| match e {
+                // Say why a copy was needed at all.
+                ReadError::Io(e) => ReadError::Io(io::Error::new(
+                    e.kind(),
+                    format!("{e} (the file could not be mapped: {why})"),
+                )),
+                other => other,
+            }),
         }
     }
 }
@@ -193,7 +253,7 @@ impl Source for MemorySource {
         self.bytes.len() as u64
     }
 
-    fn read(&self, offset: u64, len: u64) -> Option<Bytes> {
-        self.bytes.slice(offset, len)
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.bytes.slice(offset, len).ok_or(ReadError::OutOfRange)
     }
 }

@@ -264,6 +264,13 @@ impl TocView {
         <[RawEntry]>::ref_from_bytes(b).expect("length is a multiple of 56; alignment 1")
     }
 
+    /// The index of `e`, an entry of this table, in table order.
+    pub(crate) fn index_of(&self, e: &RawEntry) -> u64 {
+        let first = self.entries().as_ptr() as usize;
+        let at = e as *const RawEntry as usize;
+        (at.wrapping_sub(first) / size_of::<RawEntry>()) as u64
+    }
+
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
         (self.entries_end - TOC_HEADER_LEN as usize) / ENTRY_LEN as usize

@@ -1,0 +1,131 @@
+//! The byte source seam: what a reader does when storage fails, which files
+//! it agrees to open, and what a loaded tensor says about its storage.
+
+#[macro_use]
+mod common;
+
+use std::io;
+use std::sync::Arc;
+
+use achronyme_env::*;
+use common::*;
+
+/// A source over an archive in memory that fails, with an I/O error of
+/// `kind`, every read whose range contains byte `fail_at`.
+struct Failing {
+    inner: MemorySource,
+    fail_at: u64,
+    kind: io::ErrorKind,
+}
+
+impl Failing {
+    fn archive(bytes: &[u8], fail_at: u64, kind: io::ErrorKind) -> Result<Archive> {
+        Archive::from_source(Arc::new(Failing {
+            inner: MemorySource::from_vec(bytes.to_vec()),
+            fail_at,
+            kind,
+        }))
+    }
+}
+
+impl Source for Failing {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, len: u64) -> std::result::Result<Bytes, ReadError> {
+        if (offset..offset.saturating_add(len)).contains(&self.fail_at) {
+            return Err(ReadError::Io(io::Error::new(self.kind, "injected failure")));
+        }
+        self.inner.read(offset, len)
+    }
+}
+
+/// A number then a tensor: entry 0 is "a", entry 1 is "t".
+fn two_bindings() -> Vec<u8> {
+    let mut env = Environment::new();
+    env.set("a", Value::Number(1.0));
+    env.set("t", Value::Tensor(iota(&[64])));
+    archive_bytes(&env)
+}
+
+/// A failed read of a blob was reported as "blob lies outside the file
+/// (entry 0)": damage, at the wrong entry. It is a read failure naming the
+/// binding and its index, and other bindings still load.
+#[test]
+fn an_io_error_reading_a_blob_names_the_binding_and_is_not_damage() {
+    let bytes = two_bindings();
+    let map = Map::of(&bytes);
+    let at = map.entries[1].blob_offset.get();
+    let archive = Failing::archive(&bytes, at, io::ErrorKind::Other).unwrap();
+    let err = archive.get("t").unwrap_err();
+    assert_matches!(
+        &err,
+        Error::SourceRead { action: "reading the blob", name: Some(n), index: Some(1), source }
+            if n == "t" && source.kind() == io::ErrorKind::Other
+    );
+    let message = err.to_string();
+    assert!(message.contains("\"t\" (entry 1)"), "{message}");
+    assert!(!message.contains("damaged"), "{message}");
+    assert_eq!(archive.get("a").unwrap(), Value::Number(1.0));
+    // Verify reports it against the binding, with the same message.
+    let report = archive.verify_report();
+    assert_eq!(report.damaged.len(), 1);
+    assert_eq!(report.damaged[0].error, message);
+}
+
+/// A failed read of the hash pool was "digests lie outside the file (entry
+/// 0)".
+#[test]
+fn an_io_error_reading_chunk_digests_names_the_binding() {
+    let bytes = two_bindings();
+    let map = Map::of(&bytes);
+    let e = &map.entries[1];
+    let at = map.hashes_offset as u64 + 32 * e.hash_index.get() as u64;
+    let archive = Failing::archive(&bytes, at, io::ErrorKind::Other).unwrap();
+    assert_matches!(
+        archive.get("t"),
+        Err(Error::SourceRead { action: "reading the chunk digests", name: Some(n), index: Some(1), .. })
+            if n == "t"
+    );
+    // Without checksums the digests are not read at all.
+    let opts = LoadOptions {
+        verify_checksum: false,
+    };
+    assert!(archive.get_with(Section::Bindings, "t", opts).is_ok());
+}
+
+/// A failed read at open was "archive is truncated: it should be 1004 bytes
+/// but is 1068": an expected size smaller than the one found.
+#[test]
+fn an_io_error_at_open_is_a_read_failure_not_truncation() {
+    let bytes = two_bindings();
+    let map = Map::of(&bytes);
+    let trailer = (map.toc_offset + map.toc_len) as u64;
+    for (at, action) in [
+        (0, "reading the header"),
+        (map.toc_offset as u64, "reading the table of contents"),
+        (trailer, "reading the trailer"),
+    ] {
+        let err = Failing::archive(&bytes, at, io::ErrorKind::Other).unwrap_err();
+        assert_matches!(
+            &err,
+            Error::SourceRead { action: a, name: None, index: None, .. } if *a == action
+        );
+        assert!(!err.to_string().contains("truncated"), "{err}");
+    }
+}
+
+/// A copy that cannot be allocated comes back from the source as an
+/// out-of-memory read failure, and reaches the caller as one.
+#[test]
+fn an_out_of_memory_source_is_reported_as_such() {
+    let bytes = two_bindings();
+    let map = Map::of(&bytes);
+    let at = map.entries[1].blob_offset.get() + 100;
+    let archive = Failing::archive(&bytes, at, io::ErrorKind::OutOfMemory).unwrap();
+    assert_matches!(
+        archive.get("t"),
+        Err(Error::SourceRead { source, .. }) if source.kind() == io::ErrorKind::OutOfMemory
+    );
+}
