@@ -129,3 +129,45 @@ fn an_out_of_memory_source_is_reported_as_such() {
         Err(Error::SourceRead { source, .. }) if source.kind() == io::ErrorKind::OutOfMemory
     );
 }
+
+/// `is_mapped` said true for every tensor that borrowed the archive's bytes,
+/// even when those bytes were a vector in memory.
+#[test]
+fn tensors_of_archives_in_memory_are_not_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "t.ach");
+    let mut env = Environment::new();
+    env.set("t", Value::Tensor(iota(&[16, 4])));
+    save(&env, &path);
+    let bytes = std::fs::read(&path).unwrap();
+    let archives = [
+        ("from_bytes", Archive::from_bytes(bytes).unwrap()),
+        ("open_copied", Archive::open_copied(&path).unwrap()),
+    ];
+    for (how, archive) in archives {
+        let Value::Tensor(t) = archive.get("t").unwrap() else {
+            panic!("t is not a tensor")
+        };
+        assert!(!t.is_mapped(), "{how}: nothing is mapped");
+        assert_eq!(t, iota(&[16, 4]));
+    }
+}
+
+/// A tensor loaded from `Archive::open` is a view of the file's mapping,
+/// large (past the size served by `pread`) or small.
+#[test]
+fn tensors_of_an_opened_file_are_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "t.ach");
+    let mut env = Environment::new();
+    env.set("big", Value::Tensor(iota(&[512, 512]))); // 2 MiB
+    env.set("small", Value::Tensor(iota(&[3])));
+    save(&env, &path);
+    let archive = Archive::open(&path).unwrap();
+    for name in ["big", "small"] {
+        let Value::Tensor(t) = archive.get(name).unwrap() else {
+            panic!("{name} is not a tensor")
+        };
+        assert!(t.is_mapped(), "{name}");
+    }
+}

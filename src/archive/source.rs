@@ -139,7 +139,7 @@ impl FileSource {
                     return Err("the file is empty".to_string());
                 }
                 let map = map_read_only(&self.file).map_err(|e| e.to_string())?;
-                Ok(Bytes::whole(Arc::new(map)))
+                Ok(Bytes::from_mapping(Arc::new(map)))
             })
             .as_ref()
             .map_err(String::as_str)
@@ -236,7 +236,7 @@ impl MemorySource {
         }
         let map = map_read_only(&file).map_err(|e| Error::io("mapping", path, e))?;
         Ok(MemorySource {
-            bytes: Bytes::whole(Arc::new(map)),
+            bytes: Bytes::from_mapping(Arc::new(map)),
         })
     }
 
