@@ -30,6 +30,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The path names something other than a regular file: a directory, a
+    /// named pipe, a device. Archives are only read from regular files, so
+    /// that opening never blocks (a FIFO waits for a writer) or reads
+    /// forever (`/dev/zero`).
+    #[error("{path} is a {kind}, not a regular file; give the path of an .ach file")]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is ("directory", "named pipe (FIFO)", "character
+        /// device", ...).
+        kind: &'static str,
+    },
+
     /// The target of a save exists and overwriting was not allowed.
     #[error(
         "{path} already exists; pass allow_overwrite: true to replace it, or choose another path"

@@ -171,3 +171,76 @@ fn tensors_of_an_opened_file_are_mapped() {
         assert!(t.is_mapped(), "{name}");
     }
 }
+
+/// Opening a FIFO blocked in `open` until some writer came, so `ach info`,
+/// `env_info` and `Archive::open` on one hung forever. Anything but a
+/// regular file is refused at once.
+#[cfg(unix)]
+#[test]
+fn opening_a_fifo_fails_at_once_instead_of_waiting_for_a_writer() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = path_in(&dir, "pipe.ach");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let (tx, rx) = mpsc::channel();
+    let p = fifo.clone();
+    std::thread::spawn(move || {
+        let results = [
+            Archive::open(&p).map(drop),
+            env_info(&p).map(drop),
+            Archive::open_copied(&p).map(drop),
+            MemorySource::map_file(&p).map(drop),
+        ];
+        tx.send(results).unwrap();
+    });
+    // A hang guard, not a speed check: the opens either return or block
+    // until a writer comes.
+    let Ok(results) = rx.recv_timeout(Duration::from_secs(60)) else {
+        // Unblock the stuck open so the process can end, then fail.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+        panic!("opening a FIFO blocked for a minute");
+    };
+    for r in results {
+        assert_matches!(
+            r,
+            Err(Error::NotAFile { kind: "named pipe (FIFO)", path }) if path == fifo
+        );
+    }
+}
+
+/// Devices and directories are not archives either: `/dev/null` was
+/// "truncated: 0 bytes" and `/dev/zero` read forever when copied.
+#[cfg(unix)]
+#[test]
+fn devices_and_directories_are_refused_as_not_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, kind) in [
+        (std::path::Path::new("/dev/null"), "character device"),
+        (std::path::Path::new("/dev/zero"), "character device"),
+        (dir.path(), "directory"),
+    ] {
+        let shown = path.display().to_string();
+        let err = Archive::open(path).unwrap_err();
+        assert_matches!(&err, Error::NotAFile { kind: k, .. } if *k == kind);
+        let message = err.to_string();
+        assert!(
+            message.contains(&shown) && message.contains(kind),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "one line: {message}");
+        assert_matches!(env_info(path), Err(Error::NotAFile { .. }));
+        assert_matches!(
+            Archive::open_copied(path).map(drop),
+            Err(Error::NotAFile { .. })
+        );
+        assert_matches!(
+            MemorySource::map_file(path).map(drop),
+            Err(Error::NotAFile { .. })
+        );
+    }
+}

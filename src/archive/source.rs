@@ -5,7 +5,7 @@
 //! object store answering ranged reads) only has to implement [`Source`].
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -69,8 +69,65 @@ fn map_read_only(file: &File) -> io::Result<Mmap> {
     // which leaves this mapping's file untouched. Modification in place by
     // another program is outside what we can prevent; `Archive::open` and
     // `MemorySource::map_file` document it, and `Archive::open_copied` is
-    // the copying alternative.
+    // the copying alternative. `open_regular` made sure it is a regular
+    // file, not a device whose "mapping" could be anything.
     unsafe { Mmap::map(file) }
+}
+
+/// Opens `path` for reading if it is a regular file, and returns it with its
+/// length.
+///
+/// On Unix the file is opened with `O_NONBLOCK`, so that opening a FIFO
+/// with no writer returns at once instead of waiting for one, and the check
+/// is made on the opened descriptor (`fstat`), so the path cannot be
+/// swapped between the check and the open. `O_NONBLOCK` has no effect on
+/// reads from a regular file, the only kind kept.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", path, e))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind: kind_name(&kind),
+        });
+    }
+    Ok((file, meta.len()))
+}
+
+/// What a file that is not a regular file is, for messages.
+fn kind_name(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        return "directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "named pipe (FIFO)";
+        }
+        if kind.is_char_device() {
+            return "character device";
+        }
+        if kind.is_block_device() {
+            return "block device";
+        }
+        if kind.is_socket() {
+            return "socket";
+        }
+    }
+    "special file"
 }
 
 /// A zeroed buffer of `len` bytes, or an out-of-memory error instead of an
@@ -109,20 +166,11 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Opens the file at `path` for reading.
+    /// Opens the file at `path` for reading. Anything but a regular file (a
+    /// directory, a FIFO, a device) is [`Error::NotAFile`], returned at
+    /// once: opening never waits for a writer.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("reading metadata of", path, e))?;
-        if meta.is_dir() {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "it is a directory; give the path of an .ach file",
-            );
-            return Err(Error::io("opening", path, e));
-        }
-        let len = meta.len();
+        let (file, len) = open_regular(path)?;
         Ok(FileSource {
             file,
             len,
@@ -214,7 +262,8 @@ impl MemorySource {
         }
     }
 
-    /// Maps the file at `path` read-only.
+    /// Maps the file at `path` read-only. Anything but a regular file is
+    /// [`Error::NotAFile`].
     ///
     /// The mapping reflects the file's bytes, so it is only sound while no
     /// one modifies that file in place. Saves of this crate never do: they
@@ -224,11 +273,7 @@ impl MemorySource {
     /// bytes; use [`MemorySource::read_file`] for files on storage you do not
     /// control.
     pub fn map_file(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("reading metadata of", path, e))?
-            .len();
+        let (file, len) = open_regular(path)?;
         if len == 0 {
             // Mapping zero bytes fails on some systems; an empty archive is
             // simply too short, which the reader reports.
@@ -242,8 +287,21 @@ impl MemorySource {
 
     /// Reads the whole file at `path` into memory (no mapping): for files on
     /// network or removable storage that might change or vanish while open.
+    /// Anything but a regular file is [`Error::NotAFile`]; a file larger
+    /// than the process can allocate is an [`Error::Io`] of kind
+    /// [`io::ErrorKind::OutOfMemory`], not an abort.
     pub fn read_file(path: &Path) -> Result<Self> {
-        let v = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        let (mut file, len) = open_regular(path)?;
+        let reading = |e| Error::io("reading", path, e);
+        let mut v = Vec::new();
+        let room = usize::try_from(len).unwrap_or(usize::MAX);
+        v.try_reserve_exact(room).map_err(|_| {
+            reading(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {len} bytes to read the file into memory"),
+            ))
+        })?;
+        file.read_to_end(&mut v).map_err(reading)?;
         Ok(Self::from_vec(v))
     }
 }
