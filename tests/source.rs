@@ -244,3 +244,95 @@ fn devices_and_directories_are_refused_as_not_a_file() {
         );
     }
 }
+
+/// When a blob could not be mapped (address space exhausted), the fallback
+/// copied it into one allocation made with `vec!`, and a copy the process
+/// could not allocate aborted it. It is an out-of-memory read failure now,
+/// and the copies it does make are not reported as mapped.
+///
+/// The test runs itself twice more as a child process: once to measure the
+/// address space the child uses before loading, then under `ulimit -v`
+/// (`RLIMIT_AS`) of that plus 48 MiB: too little to map or copy the 128 MiB
+/// blob, enough for everything else.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_blob_that_can_be_neither_mapped_nor_copied_is_an_error_not_an_abort() {
+    const CHILD: &str = "ACH_TEST_ADDRESS_SPACE_CHILD";
+    const NAME: &str = "a_blob_that_can_be_neither_mapped_nor_copied_is_an_error_not_an_abort";
+    if let Some(path) = std::env::var_os(CHILD) {
+        return limited_child(std::path::Path::new(&path));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "big.ach");
+    let mut env = Environment::new();
+    env.set("big", Value::Tensor(Tensor::from_vec(vec![0.5; 16 << 20])));
+    env.set("small", Value::Tensor(iota(&[8])));
+    save(&env, &path);
+    drop(env);
+    let exe = std::env::current_exe().unwrap();
+    let run = |limit_kib: Option<u64>| {
+        let limit = limit_kib.map_or("unlimited".to_string(), |k| k.to_string());
+        let out = std::process::Command::new("sh")
+            .args(["-c", "ulimit -v \"$0\" && exec \"$@\"", &limit])
+            .arg(&exe)
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "child (limit {limit} KiB) failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        stdout
+    };
+    let measured = run(None);
+    let vm_kib: u64 = measured
+        .lines()
+        .find_map(|l| l.split("limited child: uses ").nth(1))
+        .and_then(|v| v.strip_suffix(" KiB"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no measure in {measured}"));
+    let limited = run(Some(vm_kib + 48 * 1024));
+    assert!(limited.contains("limited child: done"), "{limited}");
+}
+
+/// The child's half: say how much address space it uses; when limited, load.
+#[cfg(target_os = "linux")]
+fn limited_child(path: &std::path::Path) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize in /proc/self/status");
+    println!("limited child: uses {vm_kib} KiB");
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let unlimited = limits
+        .lines()
+        .any(|l| l.starts_with("Max address space") && l.contains("unlimited"));
+    if unlimited {
+        return;
+    }
+    let archive = Archive::open(path).unwrap();
+    let Value::Tensor(small) = archive.get("small").unwrap() else {
+        panic!("small is not a tensor")
+    };
+    assert_eq!(small, iota(&[8]));
+    assert!(!small.is_mapped(), "the file could not be mapped: a copy");
+    let opts = LoadOptions {
+        verify_checksum: false,
+    };
+    let err = archive
+        .get_with(Section::Bindings, "big", opts)
+        .unwrap_err();
+    assert_matches!(
+        &err,
+        Error::SourceRead { name: Some(n), index: Some(0), source, .. }
+            if n == "big" && source.kind() == io::ErrorKind::OutOfMemory
+    );
+    assert!(err.to_string().contains("could not be mapped"), "{err}");
+    println!("limited child: done");
+}
