@@ -154,13 +154,14 @@ pub enum Error {
     )]
     TocChecksum,
 
-    /// The table of contents is internally inconsistent.
-    #[error("archive is damaged: table of contents is invalid: {reason} (entry {index})")]
+    /// The header or the table of contents breaks a rule of layout.md
+    /// section 8.1; `part` names the structure at fault.
+    #[error("archive is damaged: {part} is invalid: {reason}")]
     InvalidToc {
+        /// The structure that breaks the rule.
+        part: Part,
         /// The rule that failed.
         reason: &'static str,
-        /// Entry index, or 0 for the table's own header.
-        index: u64,
     },
 
     /// The archive's metadata block could not be parsed.
@@ -392,6 +393,41 @@ pub enum Error {
     VerificationFailed(Box<VerifyReport>),
 }
 
+/// The structure of an archive that an [`Error::InvalidToc`] is about
+/// (layout.md sections 2, 4 and 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Part {
+    /// The 64-byte file header (its fields, including where it says the
+    /// table of contents is).
+    Header,
+    /// The 64-byte header of the table of contents (magic, sizes, chunk
+    /// sizes).
+    TocHeader,
+    /// The table of contents as a whole: what its entries add up to against
+    /// its header and pools.
+    Toc,
+    /// The name pool of the table of contents.
+    NamePool,
+    /// The table of contents entry at this index (0-based, table order).
+    Entry(u64),
+    /// The hash pool: where it lies and how many digests it holds.
+    HashPool,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Header => write!(f, "the header"),
+            Part::TocHeader => write!(f, "the table of contents header"),
+            Part::Toc => write!(f, "the table of contents"),
+            Part::NamePool => write!(f, "the name pool of the table of contents"),
+            Part::Entry(i) => write!(f, "entry {i} of the table of contents"),
+            Part::HashPool => write!(f, "the hash pool"),
+        }
+    }
+}
+
 fn suggestion_text(s: &Option<String>) -> String {
     match s {
         Some(s) => format!("; did you mean {s:?}?"),
@@ -428,8 +464,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn toc(reason: &'static str, index: u64) -> Self {
-        Error::InvalidToc { reason, index }
+    pub(crate) fn toc(part: Part, reason: &'static str) -> Self {
+        Error::InvalidToc { part, reason }
     }
 }
 

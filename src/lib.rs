@@ -88,7 +88,7 @@ pub use env::persist::{
     save_environment,
 };
 pub use env::snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
-pub use error::{Damage, Error, Result, VerifyReport};
+pub use error::{Damage, Error, Part, Result, VerifyReport};
 pub use format::layout::{Codec, Section};
 pub use format::metadata::Metadata;
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};

@@ -14,7 +14,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::info::{Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
-use crate::error::{Damage, Error, Result, VerifyReport};
+use crate::error::{Damage, Error, Part, Result, VerifyReport};
 use crate::format::codec;
 use crate::format::encoding::{self, DecodeError};
 use crate::format::hash;
@@ -137,9 +137,10 @@ impl Archive {
             });
         }
         if Codec::from_u8(header.default_codec).is_none() {
-            return Err(Error::InvalidMetadata {
-                reason: "header names an unknown default codec",
-            });
+            return Err(Error::toc(
+                Part::Header,
+                "header names an unknown default codec",
+            ));
         }
         let version = &header.achronyme_version;
         let end = version
@@ -147,9 +148,10 @@ impl Archive {
             .position(|&b| b == 0)
             .unwrap_or(version.len());
         if std::str::from_utf8(&version[..end]).is_err() || version[end..].iter().any(|&b| b != 0) {
-            return Err(Error::InvalidMetadata {
-                reason: "runtime version is not NUL-padded UTF-8",
-            });
+            return Err(Error::toc(
+                Part::Header,
+                "runtime version is not NUL-padded UTF-8",
+            ));
         }
         if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
             return Err(Error::ReservedNotZero {
@@ -162,9 +164,15 @@ impl Archive {
         let expected = toc_offset
             .checked_add(toc_len)
             .and_then(|n| n.checked_add(TRAILER_LEN))
-            .ok_or(Error::toc("table of contents location overflows", 0))?;
+            .ok_or(Error::toc(
+                Part::Header,
+                "table of contents location overflows",
+            ))?;
         if toc_offset < HEADER_LEN || toc_offset % ALIGN != 0 || toc_len < TOC_HEADER_LEN {
-            return Err(Error::toc("table of contents location is invalid", 0));
+            return Err(Error::toc(
+                Part::Header,
+                "table of contents location is invalid",
+            ));
         }
         if file_len < expected {
             return Err(Error::Truncated {
@@ -352,7 +360,10 @@ impl Archive {
         let found = hash::chunk_digests(&[], blob, self.chunk as usize);
         let expected = self.digests_of(e)?;
         if expected.len() != found.len() * DIGEST_LEN {
-            return Err(Error::toc("digests do not match the blob's length", 0));
+            return Err(Error::toc(
+                Part::Entry(self.toc.index_of(e)),
+                "digests do not match the blob's length",
+            ));
         }
         let expected = expected.as_slice().chunks_exact(DIGEST_LEN);
         for (k, (f, x)) in found.iter().zip(expected).enumerate() {
