@@ -30,6 +30,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The path names something other than a regular file: a directory, a
+    /// named pipe, a device. Archives are only read from regular files, so
+    /// that opening never blocks (a FIFO waits for a writer) or reads
+    /// forever (`/dev/zero`).
+    #[error("{path} is a {kind}, not a regular file; give the path of an .ach file")]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is ("directory", "named pipe (FIFO)", "character
+        /// device", ...).
+        kind: &'static str,
+    },
+
     /// The target of a save exists and overwriting was not allowed.
     #[error(
         "{path} already exists; pass allow_overwrite: true to replace it, or choose another path"
@@ -45,7 +58,7 @@ pub enum Error {
         "{path:?} does not name a file to save to (it is {what}); \
          give the path of a file, such as \"work.ach\""
     )]
-    NotAFile {
+    InvalidSavePath {
         /// The path given.
         path: PathBuf,
         /// What it is instead ("a directory", "not a regular file", ...).
@@ -62,6 +75,27 @@ pub enum Error {
         expected: u64,
         /// Actual length.
         found: u64,
+    },
+
+    /// The archive's storage failed to deliver bytes that the archive has:
+    /// an I/O error, a source that served less than its length promised, or
+    /// a mapping or copy the process could not make. This is not damage: the
+    /// archive may be intact, and the same read may work later.
+    #[error(
+        "{action}{} failed: {source}; the storage or the memory failed, not necessarily the \
+         archive: check the device (or free memory) and try again",
+        binding_text(.name, .index)
+    )]
+    SourceRead {
+        /// What was being read ("reading the blob", "reading the header", ...).
+        action: &'static str,
+        /// The binding whose bytes these are, when the read was for one.
+        name: Option<String>,
+        /// That binding's entry index in the table of contents.
+        index: Option<u64>,
+        /// What the storage reported.
+        #[source]
+        source: std::io::Error,
     },
 
     /// The file continues past the trailer.
@@ -133,13 +167,14 @@ pub enum Error {
     )]
     TocChecksum,
 
-    /// The table of contents is internally inconsistent.
-    #[error("archive is damaged: table of contents is invalid: {reason} (entry {index})")]
+    /// The header or the table of contents breaks a rule of layout.md
+    /// section 8.1; `part` names the structure at fault.
+    #[error("archive is damaged: {part} is invalid: {reason}")]
     InvalidToc {
+        /// The structure that breaks the rule.
+        part: Part,
         /// The rule that failed.
         reason: &'static str,
-        /// Entry index, or 0 for the table's own header.
-        index: u64,
     },
 
     /// The archive's metadata block could not be parsed.
@@ -388,10 +423,54 @@ pub enum Error {
     VerificationFailed(Box<VerifyReport>),
 }
 
+/// The structure of an archive that an [`Error::InvalidToc`] is about
+/// (layout.md sections 2, 4 and 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Part {
+    /// The 64-byte file header (its fields, including where it says the
+    /// table of contents is).
+    Header,
+    /// The 64-byte header of the table of contents (magic, sizes, chunk
+    /// sizes).
+    TocHeader,
+    /// The table of contents as a whole: what its entries add up to against
+    /// its header and pools.
+    Toc,
+    /// The name pool of the table of contents.
+    NamePool,
+    /// The table of contents entry at this index (0-based, table order).
+    Entry(u64),
+    /// The hash pool: where it lies and how many digests it holds.
+    HashPool,
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Header => write!(f, "the header"),
+            Part::TocHeader => write!(f, "the table of contents header"),
+            Part::Toc => write!(f, "the table of contents"),
+            Part::NamePool => write!(f, "the name pool of the table of contents"),
+            Part::Entry(i) => write!(f, "entry {i} of the table of contents"),
+            Part::HashPool => write!(f, "the hash pool"),
+        }
+    }
+}
+
 fn suggestion_text(s: &Option<String>) -> String {
     match s {
         Some(s) => format!("; did you mean {s:?}?"),
         None => "; list the names with env_info".to_string(),
+    }
+}
+
+fn binding_text(name: &Option<String>, index: &Option<u64>) -> String {
+    match (name, index) {
+        (Some(name), Some(i)) => format!(" of binding {name:?} (entry {i})"),
+        (Some(name), None) => format!(" of binding {name:?}"),
+        (None, Some(i)) => format!(" of entry {i}"),
+        (None, None) => String::new(),
     }
 }
 
@@ -413,8 +492,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn toc(reason: &'static str, index: u64) -> Self {
-        Error::InvalidToc { reason, index }
+    pub(crate) fn toc(part: Part, reason: &'static str) -> Self {
+        Error::InvalidToc { part, reason }
     }
 }
 

@@ -83,7 +83,7 @@ pub use format::{hash, layout};
 pub use archive::info::{BindingInfo, Entries, EnvInfo, Names};
 pub use archive::publish::{PublishOptions, Published, atomic_write};
 pub use archive::reader::{Archive, LoadOptions};
-pub use archive::source::{Bytes, FileSource, MemorySource, Source};
+pub use archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
 pub use env::builtins;
 pub use env::environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
 pub use env::load::{env_info, env_load_var};
@@ -95,7 +95,7 @@ pub use env::save::{
     save_environment,
 };
 pub use env::snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
-pub use error::{Damage, Error, Result, VerifyReport};
+pub use error::{Damage, Error, Part, Result, VerifyReport};
 pub use format::layout::{Codec, Section};
 pub use format::metadata::Metadata;
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};

@@ -622,7 +622,7 @@ fn appended_bytes_are_trailing_bytes() {
 }
 
 #[test]
-fn missing_files_and_directories_are_io_errors() {
+fn missing_files_are_io_errors_and_directories_not_files() {
     let dir = tempfile::tempdir().unwrap();
     let missing = path_in(&dir, "missing.ach");
     match Archive::open(&missing) {
@@ -633,7 +633,13 @@ fn missing_files_and_directories_are_io_errors() {
         other => panic!("expected Io, got {other:?}"),
     }
     assert_matches!(env_info(&missing), Err(Error::Io { .. }));
-    assert_matches!(Archive::open(dir.path()), Err(Error::Io { .. }));
+    assert_matches!(
+        Archive::open(dir.path()),
+        Err(Error::NotAFile {
+            kind: "directory",
+            ..
+        })
+    );
     // Saving into a directory that does not exist is an error, not a panic.
     assert_matches!(
         save_environment(

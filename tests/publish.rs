@@ -187,7 +187,7 @@ fn saving_to_a_directory_says_so_the_first_time() {
         };
         let err = save_environment(&env_of(0), dir.path(), &options).unwrap_err();
         match &err {
-            Error::NotAFile { what, .. } => assert_eq!(*what, "a directory"),
+            Error::InvalidSavePath { what, .. } => assert_eq!(*what, "a directory"),
             other => panic!("allow_overwrite {allow_overwrite}: got {other:?}"),
         }
         let message = err.to_string();
@@ -204,7 +204,7 @@ fn a_path_that_names_no_file_is_refused_before_anything_is_written() {
     assert!(
         matches!(
             err,
-            Error::NotAFile {
+            Error::InvalidSavePath {
                 what: "a path with no file name at its end",
                 ..
             }

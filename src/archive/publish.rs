@@ -160,7 +160,7 @@ pub fn atomic_write<T>(
 /// of symbolic links at `path` ends (which need not exist yet). Refuses a
 /// path that names no file, or names a directory or another non-file.
 fn resolve_target(path: &Path) -> Result<PathBuf> {
-    let not_a_file = |path: &Path, what: &'static str| Error::NotAFile {
+    let not_a_file = |path: &Path, what: &'static str| Error::InvalidSavePath {
         path: path.to_path_buf(),
         what,
     };

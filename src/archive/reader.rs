@@ -13,8 +13,8 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::info::{Entries, EnvInfo, Names};
-use crate::archive::source::{Bytes, FileSource, MemorySource, Source};
-use crate::error::{Damage, Error, Result, VerifyReport};
+use crate::archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
+use crate::error::{Damage, Error, Part, Result, VerifyReport};
 use crate::format::codec;
 use crate::format::encoding::{self, DecodeError};
 use crate::format::hash;
@@ -148,7 +148,7 @@ impl Archive {
     pub fn from_source(source: Arc<dyn Source>) -> Result<Archive> {
         let file_len = source.len();
         let min_len = MIN_ARCHIVE_LEN;
-        let first = read(&*source, 0, file_len.min(HEADER_LEN))?;
+        let first = read(&*source, "reading the header", 0, file_len.min(HEADER_LEN))?;
         let first = first.as_slice();
         let mut found = [0u8; 4];
         let n = first.len().min(4);
@@ -184,9 +184,10 @@ impl Archive {
             });
         }
         if Codec::from_u8(header.default_codec).is_none() {
-            return Err(Error::InvalidMetadata {
-                reason: "header names an unknown default codec",
-            });
+            return Err(Error::toc(
+                Part::Header,
+                "header names an unknown default codec",
+            ));
         }
         let version = &header.achronyme_version;
         let end = version
@@ -194,9 +195,10 @@ impl Archive {
             .position(|&b| b == 0)
             .unwrap_or(version.len());
         if std::str::from_utf8(&version[..end]).is_err() || version[end..].iter().any(|&b| b != 0) {
-            return Err(Error::InvalidMetadata {
-                reason: "runtime version is not NUL-padded UTF-8",
-            });
+            return Err(Error::toc(
+                Part::Header,
+                "runtime version is not NUL-padded UTF-8",
+            ));
         }
         if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
             return Err(Error::ReservedNotZero {
@@ -209,9 +211,15 @@ impl Archive {
         let expected = toc_offset
             .checked_add(toc_len)
             .and_then(|n| n.checked_add(TRAILER_LEN))
-            .ok_or(Error::toc("table of contents location overflows", 0))?;
+            .ok_or(Error::toc(
+                Part::Header,
+                "table of contents location overflows",
+            ))?;
         if toc_offset < HEADER_LEN || toc_offset % ALIGN != 0 || toc_len < TOC_HEADER_LEN {
-            return Err(Error::toc("table of contents location is invalid", 0));
+            return Err(Error::toc(
+                Part::Header,
+                "table of contents location is invalid",
+            ));
         }
         if file_len < expected {
             return Err(Error::Truncated {
@@ -225,8 +233,18 @@ impl Archive {
                 extra: file_len - expected,
             });
         }
-        let toc = read(&*source, toc_offset, toc_len)?;
-        let trailer_bytes = read(&*source, toc_offset + toc_len, TRAILER_LEN)?;
+        let toc = read(
+            &*source,
+            "reading the table of contents",
+            toc_offset,
+            toc_len,
+        )?;
+        let trailer_bytes = read(
+            &*source,
+            "reading the trailer",
+            toc_offset + toc_len,
+            TRAILER_LEN,
+        )?;
         let trailer = RawTrailer::read_from_bytes(trailer_bytes.as_slice()).map_err(|_| {
             Error::Truncated {
                 expected,
@@ -362,21 +380,51 @@ impl Archive {
     fn blob(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         let span = tag.payload_start() + e.stored_len.get();
-        // A source must return exactly what was asked; one that returns less
-        // (a short ranged read) is treated as truncation, never trusted.
-        let blob = self
-            .source
-            .view(e.blob_offset.get(), span)
-            .filter(|b| b.len() as u64 == span)
-            .ok_or_else(|| Error::toc("blob lies outside the file", 0))?;
+        let blob = self.served(
+            e,
+            "reading the blob",
+            span,
+            self.source.view(e.blob_offset.get(), span),
+        )?;
         Ok((tag, blob))
+    }
+
+    /// What the source returned for `len` bytes of entry `e`, exactly that
+    /// many. The table of contents put the range inside the source's length
+    /// at open, so a source that now refuses it or serves less (a short
+    /// ranged read, a file cut short since) is failing: an error, never
+    /// trusted and never reported as damage to the archive.
+    fn served(
+        &self,
+        e: &RawEntry,
+        action: &'static str,
+        len: u64,
+        got: std::result::Result<Bytes, ReadError>,
+    ) -> Result<Bytes> {
+        let failed = |source| Error::SourceRead {
+            action,
+            name: Some(self.toc.name_of(e).to_string()),
+            index: Some(self.toc.index_of(e)),
+            source,
+        };
+        match got {
+            Ok(b) if b.len() as u64 == len => Ok(b),
+            Ok(_) | Err(ReadError::OutOfRange) => Err(failed(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the source served fewer bytes than its length promised",
+            ))),
+            Err(ReadError::Io(e)) => Err(failed(e)),
+        }
     }
 
     fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
         let found = hash::chunk_digests(&[], blob, self.chunk as usize);
         let expected = self.digests_of(e)?;
         if expected.len() != found.len() * DIGEST_LEN {
-            return Err(Error::toc("digests do not match the blob's length", 0));
+            return Err(Error::toc(
+                Part::Entry(self.toc.index_of(e)),
+                "digests do not match the blob's length",
+            ));
         }
         let expected = expected.as_slice().chunks_exact(DIGEST_LEN);
         for (k, (f, x)) in found.iter().zip(expected).enumerate() {
@@ -729,13 +777,13 @@ impl Archive {
     /// The blob's expected digests, from the hash pool.
     fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
         let len = e.hash_count.get() as u64 * DIGEST_LEN as u64;
-        self.source
-            .read(
-                self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64,
-                len,
-            )
-            .filter(|d| d.len() as u64 == len)
-            .ok_or_else(|| Error::toc("digests lie outside the file", 0))
+        let offset = self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64;
+        self.served(
+            e,
+            "reading the chunk digests",
+            len,
+            self.source.read(offset, len),
+        )
     }
 
     fn check_frame(&self, e: &RawEntry, tag: Tag, blob: &[u8]) -> Result<()> {
@@ -851,7 +899,7 @@ impl Archive {
         report.closing_checksum_ok =
             self.source
                 .read(self.hashes_offset, pool_len)
-                .is_some_and(|pool| {
+                .is_ok_and(|pool| {
                     hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
                         == self.trailer.closing_sha256
                 });
@@ -861,12 +909,12 @@ impl Archive {
     fn check_zero(&self, start: u64, end: u64, report: &mut VerifyReport) {
         let len = end.saturating_sub(start);
         match self.source.read(start, len) {
-            Some(b) => {
+            Ok(b) => {
                 if let Some(i) = b.as_slice().iter().position(|&x| x != 0) {
                     report.nonzero_padding.push(start + i as u64);
                 }
             }
-            None => report.nonzero_padding.push(start),
+            Err(_) => report.nonzero_padding.push(start),
         }
     }
 
@@ -902,10 +950,22 @@ struct Packed {
     chunks: Vec<codec::ChunkRef>,
 }
 
-/// `source.read`, with a range outside the source reported as truncation.
-fn read(source: &dyn Source, offset: u64, len: u64) -> Result<Bytes> {
-    source.read(offset, len).ok_or(Error::Truncated {
+/// `source.read` at open, before any table exists: a range outside the
+/// source (or served short) is truncation, and a failure of the storage is
+/// [`Error::SourceRead`] saying what was being read.
+fn read(source: &dyn Source, action: &'static str, offset: u64, len: u64) -> Result<Bytes> {
+    let truncated = || Error::Truncated {
         expected: offset.saturating_add(len),
         found: source.len(),
-    })
+    };
+    match source.read(offset, len) {
+        Ok(b) if b.len() as u64 == len => Ok(b),
+        Ok(_) | Err(ReadError::OutOfRange) => Err(truncated()),
+        Err(ReadError::Io(e)) => Err(Error::SourceRead {
+            action,
+            name: None,
+            index: None,
+            source: e,
+        }),
+    }
 }

@@ -5,6 +5,7 @@
 //! object store answering ranged reads) only has to implement [`Source`].
 
 use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -13,7 +14,30 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 pub use crate::value::Bytes;
 
+/// Why a [`Source`] did not return the range asked for.
+///
+/// The two outcomes mean different things to a reader: a range outside the
+/// source is the archive's own fault (its offsets point past its end), while
+/// an I/O failure says nothing about the archive, only about the storage or
+/// the process (the same read may work later).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The range does not lie inside the source.
+    #[error("the range lies outside the source")]
+    OutOfRange,
+    /// The storage failed to deliver bytes that exist: an I/O error, or a
+    /// mapping or copy the process could not make.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// Random access to an archive's bytes.
+///
+/// Implement it to read archives from other storage; [`Archive::from_source`]
+/// opens any implementation.
+///
+/// [`Archive::from_source`]: crate::Archive::from_source
 pub trait Source: Send + Sync {
     /// Total length in bytes.
     fn len(&self) -> u64;
@@ -23,20 +47,21 @@ pub trait Source: Send + Sync {
         self.len() == 0
     }
 
-    /// The bytes `offset..offset + len`, or `None` when that range is not
-    /// inside the source. May copy; implementations over memory return a
-    /// view.
-    fn read(&self, offset: u64, len: u64) -> Option<Bytes>;
+    /// The bytes `offset..offset + len`: exactly `len` of them,
+    /// [`ReadError::OutOfRange`] when that range is not inside the source,
+    /// or [`ReadError::Io`] when the storage fails. May copy;
+    /// implementations over memory return a view.
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
 
     /// Like [`Source::read`], but preferring a view that borrows the storage
     /// (a mapping) over a copy: what tensor loads ask for.
-    fn view(&self, offset: u64, len: u64) -> Option<Bytes> {
+    fn view(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         self.read(offset, len)
     }
 }
 
 /// Maps `file` read-only: the one place this crate maps files.
-fn map_read_only(file: &File) -> std::io::Result<Mmap> {
+fn map_read_only(file: &File) -> io::Result<Mmap> {
     // SAFETY: `Mmap::map` is unsafe because the mapped file could be
     // changed underneath us, which would change memory that Rust assumes
     // immutable. We map read-only, never write through the map, and this
@@ -44,8 +69,81 @@ fn map_read_only(file: &File) -> std::io::Result<Mmap> {
     // which leaves this mapping's file untouched. Modification in place by
     // another program is outside what we can prevent; `Archive::open` and
     // `MemorySource::map_file` document it, and `Archive::open_copied` is
-    // the copying alternative.
+    // the copying alternative. `open_regular` made sure it is a regular
+    // file, not a device whose "mapping" could be anything.
     unsafe { Mmap::map(file) }
+}
+
+/// Opens `path` for reading if it is a regular file, and returns it with its
+/// length.
+///
+/// On Unix the file is opened with `O_NONBLOCK`, so that opening a FIFO
+/// with no writer returns at once instead of waiting for one, and the check
+/// is made on the opened descriptor (`fstat`), so the path cannot be
+/// swapped between the check and the open. `O_NONBLOCK` has no effect on
+/// reads from a regular file, the only kind kept.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", path, e))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind: kind_name(&kind),
+        });
+    }
+    Ok((file, meta.len()))
+}
+
+/// What a file that is not a regular file is, for messages.
+fn kind_name(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        return "directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "named pipe (FIFO)";
+        }
+        if kind.is_char_device() {
+            return "character device";
+        }
+        if kind.is_block_device() {
+            return "block device";
+        }
+        if kind.is_socket() {
+            return "socket";
+        }
+    }
+    "special file"
+}
+
+/// A zeroed buffer of `len` bytes, or an out-of-memory error instead of an
+/// abort when the process cannot allocate it.
+fn zeroed(len: u64, why: &str) -> io::Result<Vec<u8>> {
+    let out_of_memory = || {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("cannot allocate {len} bytes {why}"),
+        )
+    };
+    let n = usize::try_from(len).map_err(|_| out_of_memory())?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(n).map_err(|_| out_of_memory())?;
+    buf.resize(n, 0);
+    Ok(buf)
 }
 
 /// Reads below this size are served by `pread` until the file is mapped.
@@ -56,27 +154,23 @@ const SMALL_READ: u64 = 1 << 20;
 /// or a view is asked for. Opening an archive and reading its table of
 /// contents therefore costs the same whatever the file's size: no mapping of
 /// many gigabytes is made (and torn down) just to answer `env_info`.
+///
+/// When the file cannot be mapped (address space exhausted, a file system
+/// without mappings), ranges are copied instead, into buffers allocated
+/// fallibly: a copy the process cannot allocate is an error, not an abort.
 pub struct FileSource {
     file: File,
     len: u64,
-    map: OnceLock<Option<Bytes>>,
+    /// The mapping, or why it could not be made.
+    map: OnceLock<std::result::Result<Bytes, String>>,
 }
 
 impl FileSource {
-    /// Opens the file at `path` for reading.
+    /// Opens the file at `path` for reading. Anything but a regular file (a
+    /// directory, a FIFO, a device) is [`Error::NotAFile`], returned at
+    /// once: opening never waits for a writer.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io("reading metadata of", path, e))?;
-        if meta.is_dir() {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "it is a directory; give the path of an .ach file",
-            );
-            return Err(Error::io("opening", path, e));
-        }
-        let len = meta.len();
+        let (file, len) = open_regular(path)?;
         Ok(FileSource {
             file,
             len,
@@ -84,31 +178,42 @@ impl FileSource {
         })
     }
 
-    /// The mapping, made on first use; `None` if the file cannot be mapped
+    /// The mapping, made on first use, or why the file cannot be mapped
     /// (reads then fall back to copies).
-    fn mapping(&self) -> Option<&Bytes> {
+    fn mapping(&self) -> std::result::Result<&Bytes, &str> {
         self.map
             .get_or_init(|| {
                 if self.len == 0 {
-                    return None;
+                    return Err("the file is empty".to_string());
                 }
-                let map = map_read_only(&self.file).ok()?;
-                Some(Bytes::whole(Arc::new(map)))
+                let map = map_read_only(&self.file).map_err(|e| e.to_string())?;
+                Ok(Bytes::from_mapping(Arc::new(map)))
             })
             .as_ref()
+            .map_err(String::as_str)
     }
 
     #[cfg(unix)]
-    fn pread(&self, offset: u64, len: u64) -> Option<Bytes> {
+    fn pread(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; usize::try_from(len).ok()?];
-        self.file.read_exact_at(&mut buf, offset).ok()?;
-        Some(Bytes::from_vec(buf))
+        let mut buf = zeroed(len, "to copy a range of the file")?;
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from_vec(buf))
     }
 
     #[cfg(not(unix))]
-    fn pread(&self, offset: u64, len: u64) -> Option<Bytes> {
-        self.mapping()?.slice(offset, len)
+    fn pread(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        let map = self
+            .mapping()
+            .map_err(|why| io::Error::other(format!("cannot map the file: {why}")))?;
+        map.slice(offset, len).ok_or(ReadError::OutOfRange)
+    }
+
+    fn check_range(&self, offset: u64, len: u64) -> Result<(), ReadError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(ReadError::OutOfRange),
+        }
     }
 }
 
@@ -117,12 +222,10 @@ impl Source for FileSource {
         self.len
     }
 
-    fn read(&self, offset: u64, len: u64) -> Option<Bytes> {
-        if offset.checked_add(len)? > self.len {
-            return None;
-        }
-        if let Some(map) = self.map.get().and_then(Option::as_ref) {
-            return map.slice(offset, len);
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.check_range(offset, len)?;
+        if let Some(Ok(map)) = self.map.get() {
+            return map.slice(offset, len).ok_or(ReadError::OutOfRange);
         }
         if len < SMALL_READ {
             return self.pread(offset, len);
@@ -130,13 +233,18 @@ impl Source for FileSource {
         self.view(offset, len)
     }
 
-    fn view(&self, offset: u64, len: u64) -> Option<Bytes> {
-        if offset.checked_add(len)? > self.len {
-            return None;
-        }
+    fn view(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.check_range(offset, len)?;
         match self.mapping() {
-            Some(map) => map.slice(offset, len),
-            None => self.pread(offset, len),
+            Ok(map) => map.slice(offset, len).ok_or(ReadError::OutOfRange),
+            Err(why) => self.pread(offset, len).map_err(|e| match e {
+                // Say why a copy was needed at all.
+                ReadError::Io(e) => ReadError::Io(io::Error::new(
+                    e.kind(),
+                    format!("{e} (the file could not be mapped: {why})"),
+                )),
+                other => other,
+            }),
         }
     }
 }
@@ -154,7 +262,8 @@ impl MemorySource {
         }
     }
 
-    /// Maps the file at `path` read-only.
+    /// Maps the file at `path` read-only. Anything but a regular file is
+    /// [`Error::NotAFile`].
     ///
     /// The mapping reflects the file's bytes, so it is only sound while no
     /// one modifies that file in place. Saves of this crate never do: they
@@ -164,11 +273,7 @@ impl MemorySource {
     /// bytes; use [`MemorySource::read_file`] for files on storage you do not
     /// control.
     pub fn map_file(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("reading metadata of", path, e))?
-            .len();
+        let (file, len) = open_regular(path)?;
         if len == 0 {
             // Mapping zero bytes fails on some systems; an empty archive is
             // simply too short, which the reader reports.
@@ -176,14 +281,27 @@ impl MemorySource {
         }
         let map = map_read_only(&file).map_err(|e| Error::io("mapping", path, e))?;
         Ok(MemorySource {
-            bytes: Bytes::whole(Arc::new(map)),
+            bytes: Bytes::from_mapping(Arc::new(map)),
         })
     }
 
     /// Reads the whole file at `path` into memory (no mapping): for files on
     /// network or removable storage that might change or vanish while open.
+    /// Anything but a regular file is [`Error::NotAFile`]; a file larger
+    /// than the process can allocate is an [`Error::Io`] of kind
+    /// [`io::ErrorKind::OutOfMemory`], not an abort.
     pub fn read_file(path: &Path) -> Result<Self> {
-        let v = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+        let (mut file, len) = open_regular(path)?;
+        let reading = |e| Error::io("reading", path, e);
+        let mut v = Vec::new();
+        let room = usize::try_from(len).unwrap_or(usize::MAX);
+        v.try_reserve_exact(room).map_err(|_| {
+            reading(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {len} bytes to read the file into memory"),
+            ))
+        })?;
+        file.read_to_end(&mut v).map_err(reading)?;
         Ok(Self::from_vec(v))
     }
 }
@@ -193,7 +311,7 @@ impl Source for MemorySource {
         self.bytes.len() as u64
     }
 
-    fn read(&self, offset: u64, len: u64) -> Option<Bytes> {
-        self.bytes.slice(offset, len)
+    fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.bytes.slice(offset, len).ok_or(ReadError::OutOfRange)
     }
 }

@@ -5,7 +5,7 @@
 use zerocopy::FromBytes;
 use zerocopy::little_endian::U64;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Part, Result};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
@@ -37,13 +37,20 @@ impl TocView {
     /// Parses and validates the table at file offset `toc_offset`.
     pub(crate) fn parse(bytes: Bytes, toc_offset: u64) -> Result<(TocView, TocFacts)> {
         let b = bytes.as_slice();
-        let (th, rest) = RawTocHeader::read_from_prefix(b)
-            .map_err(|_| Error::toc("table of contents is shorter than its header", 0))?;
+        let (th, rest) = RawTocHeader::read_from_prefix(b).map_err(|_| {
+            Error::toc(
+                Part::TocHeader,
+                "table of contents is shorter than its header",
+            )
+        })?;
         if th.magic != TOC_MAGIC {
-            return Err(Error::toc("table of contents magic is not \"TOC\\0\"", 0));
+            return Err(Error::toc(
+                Part::TocHeader,
+                "table of contents magic is not \"TOC\\0\"",
+            ));
         }
         if th.entry_size.get() as u64 != ENTRY_LEN {
-            return Err(Error::toc("entry size is not 56", 0));
+            return Err(Error::toc(Part::TocHeader, "entry size is not 56"));
         }
         if th.reserved != [0; 3] {
             return Err(Error::ReservedNotZero {
@@ -53,7 +60,10 @@ impl TocView {
         }
         let log2 = th.hash_chunk_log2.get();
         if !(12..=30).contains(&log2) {
-            return Err(Error::toc("hash chunk size is outside 4 KiB..1 GiB", 0));
+            return Err(Error::toc(
+                Part::TocHeader,
+                "hash chunk size is outside 4 KiB..1 GiB",
+            ));
         }
         let sizes = (|| {
             let entries = th.entry_count.get().checked_mul(ENTRY_LEN)?;
@@ -65,9 +75,12 @@ impl TocView {
             Some((entries, dims, total))
         })();
         let (entries_len, dims_len, total) =
-            sizes.ok_or(Error::toc("section sizes overflow", 0))?;
+            sizes.ok_or(Error::toc(Part::TocHeader, "section sizes overflow"))?;
         if total != rest.len() as u64 {
-            return Err(Error::toc("section sizes do not add up to its length", 0));
+            return Err(Error::toc(
+                Part::TocHeader,
+                "section sizes do not add up to its length",
+            ));
         }
         // Each part lies inside `rest`, so every sum below fits in usize.
         let entries_end = TOC_HEADER_LEN as usize + entries_len as usize;
@@ -90,8 +103,8 @@ impl TocView {
                 l if crate::format::codec::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
                 _ => {
                     return Err(Error::toc(
+                        Part::TocHeader,
                         "compressed chunk size is outside 64 KiB..4 MiB",
-                        0,
                     ));
                 }
             },
@@ -108,10 +121,10 @@ impl TocView {
         // Names lie back to back, so the whole pool being UTF-8 without NUL,
         // and every name starting and ending on a character boundary, makes
         // each name valid UTF-8 without NUL.
-        let names_str =
-            std::str::from_utf8(names).map_err(|_| Error::toc("name pool is not UTF-8", 0))?;
+        let names_str = std::str::from_utf8(names)
+            .map_err(|_| Error::toc(Part::NamePool, "name pool is not UTF-8"))?;
         if names.contains(&0) {
-            return Err(Error::toc("a name contains NUL", 0));
+            return Err(Error::toc(Part::NamePool, "a name contains NUL"));
         }
         let dims = self.dims_pool();
         let mut next_name = 0usize;
@@ -120,7 +133,7 @@ impl TocView {
         let mut next_hash = 0u64;
         let mut prev: Option<(u8, &[u8])> = None;
         for (i, e) in self.entries().iter().enumerate() {
-            let bad = |reason| Error::toc(reason, i as u64);
+            let bad = |reason| Error::toc(Part::Entry(i as u64), reason);
             if e.reserved != [0; 4] {
                 return Err(bad("reserved bytes are not zero"));
             }
@@ -226,18 +239,23 @@ impl TocView {
             }
             next_hash += count;
         }
-        let n = self.len() as u64;
         if !facts.compressed && facts.codec_chunk != 0 {
             return Err(Error::toc(
+                Part::Toc,
                 "compressed chunk size set but no blob is compressed",
-                n,
             ));
         }
         if next_name != names.len() || next_dim != dims.len() {
-            return Err(Error::toc("name or dimension pool has unused bytes", n));
+            return Err(Error::toc(
+                Part::Toc,
+                "name or dimension pool has unused bytes",
+            ));
         }
         if next_blob != facts.hashes_offset || next_hash != facts.hash_count {
-            return Err(Error::toc("hash pool is not right after the last blob", n));
+            return Err(Error::toc(
+                Part::HashPool,
+                "hash pool is not right after the last blob",
+            ));
         }
         let pool_end = facts
             .hash_count
@@ -246,8 +264,8 @@ impl TocView {
             .and_then(align_up);
         if pool_end != Some(toc_offset) {
             return Err(Error::toc(
+                Part::HashPool,
                 "table of contents is not right after the hash pool",
-                n,
             ));
         }
         Ok(())
@@ -262,6 +280,13 @@ impl TocView {
     pub(crate) fn entries(&self) -> &[RawEntry] {
         let b = &self.bytes.as_slice()[TOC_HEADER_LEN as usize..self.entries_end];
         <[RawEntry]>::ref_from_bytes(b).expect("length is a multiple of 56; alignment 1")
+    }
+
+    /// The index of `e`, an entry of this table, in table order.
+    pub(crate) fn index_of(&self, e: &RawEntry) -> u64 {
+        let first = self.entries().as_ptr() as usize;
+        let at = e as *const RawEntry as usize;
+        (at.wrapping_sub(first) / size_of::<RawEntry>()) as u64
     }
 
     /// Number of entries.

@@ -10,6 +10,8 @@ pub struct Bytes {
     owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
     start: usize,
     end: usize,
+    /// The owner is a file mapping (not memory the process allocated).
+    mapped: bool,
 }
 
 impl Bytes {
@@ -20,16 +22,25 @@ impl Bytes {
             owner: Arc::new(v),
             start: 0,
             end,
+            mapped: false,
         }
     }
 
-    pub(crate) fn whole(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
-        let end = (*owner).as_ref().len();
+    /// All the bytes of a file mapping (only `archive::source` makes one).
+    pub(crate) fn from_mapping(map: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        let end = (*map).as_ref().len();
         Bytes {
-            owner,
+            owner: map,
             start: 0,
             end,
+            mapped: true,
         }
+    }
+
+    /// True when these bytes are part of a file mapping; false when they are
+    /// memory the process holds (a vector, a copy read from a file).
+    pub fn is_mapped(&self) -> bool {
+        self.mapped
     }
 
     /// The bytes.
@@ -59,12 +70,14 @@ impl Bytes {
             owner: self.owner.clone(),
             start,
             end,
+            mapped: self.mapped,
         })
     }
 }
 
 impl std::fmt::Debug for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bytes({} bytes)", self.len())
+        let kind = if self.mapped { "mapped" } else { "in memory" };
+        write!(f, "Bytes({} bytes, {kind})", self.len())
     }
 }

@@ -43,11 +43,12 @@ impl PartialEq for Complex {
     }
 }
 
-/// Element storage of a tensor: owned (shared, copy-on-write) or a view into
-/// a mapped archive.
+/// Element storage of a tensor: owned (shared, copy-on-write) or a view of
+/// an archive's bytes (a file mapping, or the memory of an archive opened
+/// from bytes).
 ///
 /// Cloning is cheap in both cases: it shares the storage. Writing through
-/// [`Buffer::make_mut`] copies first when the storage is shared or mapped.
+/// [`Buffer::make_mut`] copies first when the storage is shared or a view.
 #[derive(Clone)]
 pub struct Buffer<T: Pod> {
     storage: Storage<T>,
@@ -58,7 +59,7 @@ enum Storage<T: Pod> {
     Owned(Arc<Vec<T>>),
     // Invariant: the bytes are aligned for T and a whole number of Ts long
     // (checked by `Buffer::from_bytes`); `Bytes` never moves or changes.
-    Mapped(Bytes),
+    View(Bytes),
 }
 
 impl<T: Pod> Buffer<T> {
@@ -74,7 +75,7 @@ impl<T: Pod> Buffer<T> {
     pub(crate) fn from_bytes(bytes: Bytes) -> Option<Self> {
         bytemuck::try_cast_slice::<u8, T>(bytes.as_slice()).ok()?;
         Some(Buffer {
-            storage: Storage::Mapped(bytes),
+            storage: Storage::View(bytes),
         })
     }
 
@@ -84,27 +85,30 @@ impl<T: Pod> Buffer<T> {
             Storage::Owned(v) => v,
             // Cannot fail: alignment and length were checked in `from_bytes`
             // and the mapped bytes never move.
-            Storage::Mapped(b) => bytemuck::cast_slice(b.as_slice()),
+            Storage::View(b) => bytemuck::cast_slice(b.as_slice()),
         }
     }
 
-    /// Mutable access; copies the elements first if they are mapped or
-    /// shared with another value (a snapshot, a clone).
+    /// Mutable access; copies the elements first if they are a view of an
+    /// archive or shared with another value (a snapshot, a clone).
     pub fn make_mut(&mut self) -> &mut [T] {
-        if let Storage::Mapped(b) = &self.storage {
+        if let Storage::View(b) = &self.storage {
             let owned = bytemuck::cast_slice::<u8, T>(b.as_slice()).to_vec();
             self.storage = Storage::Owned(Arc::new(owned));
         }
         match &mut self.storage {
             Storage::Owned(v) => Arc::make_mut(v).as_mut_slice(),
-            Storage::Mapped(_) => unreachable!("converted to owned above"),
+            Storage::View(_) => unreachable!("converted to owned above"),
         }
     }
 
-    /// True when the elements are borrowed from a mapped archive (no copy
-    /// was made when loading).
+    /// True when the elements are borrowed from a file mapping: no copy was
+    /// made when loading, and the file must stay unmodified while they live.
+    /// False for owned elements and for views of an archive held in memory
+    /// ([`Archive::from_bytes`](crate::Archive::from_bytes),
+    /// [`Archive::open_copied`](crate::Archive::open_copied)).
     pub fn is_mapped(&self) -> bool {
-        matches!(self.storage, Storage::Mapped(_))
+        matches!(&self.storage, Storage::View(b) if b.is_mapped())
     }
 
     /// True when `self` and `other` share the same storage (no copy between
@@ -128,7 +132,11 @@ impl<T: Pod> Buffer<T> {
 impl<T: Pod + fmt::Debug> fmt::Debug for Buffer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.as_slice();
-        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        let kind = match &self.storage {
+            Storage::View(b) if b.is_mapped() => "mapped",
+            Storage::View(_) => "view",
+            Storage::Owned(_) => "owned",
+        };
         if s.len() <= 8 {
             write!(f, "{kind}{s:?}")
         } else {
@@ -208,7 +216,8 @@ macro_rules! tensor_type {
                 &self.data
             }
 
-            /// True when the elements borrow a mapped archive.
+            /// True when the elements borrow a file mapping (see
+            /// [`Buffer::is_mapped`]).
             pub fn is_mapped(&self) -> bool {
                 self.data.is_mapped()
             }
