@@ -64,6 +64,7 @@ mod suggest;
 mod value;
 
 mod format;
+mod parallel;
 
 mod archive;
 

@@ -194,7 +194,7 @@ pub(crate) fn write_archive<F: Write + Seek>(
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
-            Some(settings) => (0..hash::threads())
+            Some(settings) => (0..crate::parallel::cores())
                 .map(|_| Packer::new(settings))
                 .collect::<io::Result<Vec<_>>>()?,
             None => Vec::new(),
