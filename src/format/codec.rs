@@ -299,28 +299,30 @@ impl Packer {
         Ok(best)
     }
 
-    /// The filter for a chunk from a sample of it, or None when even the
-    /// best one does not pay on the sample (the chunk is then stored raw).
-    fn choose(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<Option<Filter>> {
+    /// The plan for a chunk from a sample of it: the best filter, or
+    /// [`ChunkPlan::StoreRaw`] when even the best one does not pay on the
+    /// sample.
+    fn choose(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<ChunkPlan> {
         let sample = sample_of(src, lag.map_or(1, |l| l * 8));
         let (filter, size) = self.best_filter(lag, sample)?;
-        Ok(pays(sample.len(), size).then_some(filter))
+        Ok(ChunkPlan::from_sample(sample.len(), filter, size))
     }
 
     /// Compresses one chunk: picks a filter on a sample (tensors only,
-    /// `lag` = Some) unless `planned` already did, compresses, and keeps
-    /// the result only if it pays.
+    /// `lag` = Some) unless `plan` already did, compresses, and keeps the
+    /// result only if it pays. The bytes kept hold no spare capacity, since
+    /// several chunks may wait in memory for their turn to be written.
     pub(crate) fn chunk(
         &mut self,
         lag: Option<usize>,
         src: &[u8],
-        planned: Option<Option<Filter>>,
+        plan: ChunkPlan,
     ) -> io::Result<ChunkOut> {
-        let choice = match planned {
-            Some(choice) => choice,
-            None => self.choose(lag, src)?,
+        let plan = match plan {
+            ChunkPlan::NotSampled => self.choose(lag, src)?,
+            planned => planned,
         };
-        let Some(filter) = choice else {
+        let ChunkPlan::Compress(filter) = plan else {
             return Ok(ChunkOut::Raw);
         };
         let mut filtered = std::mem::take(&mut self.filtered);
@@ -330,6 +332,7 @@ impl Packer {
         self.filtered = filtered;
         r?;
         Ok(if pays(src.len(), bytes.len()) {
+            bytes.shrink_to_fit();
             ChunkOut::Packed { filter, bytes }
         } else {
             ChunkOut::Raw
@@ -340,28 +343,54 @@ impl Packer {
     /// `chunk`) pays as a whole, so that a tensor of noise is stored raw
     /// without compressing all of it first. Samples up to 16 evenly spaced
     /// chunks; returns None when compression does not pay, else each
-    /// chunk's planned filter choice where one was sampled (for up to 16
-    /// chunks, all of them), so [`Packer::chunk`] need not sample again.
+    /// chunk's plan ([`ChunkPlan::NotSampled`] for chunks between the
+    /// samples; for up to 16 chunks, none), so [`Packer::chunk`] need not
+    /// sample again.
     pub(crate) fn plan(
         &mut self,
         lag: Option<usize>,
         payload: &[u8],
         chunk: usize,
-    ) -> io::Result<Option<Vec<Option<Option<Filter>>>>> {
+    ) -> io::Result<Option<Vec<ChunkPlan>>> {
         let chunks = payload.len().div_ceil(chunk);
         let step = chunks.div_ceil(PLAN_SAMPLES).max(1);
-        let mut planned = vec![None; chunks];
+        let mut planned = vec![ChunkPlan::NotSampled; chunks];
         let (mut raw, mut stored) = (0usize, 0usize);
         for k in (0..chunks).step_by(step) {
             let c = &payload[k * chunk..payload.len().min((k + 1) * chunk)];
             let sample = sample_of(c, lag.map_or(1, |l| l * 8));
             let (filter, size) = self.best_filter(lag, sample)?;
-            let keep = pays(sample.len(), size);
-            planned[k] = Some(keep.then_some(filter));
+            planned[k] = ChunkPlan::from_sample(sample.len(), filter, size);
             raw += sample.len();
-            stored += if keep { size } else { sample.len() };
+            stored += match planned[k] {
+                ChunkPlan::Compress(_) => size,
+                _ => sample.len(),
+            };
         }
         Ok(pays(raw, stored).then_some(planned))
+    }
+}
+
+/// What the samples decided for one chunk of a blob to compress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChunkPlan {
+    /// No sample of this chunk was taken yet: [`Packer::chunk`] takes one.
+    NotSampled,
+    /// Its sample did not save an eighth with any filter: store it raw.
+    StoreRaw,
+    /// Compress it after this filter, the best on its sample.
+    Compress(Filter),
+}
+
+impl ChunkPlan {
+    /// The plan for a chunk whose `sample_len`-byte sample compressed to
+    /// `size` bytes at best, after `filter`.
+    fn from_sample(sample_len: usize, filter: Filter, size: usize) -> ChunkPlan {
+        if pays(sample_len, size) {
+            ChunkPlan::Compress(filter)
+        } else {
+            ChunkPlan::StoreRaw
+        }
     }
 }
 
