@@ -195,7 +195,7 @@ pub(crate) fn write_archive<F: Write + Seek>(
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
-            Some(settings) => (0..parallel::cores())
+            Some(settings) => (0..codec::workers(settings, parallel::cores()))
                 .map(|_| Packer::new(settings))
                 .collect::<io::Result<Vec<_>>>()?,
             None => Vec::new(),

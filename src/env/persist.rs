@@ -64,6 +64,12 @@ pub struct SaveOptions {
     /// Zstandard level, 1 to 22 (default 3; 9 packs tighter and saves
     /// slower); out of range is [`Error::InvalidOption`] even when
     /// `compress` is false. LZ4 has no levels and ignores it.
+    ///
+    /// Higher levels take more memory per core: a save compresses one 4 MiB
+    /// chunk per core, and its workers together stay within 256 MiB (about
+    /// 1.2 MiB of zstd context each at level 3, up to 65 MiB at levels 12
+    /// to 22, plus 16 MiB of chunks), so from level 12 on at most three
+    /// chunks are compressed at once. README "Compression" has the figures.
     pub compression_level: i32,
     /// Codec used when `compress` is on (default [`Codec::Zstd`]; LZ4
     /// trades ratio for speed; [`Codec::None`] is `compress: false`).

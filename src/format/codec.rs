@@ -199,6 +199,50 @@ pub(crate) struct Settings {
     pub filters: bool,
 }
 
+/// How many chunks a save compresses at once on `cores` cores: one per
+/// core, as long as the workers' memory stays within
+/// [`COMPRESSION_BUDGET`]; always at least one.
+pub(crate) fn workers(settings: Settings, cores: usize) -> usize {
+    (COMPRESSION_BUDGET / worker_bytes(settings)).clamp(1, cores.max(1))
+}
+
+/// What the compression workers of one save may hold at once, at most.
+pub(crate) const COMPRESSION_BUDGET: usize = 256 << 20;
+
+/// Memory of one compression worker, at most: its zstd contexts, the chunk
+/// it filters and the buffer it compresses into, and the two compressed
+/// chunks per worker that may wait to be written (`parallel::ordered`).
+pub(crate) fn worker_bytes(settings: Settings) -> usize {
+    const CHUNK: usize = 1 << CODEC_CHUNK_LOG2;
+    let contexts = match settings.codec {
+        Codec::Zstd if settings.level > SAMPLE_LEVEL => {
+            zstd_context_bytes(settings.level) + zstd_context_bytes(SAMPLE_LEVEL)
+        }
+        Codec::Zstd => zstd_context_bytes(settings.level),
+        _ => 0,
+    };
+    // Filtered chunk, compression buffer, two waiting chunks (each under
+    // 7/8 of a chunk, or it would be stored raw, from the caller's data).
+    contexts + 4 * CHUNK
+}
+
+/// Bytes a zstd compression context at `level` reaches on a 4 MiB chunk,
+/// rounded up: zstd sizes its tables to the input, so these are far below
+/// its figures for unbounded inputs (hundreds of MiB at level 22).
+/// Measured with zstd 1.5.7 by `examples/zstd_context_memory.rs`, and
+/// checked by a test.
+fn zstd_context_bytes(level: i32) -> usize {
+    let mib = match level {
+        ..=3 => 2,
+        4..=6 => 3,
+        7..=8 => 6,
+        9 => 11,
+        10..=11 => 21,
+        _ => 66,
+    };
+    mib << 20
+}
+
 /// One thread's compression state (a reusable zstd context and buffers).
 pub(crate) struct Packer {
     settings: Settings,
@@ -674,6 +718,43 @@ mod tests {
         assert!(low[1..].iter().all(|&b| b == 3));
         filter_forward(Filter::Delta2, 1, &src, &mut fwd);
         assert_eq!(&fwd[..3], &[100, 159, 0]); // 100, 3 - 100 = -97 (wrapping), 0...
+    }
+
+    #[test]
+    fn zstd_contexts_stay_within_their_stated_size() {
+        // The tables' size depends on the level and the input's size, not
+        // its bytes: zeros compress fast even at level 22.
+        let chunk = vec![0u8; 1 << CODEC_CHUNK_LOG2];
+        for level in [3, 9, 11, 19, 22] {
+            let mut z = zstd::bulk::Compressor::new(level).unwrap();
+            z.compress(&chunk).unwrap();
+            let used = z.context_mut().sizeof();
+            assert!(
+                used <= zstd_context_bytes(level),
+                "level {level}: {used} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn high_levels_cap_the_workers_within_the_budget() {
+        let zstd = |level| Settings {
+            codec: Codec::Zstd,
+            level,
+            filters: true,
+        };
+        for settings in [zstd(1), zstd(3), zstd(9), zstd(19), zstd(22)] {
+            let w = workers(settings, 256);
+            assert!(w >= 1 && w * worker_bytes(settings) <= COMPRESSION_BUDGET);
+        }
+        assert_eq!(workers(zstd(22), 256), 3);
+        assert_eq!(workers(zstd(22), 2), 2);
+        assert_eq!(workers(zstd(3), 1), 1);
+        let lz4 = Settings {
+            codec: Codec::Lz4,
+            ..zstd(1)
+        };
+        assert_eq!(workers(lz4, 8), 8);
     }
 
     #[test]
