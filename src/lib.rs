@@ -67,6 +67,7 @@ mod suggest;
 mod value;
 
 mod format;
+mod parallel;
 
 mod archive;
 

@@ -21,6 +21,7 @@ use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
 use crate::format::toc::{TocView, toc_digest_from_chunks};
+use crate::parallel;
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
@@ -255,7 +256,7 @@ impl Archive {
         // validation only reads within bounds, so running it on unverified
         // bytes is safe; a checksum mismatch is reported before any rule.
         let (chunks, parsed) =
-            hash::chunk_digests_alongside(toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
+            hash::chunk_digests_alongside(&[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
                 TocView::parse(toc.clone(), toc_offset)
             });
         if toc_digest_from_chunks(header.as_bytes(), &chunks) != trailer.toc_sha256 {
@@ -699,7 +700,7 @@ impl Archive {
         let lag = codec::word_lag(tag).unwrap_or(1);
         let chunk = self.codec_chunk as usize;
         let payload_offset = e.blob_offset.get() + start as u64;
-        // One job per chunk: its table record, index, and output slice.
+        // One job per chunk: its index, table record, and output slice.
         let mut outs: Vec<Option<&mut [u8]>> = match out {
             Some(out) => out.chunks_mut(chunk).map(Some).collect(),
             None => (0..n).map(|_| None).collect(),
@@ -710,68 +711,42 @@ impl Archive {
             .enumerate()
             .map(|(k, (c, o))| (k, c, o.take()))
             .collect();
-        let run = |group: Vec<(usize, &codec::ChunkRef, Option<&mut [u8]>)>| -> Result<()> {
-            codec::with_unpacker(|unpacker| {
-                let mut scratch = Vec::new();
-                for (k, c, o) in group {
-                    let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
-                    if let Some(x) = expected {
-                        let at = (k + 1) * DIGEST_LEN;
-                        if hash::sha256(&[stored]) != x[at..at + DIGEST_LEN] {
-                            return Err(Error::ChecksumMismatch {
-                                name: name(),
-                                chunk: k as u64 + 1,
-                                offset: payload_offset + c.stored_at as u64,
-                            });
-                        }
-                    }
-                    let o = match o {
-                        Some(o) => o,
-                        None => {
-                            let len =
-                                codec::chunk_raw_len(e.raw_len.get(), self.codec_chunk, k as u64);
-                            scratch.resize(len as usize, 0);
-                            &mut scratch[..]
-                        }
-                    };
-                    unpacker
-                        .chunk(c, lag, stored, o)
-                        .map_err(|reason| Error::CorruptChunk {
-                            name: name(),
-                            chunk: k as u64,
-                            reason,
-                        })?;
+        // Each worker keeps one scratch buffer for verification, where
+        // chunks are decompressed only to be checked.
+        let run = |(k, c, o): (usize, &codec::ChunkRef, Option<&mut [u8]>),
+                   scratch: &mut Vec<u8>|
+         -> Result<()> {
+            let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
+            if let Some(x) = expected {
+                let at = (k + 1) * DIGEST_LEN;
+                if hash::sha256(&[stored]) != x[at..at + DIGEST_LEN] {
+                    return Err(Error::ChecksumMismatch {
+                        name: name(),
+                        chunk: k as u64 + 1,
+                        offset: payload_offset + c.stored_at as u64,
+                    });
                 }
-                Ok(())
+            }
+            let o = match o {
+                Some(o) => o,
+                None => {
+                    let len = codec::chunk_raw_len(e.raw_len.get(), self.codec_chunk, k as u64);
+                    scratch.resize(len as usize, 0);
+                    &mut scratch[..]
+                }
+            };
+            codec::with_unpacker(|unpacker| unpacker.chunk(c, lag, stored, o)).map_err(|reason| {
+                Error::CorruptChunk {
+                    name: name(),
+                    chunk: k as u64,
+                    reason,
+                }
             })
         };
-        let threads = hash::threads().min(n);
-        if threads <= 1 {
-            return run(jobs);
-        }
-        let per = n.div_ceil(threads);
-        let mut groups = Vec::with_capacity(threads);
-        let mut jobs = jobs.into_iter();
-        loop {
-            let g: Vec<_> = jobs.by_ref().take(per).collect();
-            if g.is_empty() {
-                break;
-            }
-            groups.push(g);
-        }
-        // The first group runs here, with this thread's decompression
-        // context; the others on new threads.
-        let mut groups = groups.into_iter();
-        let first = groups.next().expect("n >= 1");
-        std::thread::scope(|s| {
-            let handles: Vec<_> = groups.map(|g| s.spawn(|| run(g))).collect();
-            let here = run(first);
-            let there = handles
-                .into_iter()
-                .map(|h| h.join().expect("decompression threads do not panic"))
-                .collect::<Result<Vec<()>>>();
-            here.and(there.map(drop))
-        })
+        // The first damaged chunk is reported, whichever core found it.
+        parallel::map_with_scratch(jobs, Vec::new, run)
+            .into_iter()
+            .collect()
     }
 
     /// The blob's expected digests, from the hash pool.

@@ -14,11 +14,12 @@ use sha2::{Digest, Sha256};
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
-use crate::format::codec::{self, ChunkOut, Filter, Packer, Settings};
+use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, EncodeError};
 use crate::format::hash::{self, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
+use crate::parallel;
 use crate::value::{MAX_DEPTH, Value};
 
 /// One binding to write, in table-of-contents order.
@@ -194,7 +195,7 @@ pub(crate) fn write_archive<F: Write + Seek>(
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
-            Some(settings) => (0..hash::threads())
+            Some(settings) => (0..codec::workers(settings, parallel::cores()))
                 .map(|_| Packer::new(settings))
                 .collect::<io::Result<Vec<_>>>()?,
             None => Vec::new(),
@@ -348,99 +349,157 @@ impl WriteError {
     }
 }
 
+/// Writes one binding's blob: compressed when compression is on and pays,
+/// raw otherwise.
 fn write_blob<W: Write + Seek>(
     sink: &mut Sink<W>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
     packers: &mut [Packer],
 ) -> Result<(), WriteError> {
-    let tag = crate::format::encoding::tag_of(item.value);
-    let (shape, raw): (&[usize], Option<&[u8]>) = match item.value {
-        Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
-        Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
-        _ => (&[], None),
-    };
-    if shape.len() > MAX_NDIM as usize {
-        return Err(WriteError::Encode(EncodeError::TooManyDims));
-    }
-    let stored_len = match raw {
-        Some(bytes) => bytes.len() as u64,
-        None => {
-            let mut c = Counter(0);
-            encoding::encode(&mut c, item.value, 0).map_err(WriteError::Encode)?;
-            c.0
-        }
-    };
+    let blob = Blob::of(item)?;
+    let payload_len = blob.payload_len()?;
     let compressible = !packers.is_empty()
-        && stored_len >= codec::MIN_COMPRESS_LEN as u64
-        && (raw.is_some() || stored_len <= COMPRESS_ENCODED_MAX);
-    // With compression on, a small enough encoded value is encoded once
-    // into memory; the bytes are then compressed, or written raw.
-    let encoded: Option<Vec<u8>> = if compressible && raw.is_none() {
-        let mut buf = Vec::with_capacity(stored_len as usize);
-        encoding::encode(&mut buf, item.value, 0).map_err(WriteError::Encode)?;
-        if buf.len() as u64 != stored_len {
+        && payload_len >= codec::MIN_COMPRESS_LEN as u64
+        && (blob.elements.is_some() || payload_len <= COMPRESS_ENCODED_MAX);
+    if !compressible {
+        return write_raw(sink, toc, &blob, blob.elements, payload_len);
+    }
+    // A small enough encoded value is encoded once into memory; the bytes
+    // are then compressed, or written raw.
+    let encoded = match blob.elements {
+        Some(_) => None,
+        None => Some(blob.encode(payload_len)?),
+    };
+    let payload = blob
+        .elements
+        .or(encoded.as_deref())
+        .expect("tensor elements or encoded above");
+    if try_packed(sink, toc, &blob, payload, packers)? {
+        return Ok(());
+    }
+    write_raw(sink, toc, &blob, Some(payload), payload_len)
+}
+
+/// A binding about to be written: its tag, shape, and a tensor's elements
+/// as bytes (None for values stored by their encoding).
+struct Blob<'a> {
+    item: &'a Planned<'a>,
+    tag: Tag,
+    shape: &'a [usize],
+    elements: Option<&'a [u8]>,
+}
+
+impl<'a> Blob<'a> {
+    fn of(item: &'a Planned<'a>) -> Result<Blob<'a>, WriteError> {
+        let tag = encoding::tag_of(item.value);
+        let (shape, elements): (&[usize], Option<&[u8]>) = match item.value {
+            Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
+            Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
+            _ => (&[], None),
+        };
+        if shape.len() > MAX_NDIM as usize {
+            return Err(WriteError::Encode(EncodeError::TooManyDims));
+        }
+        Ok(Blob {
+            item,
+            tag,
+            shape,
+            elements,
+        })
+    }
+
+    /// Bytes of the raw payload: the elements, or the encoding (counted,
+    /// not stored).
+    fn payload_len(&self) -> Result<u64, WriteError> {
+        if let Some(bytes) = self.elements {
+            return Ok(bytes.len() as u64);
+        }
+        let mut c = Counter(0);
+        encoding::encode(&mut c, self.item.value, 0).map_err(WriteError::Encode)?;
+        Ok(c.0)
+    }
+
+    /// The value's encoding in memory; it must be `len` bytes, as counted.
+    fn encode(&self, len: u64) -> Result<Vec<u8>, WriteError> {
+        let mut buf = Vec::with_capacity(len as usize);
+        encoding::encode(&mut buf, self.item.value, 0).map_err(WriteError::Encode)?;
+        if buf.len() as u64 != len {
             return Err(WriteError::Changed);
         }
-        Some(buf)
-    } else {
-        None
-    };
-    let raw = raw.or(encoded.as_deref());
-    if compressible {
-        let payload = raw.expect("tensor or encoded above");
-        let lag = codec::word_lag(tag);
-        let chunk = 1usize << codec::CODEC_CHUNK_LOG2;
-        if let Some(planned) = packers[0].plan(lag, payload, chunk)? {
-            let codec = packers[0].codec();
-            let plan = Plan {
-                lag,
-                planned,
-                codec,
-            };
-            if write_packed(sink, toc, item, (tag, shape), payload, plan, packers)? {
-                return Ok(());
-            }
-            // The samples promised more than the chunks gave: the blob was
-            // rewound and is written raw below, so it stays mappable.
-        }
+        Ok(buf)
     }
+}
+
+/// Writes `payload` compressed if its samples say that pays (layout.md
+/// 3.4). Returns false, having written nothing that stays, when the blob
+/// is to be written raw instead.
+fn try_packed<W: Write + Seek>(
+    sink: &mut Sink<W>,
+    toc: &mut TocBuilder,
+    blob: &Blob<'_>,
+    payload: &[u8],
+    packers: &mut [Packer],
+) -> Result<bool, WriteError> {
+    let lag = codec::word_lag(blob.tag);
+    let chunk = 1usize << codec::CODEC_CHUNK_LOG2;
+    let Some(plans) = packers[0].plan(lag, payload, chunk)? else {
+        return Ok(false);
+    };
+    // false when the samples promised more than the chunks gave: the blob
+    // was rewound, and is written raw so it stays mappable.
+    write_packed(sink, toc, blob, payload, (lag, plans), packers)
+}
+
+/// Writes a raw blob (codec 0): frame, padding, payload, hashed as written.
+/// `payload` is the raw payload when it is in memory; without it the value
+/// is encoded straight into the file.
+fn write_raw<W: Write + Seek>(
+    sink: &mut Sink<W>,
+    toc: &mut TocBuilder,
+    blob: &Blob<'_>,
+    payload: Option<&[u8]>,
+    payload_len: u64,
+) -> Result<(), WriteError> {
     let frame = RawFrame {
         magic: FRAME_MAGIC,
-        tag: tag as u8,
+        tag: blob.tag as u8,
         codec: Codec::None as u8,
         filter: 0,
         reserved: [0; 3],
-        stored_len: stored_len.into(),
+        stored_len: payload_len.into(),
     };
     let mut prefix = [0u8; ALIGN as usize];
     prefix[..FRAME_LEN as usize].copy_from_slice(frame.as_bytes());
-    let prefix = &prefix[..tag.payload_start() as usize];
+    let prefix = &prefix[..blob.tag.payload_start() as usize];
 
     let blob_offset = sink.pos;
-    let digests = match raw {
+    let digests = match payload {
         Some(bytes) if bytes.len() >= PARALLEL_HASH_MIN => {
-            sink.reserve(prefix.len() as u64 + stored_len)?;
-            std::thread::scope(|s| -> Result<Vec<Digest32>, WriteError> {
-                let hashing = s.spawn(|| hash::chunk_digests(prefix, bytes, 1 << HASH_CHUNK_LOG2));
-                sink.write_all(prefix)?;
-                sink.write_all(bytes)?;
-                Ok(hashing.join().expect("hashing thread does not panic"))
-            })?
+            sink.reserve(prefix.len() as u64 + payload_len)?;
+            let (digests, written) =
+                hash::chunk_digests_alongside(prefix, bytes, 1 << HASH_CHUNK_LOG2, || {
+                    sink.write_all(prefix)?;
+                    sink.write_all(bytes)
+                });
+            written?;
+            digests
         }
         _ => {
             sink.hasher = Some(ChunkHasher::new());
             let written = (|| -> Result<(), WriteError> {
                 sink.write_all(prefix)?;
-                match raw {
+                match payload {
                     Some(bytes) => sink.write_all(bytes)?,
-                    None => encoding::encode(sink, item.value, 0).map_err(WriteError::Encode)?,
+                    None => {
+                        encoding::encode(sink, blob.item.value, 0).map_err(WriteError::Encode)?
+                    }
                 }
                 Ok(())
             })();
             let hasher = sink.hasher.take().expect("set above");
             written?;
-            if sink.pos - blob_offset != prefix.len() as u64 + stored_len {
+            if sink.pos - blob_offset != prefix.len() as u64 + payload_len {
                 return Err(WriteError::Changed);
             }
             hasher.finish()
@@ -448,85 +507,71 @@ fn write_blob<W: Write + Seek>(
     };
     let stored = Stored {
         offset: blob_offset,
-        stored_len,
-        raw_len: stored_len,
+        stored_len: payload_len,
+        raw_len: payload_len,
         codec: Codec::None,
     };
-    toc.push(item, tag, shape, stored, digests)
+    toc.push(blob.item, blob.tag, blob.shape, stored, digests)
 }
 
 /// Writes a compressed blob (layout.md 3.4): a placeholder for the frame and
-/// chunk table, then the chunks as every core compresses them, in order;
-/// then the frame and table over the placeholder. Memory: one chunk in
-/// and out per core, and the table. Returns false, with the sink rewound to
-/// the blob's start, when the whole blob does not save an eighth after all
-/// (layout.md 3.4): the caller then writes it raw.
+/// chunk table, then the chunks in order, each written as soon as it and
+/// those before it are compressed while the pool compresses the next ones
+/// ([`parallel::ordered`]); then the frame and table over the placeholder.
+/// Memory: per packer, one chunk being filtered and compressed; at most
+/// twice as many compressed chunks waiting; and the table. Returns false,
+/// with the sink rewound to the blob's start, when the whole blob does not
+/// save an eighth after all (layout.md 3.4): the caller then writes it raw.
 fn write_packed<W: Write + Seek>(
     sink: &mut Sink<W>,
     toc: &mut TocBuilder,
-    item: &Planned<'_>,
-    (tag, shape): (Tag, &[usize]),
+    blob: &Blob<'_>,
     payload: &[u8],
-    plan: Plan,
+    (lag, plans): (Option<usize>, Vec<ChunkPlan>),
     packers: &mut [Packer],
 ) -> Result<bool, WriteError> {
-    let Plan {
-        lag,
-        planned,
-        codec,
-    } = plan;
+    let codec = packers[0].codec();
     let chunk = 1usize << codec::CODEC_CHUNK_LOG2;
-    let chunks: Vec<(&[u8], Option<Option<Filter>>)> = payload.chunks(chunk).zip(planned).collect();
-    let start = tag.payload_start() as usize;
+    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
+    let start = blob.tag.payload_start() as usize;
     let head_len = start + chunks.len() * size_of::<RawChunk>();
     let blob_offset = sink.pos;
     sink.write_zeros(head_len)?;
     let mut table = Vec::with_capacity(chunks.len());
     let mut digests = Vec::with_capacity(chunks.len() + 1);
     digests.push([0u8; 32]);
-    let work = |p: &mut Packer, &(c, planned): &(&[u8], Option<Option<Filter>>)| {
-        let out = p.chunk(lag, c, planned)?;
+    // On the pool: compress and hash one chunk.
+    let pack = |p: &mut Packer, k: usize| {
+        let out = p.chunk(lag, chunks[k], plans[k])?;
         let d = match &out {
-            ChunkOut::Raw => hash::sha256(&[c]),
+            ChunkOut::Raw => hash::sha256(&[chunks[k]]),
             ChunkOut::Packed { bytes, .. } => hash::sha256(&[bytes]),
         };
         io::Result::Ok((out, d))
     };
-    for batch in chunks.chunks(packers.len()) {
-        let results: Vec<io::Result<(ChunkOut, Digest32)>> = if batch.len() == 1 {
-            vec![work(&mut packers[0], &batch[0])]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .zip(packers.iter_mut())
-                    .map(|(c, p)| s.spawn(move || work(p, c)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("compression threads do not panic"))
-                    .collect()
-            })
-        };
-        for (&(c, _), r) in batch.iter().zip(results) {
-            let (out, d) = r?;
-            match out {
-                ChunkOut::Raw => {
-                    sink.write_all(c)?;
-                    table.push(codec::table_record(
-                        c.len() as u64,
-                        Codec::None,
-                        Filter::None,
-                    ));
-                }
-                ChunkOut::Packed { filter, bytes } => {
-                    sink.write_all(&bytes)?;
-                    table.push(codec::table_record(bytes.len() as u64, codec, filter));
-                }
+    // Here, in chunk order: write it and record it.
+    let write = |k: usize, packed: io::Result<(ChunkOut, Digest32)>| -> Result<(), WriteError> {
+        let (out, d) = packed?;
+        let c = chunks[k];
+        match out {
+            ChunkOut::Raw => {
+                sink.write_all(c)?;
+                table.push(codec::table_record(
+                    c.len() as u64,
+                    Codec::None,
+                    Filter::None,
+                ));
             }
-            digests.push(d);
+            ChunkOut::Packed { filter, bytes } => {
+                sink.write_all(&bytes)?;
+                table.push(codec::table_record(bytes.len() as u64, codec, filter));
+            }
         }
-    }
+        digests.push(d);
+        Ok(())
+    };
+    parallel::ordered(packers, chunks.len(), pack, write)?;
+
     let stored_len = sink.pos - blob_offset - start as u64;
     if !codec::pays(payload.len(), stored_len as usize) {
         sink.rewind(blob_offset)?;
@@ -534,7 +579,7 @@ fn write_packed<W: Write + Seek>(
     }
     let frame = RawFrame {
         magic: FRAME_MAGIC,
-        tag: tag as u8,
+        tag: blob.tag as u8,
         codec: codec as u8,
         filter: 0,
         reserved: [0; 3],
@@ -551,16 +596,8 @@ fn write_packed<W: Write + Seek>(
         raw_len: payload.len() as u64,
         codec,
     };
-    toc.push(item, tag, shape, stored, digests)?;
+    toc.push(blob.item, blob.tag, blob.shape, stored, digests)?;
     Ok(true)
-}
-
-/// How a blob is to be compressed: the word lag of its filters (None for
-/// non-tensors), each chunk's planned filter choice, and the codec.
-struct Plan {
-    lag: Option<usize>,
-    planned: Vec<Option<Option<Filter>>>,
-    codec: Codec,
 }
 
 /// Where and how a blob was stored.

@@ -40,6 +40,13 @@ pub enum Compression {
     None,
     /// Zstandard at `level`, 1 to 22 (3 balances speed and size; 9 packs
     /// tighter and saves slower). Out of range is [`Error::InvalidOption`].
+    ///
+    /// Higher levels take more memory per core: a save compresses 4 MiB
+    /// chunks on every core, and its workers together stay within 256 MiB
+    /// (about 1.2 MiB of zstd context each at level 3, up to 65 MiB at
+    /// levels 12 to 22, plus 16 MiB of chunks), so from level 12 on at most
+    /// three chunks are compressed at once. README "Compression" has the
+    /// figures.
     Zstd {
         /// The level, 1 to 22.
         level: i32,

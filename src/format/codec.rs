@@ -199,6 +199,50 @@ pub(crate) struct Settings {
     pub filters: bool,
 }
 
+/// How many chunks a save compresses at once on `cores` cores: one per
+/// core, as long as the workers' memory stays within
+/// [`COMPRESSION_BUDGET`]; always at least one.
+pub(crate) fn workers(settings: Settings, cores: usize) -> usize {
+    (COMPRESSION_BUDGET / worker_bytes(settings)).clamp(1, cores.max(1))
+}
+
+/// What the compression workers of one save may hold at once, at most.
+pub(crate) const COMPRESSION_BUDGET: usize = 256 << 20;
+
+/// Memory of one compression worker, at most: its zstd contexts, the chunk
+/// it filters and the buffer it compresses into, and the two compressed
+/// chunks per worker that may wait to be written (`parallel::ordered`).
+pub(crate) fn worker_bytes(settings: Settings) -> usize {
+    const CHUNK: usize = 1 << CODEC_CHUNK_LOG2;
+    let contexts = match settings.codec {
+        Codec::Zstd if settings.level > SAMPLE_LEVEL => {
+            zstd_context_bytes(settings.level) + zstd_context_bytes(SAMPLE_LEVEL)
+        }
+        Codec::Zstd => zstd_context_bytes(settings.level),
+        _ => 0,
+    };
+    // Filtered chunk, compression buffer, two waiting chunks (each under
+    // 7/8 of a chunk, or it would be stored raw, from the caller's data).
+    contexts + 4 * CHUNK
+}
+
+/// Bytes a zstd compression context at `level` reaches on a 4 MiB chunk,
+/// rounded up: zstd sizes its tables to the input, so these are far below
+/// its figures for unbounded inputs (hundreds of MiB at level 22).
+/// Measured with zstd 1.5.7 by `examples/zstd_context_memory.rs`, and
+/// checked by a test.
+fn zstd_context_bytes(level: i32) -> usize {
+    let mib = match level {
+        ..=3 => 2,
+        4..=6 => 3,
+        7..=8 => 6,
+        9 => 11,
+        10..=11 => 21,
+        _ => 66,
+    };
+    mib << 20
+}
+
 /// One thread's compression state (a reusable zstd context and buffers).
 pub(crate) struct Packer {
     settings: Settings,
@@ -299,28 +343,30 @@ impl Packer {
         Ok(best)
     }
 
-    /// The filter for a chunk from a sample of it, or None when even the
-    /// best one does not pay on the sample (the chunk is then stored raw).
-    fn choose(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<Option<Filter>> {
+    /// The plan for a chunk from a sample of it: the best filter, or
+    /// [`ChunkPlan::StoreRaw`] when even the best one does not pay on the
+    /// sample.
+    fn choose(&mut self, lag: Option<usize>, src: &[u8]) -> io::Result<ChunkPlan> {
         let sample = sample_of(src, lag.map_or(1, |l| l * 8));
         let (filter, size) = self.best_filter(lag, sample)?;
-        Ok(pays(sample.len(), size).then_some(filter))
+        Ok(ChunkPlan::from_sample(sample.len(), filter, size))
     }
 
     /// Compresses one chunk: picks a filter on a sample (tensors only,
-    /// `lag` = Some) unless `planned` already did, compresses, and keeps
-    /// the result only if it pays.
+    /// `lag` = Some) unless `plan` already did, compresses, and keeps the
+    /// result only if it pays. The bytes kept hold no spare capacity, since
+    /// several chunks may wait in memory for their turn to be written.
     pub(crate) fn chunk(
         &mut self,
         lag: Option<usize>,
         src: &[u8],
-        planned: Option<Option<Filter>>,
+        plan: ChunkPlan,
     ) -> io::Result<ChunkOut> {
-        let choice = match planned {
-            Some(choice) => choice,
-            None => self.choose(lag, src)?,
+        let plan = match plan {
+            ChunkPlan::NotSampled => self.choose(lag, src)?,
+            planned => planned,
         };
-        let Some(filter) = choice else {
+        let ChunkPlan::Compress(filter) = plan else {
             return Ok(ChunkOut::Raw);
         };
         let mut filtered = std::mem::take(&mut self.filtered);
@@ -330,6 +376,7 @@ impl Packer {
         self.filtered = filtered;
         r?;
         Ok(if pays(src.len(), bytes.len()) {
+            bytes.shrink_to_fit();
             ChunkOut::Packed { filter, bytes }
         } else {
             ChunkOut::Raw
@@ -340,28 +387,54 @@ impl Packer {
     /// `chunk`) pays as a whole, so that a tensor of noise is stored raw
     /// without compressing all of it first. Samples up to 16 evenly spaced
     /// chunks; returns None when compression does not pay, else each
-    /// chunk's planned filter choice where one was sampled (for up to 16
-    /// chunks, all of them), so [`Packer::chunk`] need not sample again.
+    /// chunk's plan ([`ChunkPlan::NotSampled`] for chunks between the
+    /// samples; for up to 16 chunks, none), so [`Packer::chunk`] need not
+    /// sample again.
     pub(crate) fn plan(
         &mut self,
         lag: Option<usize>,
         payload: &[u8],
         chunk: usize,
-    ) -> io::Result<Option<Vec<Option<Option<Filter>>>>> {
+    ) -> io::Result<Option<Vec<ChunkPlan>>> {
         let chunks = payload.len().div_ceil(chunk);
         let step = chunks.div_ceil(PLAN_SAMPLES).max(1);
-        let mut planned = vec![None; chunks];
+        let mut planned = vec![ChunkPlan::NotSampled; chunks];
         let (mut raw, mut stored) = (0usize, 0usize);
         for k in (0..chunks).step_by(step) {
             let c = &payload[k * chunk..payload.len().min((k + 1) * chunk)];
             let sample = sample_of(c, lag.map_or(1, |l| l * 8));
             let (filter, size) = self.best_filter(lag, sample)?;
-            let keep = pays(sample.len(), size);
-            planned[k] = Some(keep.then_some(filter));
+            planned[k] = ChunkPlan::from_sample(sample.len(), filter, size);
             raw += sample.len();
-            stored += if keep { size } else { sample.len() };
+            stored += match planned[k] {
+                ChunkPlan::Compress(_) => size,
+                _ => sample.len(),
+            };
         }
         Ok(pays(raw, stored).then_some(planned))
+    }
+}
+
+/// What the samples decided for one chunk of a blob to compress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChunkPlan {
+    /// No sample of this chunk was taken yet: [`Packer::chunk`] takes one.
+    NotSampled,
+    /// Its sample did not save an eighth with any filter: store it raw.
+    StoreRaw,
+    /// Compress it after this filter, the best on its sample.
+    Compress(Filter),
+}
+
+impl ChunkPlan {
+    /// The plan for a chunk whose `sample_len`-byte sample compressed to
+    /// `size` bytes at best, after `filter`.
+    fn from_sample(sample_len: usize, filter: Filter, size: usize) -> ChunkPlan {
+        if pays(sample_len, size) {
+            ChunkPlan::Compress(filter)
+        } else {
+            ChunkPlan::StoreRaw
+        }
     }
 }
 
@@ -645,6 +718,43 @@ mod tests {
         assert!(low[1..].iter().all(|&b| b == 3));
         filter_forward(Filter::Delta2, 1, &src, &mut fwd);
         assert_eq!(&fwd[..3], &[100, 159, 0]); // 100, 3 - 100 = -97 (wrapping), 0...
+    }
+
+    #[test]
+    fn zstd_contexts_stay_within_their_stated_size() {
+        // The tables' size depends on the level and the input's size, not
+        // its bytes: zeros compress fast even at level 22.
+        let chunk = vec![0u8; 1 << CODEC_CHUNK_LOG2];
+        for level in [3, 9, 11, 19, 22] {
+            let mut z = zstd::bulk::Compressor::new(level).unwrap();
+            z.compress(&chunk).unwrap();
+            let used = z.context_mut().sizeof();
+            assert!(
+                used <= zstd_context_bytes(level),
+                "level {level}: {used} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn high_levels_cap_the_workers_within_the_budget() {
+        let zstd = |level| Settings {
+            codec: Codec::Zstd,
+            level,
+            filters: true,
+        };
+        for settings in [zstd(1), zstd(3), zstd(9), zstd(19), zstd(22)] {
+            let w = workers(settings, 256);
+            assert!(w >= 1 && w * worker_bytes(settings) <= COMPRESSION_BUDGET);
+        }
+        assert_eq!(workers(zstd(22), 256), 3);
+        assert_eq!(workers(zstd(22), 2), 2);
+        assert_eq!(workers(zstd(3), 1), 1);
+        let lz4 = Settings {
+            codec: Codec::Lz4,
+            ..zstd(1)
+        };
+        assert_eq!(workers(lz4, 8), 8);
     }
 
     #[test]

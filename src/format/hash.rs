@@ -1,19 +1,23 @@
-//! SHA-256 over blobs in fixed-size chunks, spread over every core.
+//! SHA-256 over blobs in fixed-size chunks, spread over every core
+//! (through [`crate::parallel`]).
 //!
 //! A blob's chunk `k` is bytes `k*C .. min((k+1)*C, len)` of the blob (frame
 //! included); an empty blob still has one chunk, the digest of nothing.
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
+
+use crate::parallel;
 
 /// A SHA-256 digest.
 pub type Digest32 = [u8; 32];
 
 /// Below this many bytes, hashing stays on the calling thread.
 const PARALLEL_MIN: usize = 4 << 20;
-/// Below this many bytes, `chunk_digests_alongside` starts no thread.
+/// Below this many bytes, `chunk_digests_alongside` hashes on the calling
+/// thread, after the work.
 const ALONGSIDE_MIN: usize = 1 << 20;
 
 /// SHA-256 of the concatenation of `parts`.
@@ -28,11 +32,6 @@ pub fn sha256(parts: &[&[u8]]) -> Digest32 {
 /// Number of chunks of a blob of `len` bytes.
 pub fn chunk_count(len: u64, chunk: u64) -> u64 {
     len.div_ceil(chunk).max(1)
-}
-
-pub(crate) fn threads() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Digest of chunk `k` of the concatenation `prefix ++ body`.
@@ -58,68 +57,50 @@ pub fn chunk_digests(prefix: &[u8], body: &[u8], chunk: usize) -> Vec<Digest32> 
     let total = prefix.len() + body.len();
     let n = total.div_ceil(chunk).max(1);
     let mut out = vec![[0u8; 32]; n];
-    let workers = threads().min(n);
-    if total < PARALLEL_MIN || workers <= 1 {
+    if total < PARALLEL_MIN {
         for (k, d) in out.iter_mut().enumerate() {
             *d = chunk_digest(prefix, body, chunk, k);
         }
-        return out;
+    } else {
+        parallel::fill(&mut out, |k| chunk_digest(prefix, body, chunk, k));
     }
-    let per = n.div_ceil(workers);
-    std::thread::scope(|s| {
-        for (block, slots) in out.chunks_mut(per).enumerate() {
-            s.spawn(move || {
-                for (i, d) in slots.iter_mut().enumerate() {
-                    *d = chunk_digest(prefix, body, chunk, block * per + i);
-                }
-            });
-        }
-    });
     out
 }
 
-/// The chunk digests of `body`, computed by helper threads while the
-/// calling thread runs `work`; the calling thread then joins the hashing.
-/// Opening an archive uses it to validate the table of contents while the
-/// table is being hashed.
+/// The chunk digests of `prefix ++ body`, computed on the other cores
+/// while the calling thread runs `work`, and on every core once `work` is
+/// done. A save hashes a large tensor this way while it writes it; opening
+/// an archive validates the table of contents while the table is hashed.
 pub fn chunk_digests_alongside<R>(
+    prefix: &[u8],
     body: &[u8],
     chunk: usize,
     work: impl FnOnce() -> R,
 ) -> (Vec<Digest32>, R) {
-    let n = body.len().div_ceil(chunk).max(1);
+    if prefix.len() + body.len() < ALONGSIDE_MIN {
+        let r = work();
+        return (chunk_digests(prefix, body, chunk), r);
+    }
+    let n = (prefix.len() + body.len()).div_ceil(chunk).max(1);
     let next = AtomicUsize::new(0);
+    let done = Mutex::new(vec![[0u8; 32]; n]);
+    // Each helper takes the next chunk until none is left.
     let take = || {
-        let mut done = Vec::new();
+        let mut mine = Vec::new();
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             if k >= n {
-                return done;
+                break;
             }
-            done.push((k, chunk_digest(&[], body, chunk, k)));
+            mine.push((k, chunk_digest(prefix, body, chunk, k)));
+        }
+        let mut out = done.lock().expect("hashing does not panic");
+        for (k, d) in mine {
+            out[k] = d;
         }
     };
-    let (parts, result) = if body.len() < ALONGSIDE_MIN || threads() <= 1 {
-        let r = work();
-        (vec![take()], r)
-    } else {
-        std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads().min(n)).map(|_| s.spawn(take)).collect();
-            let r = work();
-            let mut parts = vec![take()];
-            parts.extend(
-                helpers
-                    .into_iter()
-                    .map(|h| h.join().expect("hashing does not panic")),
-            );
-            (parts, r)
-        })
-    };
-    let mut out = vec![[0u8; 32]; n];
-    for (k, d) in parts.into_iter().flatten() {
-        out[k] = d;
-    }
-    (out, result)
+    let r = parallel::help_while(take, work);
+    (done.into_inner().expect("hashing does not panic"), r)
 }
 
 #[cfg(test)]
@@ -148,9 +129,14 @@ mod tests {
     fn alongside_matches_plain_and_runs_the_work() {
         for len in [0usize, 100, 3 << 20] {
             let data: Vec<u8> = (0..len as u32).map(|i| (i % 249) as u8).collect();
-            let (d, r) = chunk_digests_alongside(&data, 1 << 16, || 7);
+            let (d, r) = chunk_digests_alongside(&[], &data, 1 << 16, || 7);
             assert_eq!(r, 7);
             assert_eq!(d, chunk_digests(&[], &data, 1 << 16));
+            // With a prefix (a blob's frame), as one contiguous span.
+            if len > 64 {
+                let (d, _) = chunk_digests_alongside(&data[..64], &data[64..], 1 << 16, || ());
+                assert_eq!(d, chunk_digests(&[], &data, 1 << 16));
+            }
         }
     }
 
