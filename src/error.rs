@@ -211,6 +211,14 @@ pub enum Error {
         offset: u64,
     },
 
+    /// The hash pool does not match the closing SHA-256, so no stored
+    /// digest can be trusted.
+    #[error(
+        "archive is damaged: its chunk digests do not match its closing SHA-256; \
+         run `ach verify` to see which bindings still load"
+    )]
+    UnsealedDigests,
+
     /// A value's encoded bytes are malformed.
     #[error("binding {name:?} is damaged: its value encoding is invalid: {reason}")]
     InvalidValue {

@@ -664,6 +664,53 @@ fn repack_changes_codecs_and_keeps_values_and_metadata() {
 }
 
 #[test]
+fn diff_compares_the_stored_digests_without_reading_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Environment::new();
+    env.set(
+        "data",
+        Value::Tensor(Tensor::from_vec(testdata::normal(300_000, 7))),
+    );
+    let opts = SaveOptions {
+        compression: Compression::None,
+        ..Default::default()
+    };
+    let a = dir.path().join("a.ach");
+    let b = dir.path().join("b.ach");
+    save_environment(&env, &a, &opts).unwrap();
+    save_environment(&env, &b, &opts).unwrap();
+    let archive = Archive::open(&b).unwrap();
+    let (offset, len) = archive.blob_range(Section::Bindings, "data").unwrap();
+    drop(archive);
+    // A byte of b's tensor changed on disk after it was sealed: its
+    // digests still say what was saved, and diff reads only those.
+    let mut bytes = std::fs::read(&b).unwrap();
+    bytes[(offset + len / 2) as usize] ^= 0x40;
+    std::fs::write(&b, &bytes).unwrap();
+    let out = ach(&["diff", p(&a), p(&b)]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "identical\n");
+    // verify is what finds the damage.
+    assert_eq!(code(&ach(&["verify", p(&b)])), Some(1));
+
+    // A hash pool that no longer matches the closing digest is refused,
+    // not trusted: the last digest of the pool, just before the table.
+    let archive = Archive::open(&a).unwrap();
+    let pool_end = std::fs::metadata(&a).unwrap().len() - 64 - archive.toc_len();
+    drop(archive);
+    let mut bytes = std::fs::read(&a).unwrap();
+    let last_digest = (pool_end - 64..pool_end)
+        .rev()
+        .find(|&i| bytes[i as usize] != 0)
+        .unwrap();
+    bytes[last_digest as usize] ^= 1;
+    std::fs::write(&a, &bytes).unwrap();
+    let out = ach(&["diff", p(&a), p(&b)]);
+    let line = assert_one_line_error(&out, 1, "a damaged hash pool");
+    assert!(line.contains("closing SHA-256"), "{line}");
+}
+
+#[test]
 fn diff_names_added_removed_changed_and_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let save = |name: &str, env: &Environment, desc: &str| {
@@ -708,7 +755,7 @@ fn diff_names_added_removed_changed_and_metadata() {
         text(&out.stdout),
         "+  fresh    Boolean\n\
          -  gone     String\n\
-         ~  edited   content differs (SHA-256 of the stored blob)\n\
+         ~  edited   content differs (the stored chunk digests)\n\
          ~  retyped  type Number -> String, size 9 -> 12 bytes\n\
          metadata description: \"first\" -> \"second\"\n\
          1 added, 1 removed, 2 changed, 1 metadata fields differ\n"

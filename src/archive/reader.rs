@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -56,6 +56,8 @@ pub struct Archive {
     metadata: Arc<Metadata>,
     counts: [u64; 3],
     compressed: bool,
+    /// Whether the hash pool matches the closing SHA-256, once checked.
+    pool_sealed: Arc<OnceLock<bool>>,
 }
 
 /// How to load a binding.
@@ -275,6 +277,7 @@ impl Archive {
             metadata: Arc::new(facts.metadata),
             counts: facts.counts,
             compressed: facts.compressed,
+            pool_sealed: Arc::new(OnceLock::new()),
         })
     }
 
@@ -368,14 +371,18 @@ impl Archive {
         name: &str,
         opts: LoadOptions,
     ) -> Result<(Value, u64)> {
-        let e = self
-            .toc
+        let e = self.entry(section, name)?;
+        self.load(e, opts.verify_checksum, opts.max_decoded_bytes)
+    }
+
+    /// The table entry of `name`, or an error suggesting a close name.
+    fn entry(&self, section: Section, name: &str) -> Result<&RawEntry> {
+        self.toc
             .find(section, name)
             .ok_or_else(|| Error::NoSuchBinding {
                 name: name.to_string(),
                 suggestion: crate::suggest::closest(name, self.names(section)),
-            })?;
-        self.load(e, opts.verify_checksum, opts.max_decoded_bytes)
+            })
     }
 
     fn blob(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
@@ -891,6 +898,54 @@ impl Archive {
             }
             Err(_) => report.nonzero_padding.push(start),
         }
+    }
+
+    /// The SHA-256 digests this archive stores for one binding's blob, in
+    /// order: one per [`digest_chunk_size`](Archive::digest_chunk_size)
+    /// bytes of a raw blob, or one for the head and one per chunk of a
+    /// compressed one (layout.md 4). Before any is returned, the whole hash
+    /// pool is checked against the closing SHA-256 (once per archive, about
+    /// 32 bytes per MiB of data), so the digests are the ones the archive
+    /// was sealed with; a pool that does not match is
+    /// [`Error::UnsealedDigests`]. The blob's bytes are not read.
+    ///
+    /// Two blobs stored with the same bytes have the same digests when the
+    /// archives' chunk sizes agree: `ach diff` compares archives this way
+    /// without reading their data.
+    pub fn stored_digests(&self, section: Section, name: &str) -> Result<Vec<[u8; 32]>> {
+        let e = self.entry(section, name)?;
+        let sealed = *self.pool_sealed.get_or_init(|| {
+            let pool_len = self.hash_count * DIGEST_LEN as u64;
+            self.source
+                .read(self.hashes_offset, pool_len)
+                .is_ok_and(|pool| {
+                    hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
+                        == self.trailer.closing_sha256
+                })
+        });
+        if !sealed {
+            return Err(Error::UnsealedDigests);
+        }
+        let digests = self.digests_of(e)?;
+        Ok(digests
+            .as_slice()
+            .chunks_exact(DIGEST_LEN)
+            .map(|d| d.try_into().expect("32-byte chunks"))
+            .collect())
+    }
+
+    /// One binding's blob as stored (frame, padding and payload, layout.md
+    /// 3), unchecked and undecoded: a view of the mapped file. For tools
+    /// that compare or copy stored blobs; a load checks what it reads.
+    pub fn stored_blob(&self, section: Section, name: &str) -> Result<Bytes> {
+        let e = self.entry(section, name)?;
+        Ok(self.blob(e)?.1)
+    }
+
+    /// Bytes per hashed chunk of a raw blob (layout.md 4.1; 1 MiB as this
+    /// crate writes).
+    pub fn digest_chunk_size(&self) -> u64 {
+        self.chunk
     }
 
     /// Bytes of the table of contents (for tools that inspect the format).
