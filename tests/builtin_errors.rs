@@ -446,3 +446,30 @@ fn any_arguments_give_a_value_or_an_error_never_a_panic() {
     let msg = fails("restore_snapshot", &[odd_snapshot], &mut env);
     assert!(msg.contains("must be a Snapshot"), "{msg}");
 }
+
+#[test]
+fn a_printed_error_chain_says_the_engine_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Environment::new();
+    env.set("x", Value::Number(1.0));
+    // Saving into a directory that does not exist: an I/O error with a cause.
+    let missing = dir.path().join("no/such/dir/w.ach");
+    let err = call(
+        "save_env",
+        &[Value::from(missing.to_str().unwrap())],
+        &mut env,
+    )
+    .unwrap_err();
+    assert!(err.cause.is_some(), "the engine error is kept for matching");
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        chain.push_str(" / ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    let engine = err.cause.as_ref().unwrap().to_string();
+    assert_eq!(chain.matches(&engine).count(), 1, "{chain}");
+    let os = "No such file or directory";
+    assert_eq!(chain.matches(os).count(), 1, "{chain}");
+}

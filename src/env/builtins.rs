@@ -119,17 +119,28 @@ pub fn call(name: &str, args: &[Value], env: &mut Environment) -> Result<Value, 
 
 /// Why a builtin call failed: names the function, and the argument or
 /// option and what was expected, or carries the engine's [`Error`].
-#[derive(Debug, thiserror::Error)]
-#[error("{function}: {message}")]
+///
+/// Its message already holds the engine error's whole text (which holds
+/// its own cause's), so it reports no [`source`](std::error::Error::source):
+/// a report that prints the chain says each thing once. The engine error
+/// itself, for matching, is [`cause`](Self::cause).
+#[derive(Debug)]
 pub struct BuiltinError {
     /// The function called (`"save_env"`, ...).
     pub function: &'static str,
     /// What went wrong and what to do.
     pub message: String,
     /// The engine error behind it, if any.
-    #[source]
     pub cause: Option<Error>,
 }
+
+impl std::fmt::Display for BuiltinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.function, self.message)
+    }
+}
+
+impl std::error::Error for BuiltinError {}
 
 impl BuiltinError {
     fn new(function: &'static str, message: impl Into<String>) -> Self {

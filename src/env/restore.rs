@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::archive::reader::{Archive, LoadOptions};
 use crate::env::environment::Environment;
 use crate::env::save::{RUNTIME_VERSION, Skipped};
-use crate::env::select::NameFilter;
+use crate::env::select::NameSelection;
 use crate::error::{Error, Result};
 use crate::format::layout::Section;
 use crate::value::{Function, Record, Value, read_ref};
@@ -154,7 +154,7 @@ pub fn restore_from_archive(
         ));
     }
     check_mode(env, options)?;
-    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let selection = NameSelection::new(options.include_only.as_deref(), &options.exclude)?;
     report_not_found(&mut report, options, archive.names(Section::Bindings))?;
     // Phase 1: load everything; nothing in `env` changes yet. All values
     // are held at once, so they share one memory budget.
@@ -182,7 +182,7 @@ pub fn restore_from_archive(
     let mut values = Vec::new();
     for name in archive
         .names(Section::Bindings)
-        .filter(|n| filter.accepts(n))
+        .filter(|n| selection.accepts(n))
     {
         values.push((name.to_string(), load(Section::Bindings, name)?));
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::archive::publish::{PublishOptions, atomic_write};
 use crate::archive::writer::{self, HeaderFields, Planned};
 use crate::env::environment::{Environment, check_name};
-use crate::env::select::NameFilter;
+use crate::env::select::NameSelection;
 use crate::error::{Error, Result};
 use crate::format::codec::Settings;
 use crate::format::layout::{Codec, Section};
@@ -488,7 +488,7 @@ struct Chosen<'e> {
 /// Chooses the bindings and constants to save as `options` say, refusing
 /// a name or value no archive can hold.
 fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>> {
-    let selection = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let selection = NameSelection::new(options.include_only.as_deref(), &options.exclude)?;
     let mut chosen = Chosen {
         values: Vec::new(),
         skipped: Vec::new(),

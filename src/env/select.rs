@@ -1,5 +1,7 @@
-//! Name filters shared by save and restore: `include_only` and `exclude`,
-//! as glob patterns (`temp_*`, `debug_?`).
+//! Choosing names by pattern, shared by save, restore and snapshots:
+//! `include_only` and `exclude`, as glob patterns (`temp_*`, `debug_?`).
+//! (In this crate "filter" names only the byte shuffle and delta filters of
+//! compression, in `format/codec.rs`.)
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -7,7 +9,7 @@ use crate::error::{Error, Result};
 
 /// Which names pass: those matching `include_only` (all when absent) and no
 /// pattern of `exclude`.
-pub(crate) struct NameFilter {
+pub(crate) struct NameSelection {
     include: Option<GlobSet>,
     exclude: GlobSet,
 }
@@ -27,9 +29,9 @@ fn build(patterns: &[String]) -> Result<GlobSet> {
     })
 }
 
-impl NameFilter {
+impl NameSelection {
     pub(crate) fn new(include_only: Option<&[String]>, exclude: &[String]) -> Result<Self> {
-        Ok(NameFilter {
+        Ok(NameSelection {
             include: include_only.map(build).transpose()?,
             exclude: build(exclude)?,
         })
@@ -74,15 +76,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn globs_filter_names() {
-        let f = NameFilter::new(None, &["temp_*".into(), "debug_?".into()]).unwrap();
+    fn globs_select_names() {
+        let f = NameSelection::new(None, &["temp_*".into(), "debug_?".into()]).unwrap();
         assert!(f.accepts("data"));
         assert!(!f.accepts("temp_1"));
         assert!(!f.accepts("debug_x"));
         assert!(f.accepts("debug_xy"));
-        let f = NameFilter::new(Some(&["data".into(), "model*".into()]), &[]).unwrap();
+        let f = NameSelection::new(Some(&["data".into(), "model*".into()]), &[]).unwrap();
         assert!(f.accepts("data") && f.accepts("model_2"));
         assert!(!f.accepts("results"));
-        assert!(NameFilter::new(None, &["[".into()]).is_err());
+        assert!(NameSelection::new(None, &["[".into()]).is_err());
     }
 }

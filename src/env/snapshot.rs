@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env::environment::{Environment, check_name};
 use crate::env::restore::{RestoreOptions, RestoreReport, apply, check_mode, report_not_found};
-use crate::env::select::NameFilter;
+use crate::env::select::NameSelection;
 use crate::error::Result;
 use crate::value::{Edge, Record, Value, read_ref};
 
@@ -114,9 +114,9 @@ fn detach_all<'a>(
 /// assert_eq!(env.get("data"), Some(&Value::Tensor(Tensor::from_vec(vec![1.0, 2.0]))));
 /// ```
 pub fn snapshot_env(env: &Environment, options: &SnapshotOptions) -> Result<Snapshot> {
-    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let selection = NameSelection::new(options.include_only.as_deref(), &options.exclude)?;
     let mut seen = HashMap::new();
-    let bindings = detach_all(env.iter().filter(|(n, _)| filter.accepts(n)), &mut seen);
+    let bindings = detach_all(env.iter().filter(|(n, _)| selection.accepts(n)), &mut seen);
     let constants = if options.include_constants {
         detach_all(env.constants(), &mut seen)
     } else {
@@ -141,13 +141,13 @@ pub fn restore_snapshot(
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
     check_mode(env, options)?;
-    let filter = NameFilter::new(options.include_only.as_deref(), &options.exclude)?;
+    let selection = NameSelection::new(options.include_only.as_deref(), &options.exclude)?;
     let mut seen = HashMap::new();
     let values = detach_all(
         snapshot
             .bindings
             .iter()
-            .filter(|(n, _)| filter.accepts(n))
+            .filter(|(n, _)| selection.accepts(n))
             .map(|(n, v)| (n.as_str(), v)),
         &mut seen,
     );
