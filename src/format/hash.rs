@@ -1,5 +1,5 @@
 //! SHA-256 over blobs in fixed-size chunks, spread over every core
-//! (through [`crate::parallel`]).
+//! (through `crate::parallel`).
 //!
 //! A blob's chunk `k` is bytes `k*C .. min((k+1)*C, len)` of the blob (frame
 //! included); an empty blob still has one chunk, the digest of nothing.
