@@ -516,8 +516,13 @@ pub struct VerifyReport {
     pub damaged: Vec<Damage>,
     /// File offsets of padding that is not zero.
     pub nonzero_padding: Vec<u64>,
-    /// False when the closing SHA-256 does not match.
+    /// False when the closing SHA-256 does not match (or the hash pool
+    /// could not be read: see `read_errors`).
     pub closing_checksum_ok: bool,
+    /// Parts that could not be read at all (an I/O failure of the storage,
+    /// not damage): what was being read and why it failed. Verify again
+    /// once the storage answers.
+    pub read_errors: Vec<String>,
 }
 
 /// One damaged binding.
@@ -534,7 +539,10 @@ pub struct Damage {
 impl VerifyReport {
     /// True when nothing is damaged.
     pub fn is_ok(&self) -> bool {
-        self.damaged.is_empty() && self.nonzero_padding.is_empty() && self.closing_checksum_ok
+        self.damaged.is_empty()
+            && self.nonzero_padding.is_empty()
+            && self.closing_checksum_ok
+            && self.read_errors.is_empty()
     }
 }
 
@@ -551,7 +559,9 @@ impl fmt::Display for VerifyReport {
         if let Some(off) = self.nonzero_padding.first() {
             write!(f, " padding is not zero at offset {off}.")?;
         }
-        if !self.closing_checksum_ok {
+        if let Some(e) = self.read_errors.first() {
+            write!(f, " could not be read: {e}.")?;
+        } else if !self.closing_checksum_ok {
             write!(f, " the closing SHA-256 does not match.")?;
         }
         write!(f, " Undamaged bindings can still be loaded one by one.")

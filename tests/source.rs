@@ -68,10 +68,16 @@ fn an_io_error_reading_a_blob_names_the_binding_and_is_not_damage() {
     assert!(message.contains("\"t\" (entry 1)"), "{message}");
     assert!(!message.contains("damaged"), "{message}");
     assert_eq!(archive.get("a").unwrap(), Value::Number(1.0));
-    // Verify reports it against the binding, with the same message.
+    // Verify reports it as a read failure, not damage, with the same
+    // message.
     let report = archive.verify_report();
-    assert_eq!(report.damaged.len(), 1);
-    assert_eq!(report.damaged[0].error, message);
+    assert!(report.damaged.is_empty(), "{report:?}");
+    assert!(report.nonzero_padding.is_empty(), "{report:?}");
+    assert_eq!(report.read_errors[0], message);
+    assert!(
+        report.read_errors.iter().all(|e| e.contains("injected failure")),
+        "{report:?}"
+    );
 }
 
 /// A failed read of the hash pool was "digests lie outside the file (entry
@@ -337,4 +343,82 @@ fn limited_child(path: &std::path::Path) {
     );
     assert!(err.to_string().contains("could not be mapped"), "{err}");
     println!("limited child: done");
+}
+
+/// A source that fails every read touching byte `fail_at` while `failing`
+/// is set, then serves them again: storage that recovers.
+struct Flaky {
+    inner: MemorySource,
+    fail_at: u64,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Source for Flaky {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, len: u64) -> std::result::Result<Bytes, ReadError> {
+        let hit = (offset..offset.saturating_add(len)).contains(&self.fail_at);
+        if hit && self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ReadError::Io(io::Error::other("injected failure")));
+        }
+        self.inner.read(offset, len)
+    }
+}
+
+/// A hash pool that could not be read was reported as damage ("digests do
+/// not match", "closing SHA-256 does not match"), and `stored_digests`
+/// kept that verdict after the storage recovered.
+#[test]
+fn an_unreadable_hash_pool_is_a_read_failure_and_is_not_remembered() {
+    let bytes = two_bindings();
+    let map = Map::of(&bytes);
+    let flaky = Arc::new(Flaky {
+        inner: MemorySource::from_vec(bytes.clone()),
+        fail_at: map.hashes_offset as u64,
+        failing: std::sync::atomic::AtomicBool::new(true),
+    });
+    let archive = Archive::from_source(flaky.clone()).unwrap();
+    assert_matches!(
+        archive.stored_digests(Section::Bindings, "t"),
+        Err(Error::SourceRead { action: "reading the hash pool", .. })
+    );
+    let report = archive.verify_report();
+    assert!(!report.is_ok());
+    // The pool, and the first binding's digests in it, could not be read.
+    assert_eq!(report.read_errors.len(), 2, "{report:?}");
+    assert!(report.read_errors.iter().all(|e| e.contains("injected failure")));
+    assert!(report.damaged.is_empty(), "nothing is damaged: {report:?}");
+    assert!(report.to_string().contains("could not be read"), "{report}");
+
+    flaky.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let digests = archive.stored_digests(Section::Bindings, "t").unwrap();
+    assert_eq!(digests.len(), 1);
+    assert!(archive.verify_report().is_ok());
+}
+
+/// A source serving fewer bytes than it promised at open said "archive is
+/// truncated: it should be N bytes but is M" with N < M. Every range read
+/// at open was checked against the length first, so it is a read failure.
+#[test]
+fn a_short_read_at_open_is_a_read_failure_not_truncation() {
+    struct Short(MemorySource, u64);
+    impl Source for Short {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn read(&self, offset: u64, len: u64) -> std::result::Result<Bytes, ReadError> {
+            // The table of contents comes back one byte short.
+            let len = if offset == self.1 { len - 1 } else { len };
+            self.0.read(offset, len)
+        }
+    }
+    let bytes = two_bindings();
+    let toc = Map::of(&bytes).toc_offset as u64;
+    let err = Archive::from_source(Arc::new(Short(MemorySource::from_vec(bytes), toc)))
+        .unwrap_err();
+    assert_matches!(&err, Error::SourceRead { name: None, source, .. }
+        if source.kind() == io::ErrorKind::UnexpectedEof);
+    assert!(!err.to_string().contains("truncated"), "{err}");
 }

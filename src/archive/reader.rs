@@ -409,20 +409,13 @@ impl Archive {
         len: u64,
         got: std::result::Result<Bytes, ReadError>,
     ) -> Result<Bytes> {
-        let failed = |source| Error::SourceRead {
-            action,
-            name: Some(self.toc.name_of(e).to_string()),
-            index: Some(self.toc.index_of(e)),
-            source,
-        };
-        match got {
-            Ok(b) if b.len() as u64 == len => Ok(b),
-            Ok(_) | Err(ReadError::OutOfRange) => Err(failed(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the source served fewer bytes than its length promised",
-            ))),
-            Err(ReadError::Io(e)) => Err(failed(e)),
-        }
+        served(got, len, || {
+            (
+                action,
+                Some(self.toc.name_of(e).to_string()),
+                Some(self.toc.index_of(e)),
+            )
+        })
     }
 
     fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
@@ -861,7 +854,10 @@ impl Archive {
                     }
                 }
             });
-            if let Err(err) = outcome {
+            if let Err(err @ Error::SourceRead { .. }) = outcome {
+                // The storage failed, not the archive.
+                report.read_errors.push(err.to_string());
+            } else if let Err(err) = outcome {
                 report.damaged.push(Damage {
                     name: self.toc.name_of(e).to_string(),
                     section: Section::from_u8(e.section).expect("validated"),
@@ -876,27 +872,36 @@ impl Archive {
             self.header.toc_offset.get(),
             &mut report,
         );
-        // The pool's range was validated at open; a source that no longer
-        // serves it fails the check rather than panicking.
-        report.closing_checksum_ok =
-            self.source
-                .read(self.hashes_offset, pool_len)
-                .is_ok_and(|pool| {
-                    hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
-                        == self.trailer.closing_sha256
-                });
+        match self.pool_is_sealed() {
+            Ok(sealed) => report.closing_checksum_ok = sealed,
+            Err(e) => report.read_errors.push(e.to_string()),
+        }
         report
+    }
+
+    /// Whether the hash pool matches the closing SHA-256; an error when the
+    /// pool cannot be read (a failure of the storage, not damage).
+    fn pool_is_sealed(&self) -> Result<bool> {
+        let len = self.hash_count * DIGEST_LEN as u64;
+        let pool = read(
+            &*self.source,
+            "reading the hash pool",
+            self.hashes_offset,
+            len,
+        )?;
+        Ok(hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
+            == self.trailer.closing_sha256)
     }
 
     fn check_zero(&self, start: u64, end: u64, report: &mut VerifyReport) {
         let len = end.saturating_sub(start);
-        match self.source.read(start, len) {
+        match read(&*self.source, "reading padding", start, len) {
             Ok(b) => {
                 if let Some(i) = b.as_slice().iter().position(|&x| x != 0) {
                     report.nonzero_padding.push(start + i as u64);
                 }
             }
-            Err(_) => report.nonzero_padding.push(start),
+            Err(e) => report.read_errors.push(e.to_string()),
         }
     }
 
@@ -914,15 +919,16 @@ impl Archive {
     /// without reading their data.
     pub fn stored_digests(&self, section: Section, name: &str) -> Result<Vec<[u8; 32]>> {
         let e = self.entry(section, name)?;
-        let sealed = *self.pool_sealed.get_or_init(|| {
-            let pool_len = self.hash_count * DIGEST_LEN as u64;
-            self.source
-                .read(self.hashes_offset, pool_len)
-                .is_ok_and(|pool| {
-                    hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
-                        == self.trailer.closing_sha256
-                })
-        });
+        // Only an answer is kept: after a failed read, the next call reads
+        // the pool again.
+        let sealed = match self.pool_sealed.get() {
+            Some(&sealed) => sealed,
+            None => {
+                let sealed = self.pool_is_sealed()?;
+                let _ = self.pool_sealed.set(sealed);
+                sealed
+            }
+        };
         if !sealed {
             return Err(Error::UnsealedDigests);
         }
@@ -980,22 +986,38 @@ struct Packed {
     chunks: Vec<codec::ChunkRef>,
 }
 
-/// `source.read` at open, before any table exists: a range outside the
-/// source (or served short) is truncation, and a failure of the storage is
-/// [`Error::SourceRead`] saying what was being read.
+/// `source.read` at open. Every range read there was first checked against
+/// the source's length, so a range the source then refuses or serves short
+/// is a failure of the storage (a file cut short since it was opened), not
+/// a truncated archive: [`Error::SourceRead`] saying what was being read.
 fn read(source: &dyn Source, action: &'static str, offset: u64, len: u64) -> Result<Bytes> {
-    let truncated = || Error::Truncated {
-        expected: offset.saturating_add(len),
-        found: source.len(),
-    };
-    match source.read(offset, len) {
-        Ok(b) if b.len() as u64 == len => Ok(b),
-        Ok(_) | Err(ReadError::OutOfRange) => Err(truncated()),
-        Err(ReadError::Io(e)) => Err(Error::SourceRead {
+    served(source.read(offset, len), len, || (action, None, None))
+}
+
+/// A read's outcome: the bytes when all `len` came, else
+/// [`Error::SourceRead`] with what was being read (`what`: the action, and
+/// the binding and its index when a blob was read).
+fn served(
+    got: std::result::Result<Bytes, ReadError>,
+    len: u64,
+    what: impl FnOnce() -> (&'static str, Option<String>, Option<u64>),
+) -> Result<Bytes> {
+    let failed = |source| {
+        let (action, name, index) = what();
+        Error::SourceRead {
             action,
-            name: None,
-            index: None,
-            source: e,
-        }),
+            name,
+            index,
+            source,
+        }
+    };
+    match got {
+        Ok(b) if b.len() as u64 == len => Ok(b),
+        Ok(_) | Err(ReadError::OutOfRange) => Err(failed(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the source served fewer bytes than its length promised \
+             (was the file cut short after it was opened?)",
+        ))),
+        Err(ReadError::Io(e)) => Err(failed(e)),
     }
 }
