@@ -213,3 +213,76 @@ fn a_path_that_names_no_file_is_refused_before_anything_is_written() {
     );
     assert_eq!(dir_entries(dir.path()), Vec::<String>::new());
 }
+
+/// A publish resolves links by hand and then renames, so the kernel's
+/// protection of shared sticky directories never applied: a link another
+/// user left in such a directory made a save replace the file it pointed
+/// to. The kernel's rule is applied: such a link is refused, and the file
+/// it points to is untouched.
+#[cfg(unix)]
+#[test]
+fn a_link_another_user_planted_in_a_shared_sticky_directory_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("tmp");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = dir.path().join("precious.txt");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let link = shared.join("w.ach");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    // The link belongs to someone else (nobody), as if planted.
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+
+    let options = SaveOptions {
+        allow_overwrite: true,
+        ..fast()
+    };
+    let err = save_environment(&env_of(0), &link, &options).unwrap_err();
+    assert_matches!(
+        &err,
+        Error::InvalidSavePath { what, .. } if what.contains("another user")
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    assert_eq!(dir_entries(&shared), ["w.ach"], "no temporary is left");
+
+    // A link of this user's own in the same directory is followed.
+    std::fs::remove_file(&link).unwrap();
+    let mine = dir.path().join("mine.ach");
+    std::os::unix::fs::symlink(&mine, &link).unwrap();
+    save_environment(&env_of(1), &link, &options).unwrap();
+    assert_eq!(
+        Archive::open(&mine).unwrap().get("who").unwrap(),
+        Value::Number(1.0)
+    );
+}
+
+/// The leftover-temporary cleaner checks what a candidate is on the
+/// descriptor it opened without blocking or following links: a FIFO with a
+/// temporary's name (put there, or swapped in after a check by name) never
+/// makes a save wait for a writer, and is left alone.
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_like_a_temporary_does_not_block_a_save() {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join(".w.ach.AbC123.ach-tmp");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let (tx, rx) = mpsc::channel();
+    let path = dir.path().join("w.ach");
+    std::thread::spawn(move || {
+        tx.send(save_environment(&env_of(0), &path, &fast()).map(drop))
+            .unwrap();
+    });
+    // A hang guard, not a speed check.
+    let Ok(result) = rx.recv_timeout(Duration::from_secs(60)) else {
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+        panic!("a save blocked for a minute on a FIFO beside its target");
+    };
+    result.unwrap();
+    assert!(fifo.exists(), "a FIFO is not a temporary of ours: kept");
+}

@@ -75,7 +75,10 @@ fn an_io_error_reading_a_blob_names_the_binding_and_is_not_damage() {
     assert!(report.nonzero_padding.is_empty(), "{report:?}");
     assert_eq!(report.read_errors[0], message);
     assert!(
-        report.read_errors.iter().all(|e| e.contains("injected failure")),
+        report
+            .read_errors
+            .iter()
+            .all(|e| e.contains("injected failure")),
         "{report:?}"
     );
 }
@@ -382,17 +385,27 @@ fn an_unreadable_hash_pool_is_a_read_failure_and_is_not_remembered() {
     let archive = Archive::from_source(flaky.clone()).unwrap();
     assert_matches!(
         archive.stored_digests(Section::Bindings, "t"),
-        Err(Error::SourceRead { action: "reading the hash pool", .. })
+        Err(Error::SourceRead {
+            action: "reading the hash pool",
+            ..
+        })
     );
     let report = archive.verify_report();
     assert!(!report.is_ok());
     // The pool, and the first binding's digests in it, could not be read.
     assert_eq!(report.read_errors.len(), 2, "{report:?}");
-    assert!(report.read_errors.iter().all(|e| e.contains("injected failure")));
+    assert!(
+        report
+            .read_errors
+            .iter()
+            .all(|e| e.contains("injected failure"))
+    );
     assert!(report.damaged.is_empty(), "nothing is damaged: {report:?}");
     assert!(report.to_string().contains("could not be read"), "{report}");
 
-    flaky.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    flaky
+        .failing
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     let digests = archive.stored_digests(Section::Bindings, "t").unwrap();
     assert_eq!(digests.len(), 1);
     assert!(archive.verify_report().is_ok());
@@ -416,8 +429,8 @@ fn a_short_read_at_open_is_a_read_failure_not_truncation() {
     }
     let bytes = two_bindings();
     let toc = Map::of(&bytes).toc_offset as u64;
-    let err = Archive::from_source(Arc::new(Short(MemorySource::from_vec(bytes), toc)))
-        .unwrap_err();
+    let err =
+        Archive::from_source(Arc::new(Short(MemorySource::from_vec(bytes), toc))).unwrap_err();
     assert_matches!(&err, Error::SourceRead { name: None, source, .. }
         if source.kind() == io::ErrorKind::UnexpectedEof);
     assert!(!err.to_string().contains("truncated"), "{err}");

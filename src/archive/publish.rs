@@ -107,7 +107,13 @@ pub fn atomic_write<T>(
             "removed {stale} temporary file(s) left beside {file_name:?} by an interrupted save"
         ));
     }
-    let mut tmp = locked_temporary(&dir, &prefix)?;
+    let (mut tmp, unlocked) = locked_temporary(&dir, &prefix)?;
+    if let Some(e) = unlocked {
+        warnings.push(format!(
+            "the file system would not lock the temporary file ({e}); a save to the same \
+             path started now could remove it, and leftovers of interrupted saves are kept"
+        ));
+    }
     // On any error from here to the rename, `tmp` is dropped, which deletes
     // the temporary file and releases its lock.
     let value = write(tmp.as_file_mut())?;
@@ -177,6 +183,7 @@ fn resolve_target(path: &Path) -> Result<PathBuf> {
         };
         let kind = meta.file_type();
         if kind.is_symlink() {
+            refuse_planted_link(path, &target, &meta)?;
             let link = std::fs::read_link(&target)
                 .map_err(|e| Error::io("reading the symbolic link", &target, e))?;
             target = match target.parent() {
@@ -194,11 +201,50 @@ fn resolve_target(path: &Path) -> Result<PathBuf> {
     Err(not_a_file(path, "a chain of more than 40 symbolic links"))
 }
 
+/// Refuses to follow a symbolic link that another user may have planted:
+/// one in a world-writable sticky directory (such as `/tmp`) owned neither
+/// by this process's user nor by the directory's owner. This is the rule
+/// the kernel applies when it follows links itself (Linux's
+/// `protected_symlinks`); a publish resolves links by hand before it
+/// renames, so it must apply the rule itself, or a link left in `/tmp` by
+/// someone else could make a save replace any file this user can write.
+fn refuse_planted_link(path: &Path, link: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let parent = match link.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = std::fs::metadata(parent).map_err(|e| Error::io("looking at", parent, e))?;
+        let sticky_and_shared = dir.mode() & 0o1002 == 0o1002;
+        // SAFETY: geteuid has no preconditions, touches no memory of ours
+        // and cannot fail (POSIX).
+        let me = unsafe { libc::geteuid() };
+        if sticky_and_shared && meta.uid() != me && meta.uid() != dir.uid() {
+            return Err(Error::InvalidSavePath {
+                path: path.to_path_buf(),
+                what: "a symbolic link another user owns in a shared directory",
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, link, meta);
+    Ok(())
+}
+
 /// A new temporary file in `dir` named `PREFIX XXXXXX .ach-tmp`, locked
 /// exclusively. Another save may take a temporary for abandoned in the
 /// instant between its creation and its locking, and remove it; then the
 /// name no longer leads to our file, and we make another.
-fn locked_temporary(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
+///
+/// Where the file system cannot lock (some network file systems), the
+/// temporary is used unlocked and `Ok((tmp, Some(why)))` says so: the
+/// publish still works, but its leftovers cannot be told from a live save's.
+fn locked_temporary(
+    dir: &Path,
+    prefix: &str,
+) -> Result<(tempfile::NamedTempFile, Option<std::io::Error>)> {
     let mut last_error = None;
     for _ in 0..8 {
         let tmp = temp_builder(prefix)
@@ -208,12 +254,10 @@ fn locked_temporary(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile>
             Ok(()) => {}
             // A cleaner holds it and is about to remove it.
             Err(std::fs::TryLockError::WouldBlock) => continue,
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("locking the temporary file", tmp.path(), e));
-            }
+            Err(std::fs::TryLockError::Error(e)) => return Ok((tmp, Some(e))),
         }
         if still_linked(&tmp) {
-            return Ok(tmp);
+            return Ok((tmp, None));
         }
         last_error = Some(tmp.path().to_path_buf());
     }
@@ -291,17 +335,15 @@ fn remove_abandoned_temporaries(dir: &Path, prefix: &str) -> usize {
         if !is_temporary_of(name, prefix) {
             continue;
         }
-        // symlink_metadata: never follow a link someone planted there.
-        let is_file = entry
-            .path()
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_file());
-        if !is_file {
-            continue;
-        }
-        let Ok(file) = File::open(entry.path()) else {
+        // Opened without following a link or waiting on a FIFO someone put
+        // there, and checked on the descriptor: what is checked is what is
+        // locked and removed.
+        let Ok(file) = open_no_follow(&entry.path()) else {
             continue;
         };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         // Held while removing, so its owner (if it is between creating and
         // locking it) sees the name gone and makes another.
         if file.try_lock().is_ok() && std::fs::remove_file(entry.path()).is_ok() {
@@ -309,6 +351,19 @@ fn remove_abandoned_temporaries(dir: &Path, prefix: &str) -> usize {
         }
     }
     removed
+}
+
+/// Opens `path` for reading without following a final symbolic link and
+/// without blocking on a FIFO.
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -345,7 +400,8 @@ mod tests {
     #[test]
     fn a_locked_temporary_is_kept_and_an_unlocked_one_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let live = locked_temporary(dir.path(), ".w.ach.").unwrap();
+        let (live, unlocked) = locked_temporary(dir.path(), ".w.ach.").unwrap();
+        assert!(unlocked.is_none(), "this file system locks");
         let dead = temp_builder(".w.ach.")
             .tempfile_in(dir.path())
             .unwrap()

@@ -97,7 +97,7 @@ pub fn export(
         overwrite: true,
         ..PublishOptions::default()
     };
-    atomic_write(out, &publish, |file| {
+    let published = atomic_write(out, &publish, |file| {
         let io = |e: std::io::Error| Error::io("writing", out, e);
         let mut w = BufWriter::with_capacity(1 << 20, file);
         match (kind.as_str(), &value) {
@@ -117,6 +117,9 @@ pub fn export(
         }
         w.flush().map_err(io)
     })?;
+    for w in &published.warnings {
+        eprintln!("ach: warning: {}", printable(w));
+    }
     let size = std::fs::metadata(out).map_or(0, |m| m.len());
     println!(
         "wrote {} ({}): {label} as .{kind}",
