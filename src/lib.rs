@@ -73,8 +73,9 @@ mod archive;
 
 mod env;
 
+// Deterministic environments for tests, benchmarks and the demo.
 #[doc(hidden)]
-pub mod testdata;
+pub use env::testdata;
 
 // The byte layout and hashing, for the test suite and the fuzz targets that
 // build hostile archives by hand; not a stable API.

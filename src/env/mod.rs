@@ -11,3 +11,4 @@ pub mod restore;
 pub mod save;
 pub mod select;
 pub mod snapshot;
+pub mod testdata;

@@ -15,6 +15,8 @@ use bytemuck::{Pod, Zeroable};
 /// exhaust the stack.
 pub const MAX_DEPTH: usize = 128;
 
+pub(crate) mod section;
+pub use section::Section;
 mod bytes;
 pub use bytes::Bytes;
 
