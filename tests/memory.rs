@@ -857,3 +857,33 @@ fn the_default_budget_loads_a_64_mib_tensor_mapped_or_decompressed() {
     assert!(!packed.verify_report_within(bytes as u64 / 2).is_ok());
     assert!(raw.verify_report_within(bytes as u64 / 2).is_ok());
 }
+
+/// A tensor viewed in bytes a source read into memory (here an archive
+/// held in memory; likewise the copy made when a file cannot be mapped)
+/// was charged nothing, like a view of a mapping, so no budget bounded it.
+#[test]
+fn a_view_of_bytes_in_memory_is_charged_like_a_copy() {
+    let mut env = Environment::new();
+    env.set("t", Value::Tensor(Tensor::from_vec(vec![1.5; 1 << 16])));
+    let bytes = common::archive_bytes(&env);
+    let archive = Archive::from_bytes(bytes).unwrap();
+    let within = |limit| LoadOptions {
+        max_decoded_bytes: limit,
+        ..LoadOptions::default()
+    };
+    let err = archive
+        .get_with(Section::Bindings, "t", within(64 << 10))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { bytes, .. } if bytes == 8 << 16),
+        "{err:?}"
+    );
+    let Value::Tensor(t) = archive
+        .get_with(Section::Bindings, "t", within(1 << 20))
+        .unwrap()
+    else {
+        panic!("a tensor")
+    };
+    assert!(!t.is_mapped());
+    assert_eq!(t.len(), 1 << 16);
+}

@@ -477,13 +477,17 @@ impl Archive {
         payload: Bytes,
         limit: u64,
     ) -> Result<(Buffer<T>, u64)> {
-        if let Some(view) = Buffer::from_bytes(payload.clone()) {
-            return Ok((view, 0));
-        }
         let len = payload.len() as u64;
         let too_large = || self.too_large(e, len, limit);
-        if len > limit {
+        // A view of a file mapping costs nothing. A view of bytes a source
+        // read into memory (a file it could not map, an archive held in
+        // memory) holds them: it costs their length, like a copy.
+        let cost = if payload.is_mapped() { 0 } else { len };
+        if cost > limit {
             return Err(too_large());
+        }
+        if let Some(view) = Buffer::from_bytes(payload.clone()) {
+            return Ok((view, cost));
         }
         let mut v: Vec<T> =
             bytemuck::try_zeroed_vec(payload.len() / size_of::<T>()).map_err(|()| too_large())?;
