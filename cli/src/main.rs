@@ -97,36 +97,8 @@ enum Command {
         /// Input files, each FILE (named after its stem) or NAME=FILE.
         #[arg(required = true, value_name = "[NAME=]FILE")]
         inputs: Vec<String>,
-        /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4 [default: zstd:3].
-        #[arg(long, value_parser = parse_compression, value_name = "CODEC")]
-        compress: Option<Compression>,
-        /// Do not try the float filters before compressing.
-        #[arg(long)]
-        no_filters: bool,
-        /// Description stored in the metadata.
-        #[arg(long)]
-        description: Option<String>,
-        /// A tag stored in the metadata (repeatable).
-        #[arg(long = "tag", value_name = "TAG")]
-        tags: Vec<String>,
-        /// Custom metadata KEY=VALUE (repeatable).
-        #[arg(long = "custom", value_parser = parse_key_value, value_name = "KEY=VALUE")]
-        custom: Vec<(String, String)>,
-        /// Replace OUT if it exists.
-        #[arg(long)]
-        allow_overwrite: bool,
-        /// Fail (leaving any old OUT) if the archive would exceed this many bytes.
-        #[arg(long, value_name = "BYTES")]
-        max_file_size: Option<u64>,
-        /// Leave out names matching this glob (repeatable).
-        #[arg(long, value_name = "GLOB")]
-        exclude: Vec<String>,
-        /// Keep only names matching this glob (repeatable).
-        #[arg(long, value_name = "GLOB")]
-        include_only: Vec<String>,
-        /// No warning for values over 100 MiB.
-        #[arg(long)]
-        no_warn_large: bool,
+        #[command(flatten)]
+        options: ImportOptions,
     },
     /// Rewrite an archive with another codec, keeping its metadata.
     Repack {
@@ -179,12 +151,6 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     number.checked_mul(1 << shift).ok_or_else(bad)
 }
 
-fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
 fn main() -> ExitCode {
     // Like other Unix tools, stop quietly when the reader of our output
     // goes away (`ach ls big.ach | head`) instead of failing to print.
@@ -222,31 +188,8 @@ fn main() -> ExitCode {
         Command::Import {
             out,
             inputs,
-            compress,
-            no_filters,
-            description,
-            tags,
-            custom,
-            allow_overwrite,
-            max_file_size,
-            exclude,
-            include_only,
-            no_warn_large,
-        } => {
-            let opts = ImportOptions {
-                compress,
-                no_filters,
-                description,
-                tags,
-                custom,
-                allow_overwrite,
-                max_file_size,
-                exclude,
-                include_only,
-                no_warn_large,
-            };
-            cli::transfer::import(&out, &inputs, &opts, bars).map(|()| ExitCode::SUCCESS)
-        }
+            options,
+        } => cli::transfer::import(&out, &inputs, &options, bars).map(|()| ExitCode::SUCCESS),
         Command::Repack {
             input,
             out,

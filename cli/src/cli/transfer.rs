@@ -177,28 +177,45 @@ fn write_csv(w: &mut impl Write, t: &Tensor, progress: bool) -> std::io::Result<
     Ok(())
 }
 
-/// Options of `ach import` that become [`SaveOptions`].
+/// Options of `ach import` that become [`SaveOptions`], as clap parses them.
+#[derive(clap::Args, Debug)]
 pub struct ImportOptions {
-    /// `--compress`.
+    /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4 [default: zstd:3].
+    #[arg(long, value_parser = parse_compression, value_name = "CODEC")]
     pub compress: Option<Compression>,
-    /// `--no-filters`.
+    /// Do not try the float filters before compressing.
+    #[arg(long)]
     pub no_filters: bool,
-    /// `--description`.
+    /// Description stored in the metadata.
+    #[arg(long)]
     pub description: Option<String>,
-    /// `--tag`, repeated.
+    /// A tag stored in the metadata (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// `--custom KEY=VALUE`, repeated.
+    /// Custom metadata KEY=VALUE (repeatable).
+    #[arg(long = "custom", value_parser = parse_key_value, value_name = "KEY=VALUE")]
     pub custom: Vec<(String, String)>,
-    /// `--allow-overwrite`.
+    /// Replace OUT if it exists.
+    #[arg(long)]
     pub allow_overwrite: bool,
-    /// `--max-file-size`.
+    /// Fail (leaving any old OUT) if the archive would exceed this many bytes.
+    #[arg(long, value_name = "BYTES")]
     pub max_file_size: Option<u64>,
-    /// `--exclude`, repeated.
+    /// Leave out names matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// `--include-only`, repeated.
+    /// Keep only names matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
     pub include_only: Vec<String>,
-    /// `--no-warn-large`.
+    /// No warning for values over 100 MiB.
+    #[arg(long)]
     pub no_warn_large: bool,
+}
+
+pub fn parse_key_value(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 /// `NAME=FILE` or `FILE` (the name is then the file's stem).
