@@ -20,7 +20,7 @@ use crate::format::encoding::{self, DecodeError};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
-use crate::format::toc::{TocView, toc_digest_from_chunks};
+use crate::format::toc::{TocFacts, TocView, toc_digest_from_chunks};
 use crate::parallel;
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
@@ -147,124 +147,20 @@ impl Archive {
     }
 
     /// Opens an archive from any byte source; reads the header, the table of
-    /// contents and the trailer, and validates them.
+    /// contents and the trailer, and validates them (layout.md 8.1).
     pub fn from_source(source: Arc<dyn Source>) -> Result<Archive> {
         let file_len = source.len();
-        let min_len = MIN_ARCHIVE_LEN;
-        let first = read(&*source, "reading the header", 0, file_len.min(HEADER_LEN))?;
-        let first = first.as_slice();
-        let mut found = [0u8; 4];
-        let n = first.len().min(4);
-        found[..n].copy_from_slice(&first[..n]);
-        if first.len() < 4 && MAGIC.starts_with(&found[..n]) && n > 0 || file_len == 0 {
-            return Err(Error::Truncated {
-                expected: min_len,
-                found: file_len,
-            });
-        }
-        if found != MAGIC {
-            return Err(Error::NotAnArchive { found });
-        }
-        let header = RawHeader::read_from_bytes(first).map_err(|_| Error::Truncated {
-            expected: min_len,
-            found: file_len,
-        })?;
-        let major = header.version_major.get();
-        if major > FORMAT_VERSION_MAJOR {
-            return Err(Error::NewerVersion {
-                found_major: major,
-                found_minor: header.version_minor.get(),
-                supported_major: FORMAT_VERSION_MAJOR,
-            });
-        }
-        if major == 0 {
-            return Err(Error::UnknownVersion { found: major });
-        }
-        let flags = header.flags.get();
-        if flags & !KNOWN_FLAGS != 0 {
-            return Err(Error::UnknownFlags {
-                flags: flags & !KNOWN_FLAGS,
-            });
-        }
-        if Codec::from_u8(header.default_codec).is_none() {
-            return Err(Error::toc(
-                Part::Header,
-                "header names an unknown default codec",
-            ));
-        }
-        let version = &header.achronyme_version;
-        let end = version
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(version.len());
-        if std::str::from_utf8(&version[..end]).is_err() || version[end..].iter().any(|&b| b != 0) {
-            return Err(Error::toc(
-                Part::Header,
-                "runtime version is not NUL-padded UTF-8",
-            ));
-        }
-        if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
-            return Err(Error::ReservedNotZero {
-                field: "header",
-                offset: 0,
-            });
-        }
-        let toc_offset = header.toc_offset.get();
-        let toc_len = header.toc_len.get();
-        let expected = toc_offset
-            .checked_add(toc_len)
-            .and_then(|n| n.checked_add(TRAILER_LEN))
-            .ok_or(Error::toc(
-                Part::Header,
-                "table of contents location overflows",
-            ))?;
-        if toc_offset < HEADER_LEN || toc_offset % ALIGN != 0 || toc_len < TOC_HEADER_LEN {
-            return Err(Error::toc(
-                Part::Header,
-                "table of contents location is invalid",
-            ));
-        }
-        if file_len < expected {
-            return Err(Error::Truncated {
-                expected,
-                found: file_len,
-            });
-        }
-        if file_len > expected {
-            return Err(Error::TrailingBytes {
-                expected,
-                extra: file_len - expected,
-            });
-        }
+        let header = read_header(&*source, file_len)?;
+        check_header(&header)?;
+        let (toc_offset, toc_len) = toc_location(&header, file_len)?;
         let toc = read(
             &*source,
             "reading the table of contents",
             toc_offset,
             toc_len,
         )?;
-        let trailer_bytes = read(
-            &*source,
-            "reading the trailer",
-            toc_offset + toc_len,
-            TRAILER_LEN,
-        )?;
-        let trailer = RawTrailer::read_from_bytes(trailer_bytes.as_slice()).map_err(|_| {
-            Error::Truncated {
-                expected,
-                found: file_len,
-            }
-        })?;
-        // Validate the table on this thread while others hash it. The
-        // validation only reads within bounds, so running it on unverified
-        // bytes is safe; a checksum mismatch is reported before any rule.
-        let (chunks, parsed) =
-            hash::chunk_digests_alongside(&[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
-                TocView::parse(toc.clone(), toc_offset)
-            });
-        if toc_digest_from_chunks(header.as_bytes(), &chunks) != trailer.toc_sha256 {
-            return Err(Error::TocChecksum);
-        }
-        let (toc, facts) = parsed?;
+        let trailer = read_trailer(&*source, toc_offset + toc_len, file_len)?;
+        let (toc, facts) = check_and_parse_toc(&header, toc, &trailer, toc_offset)?;
         Ok(Archive {
             source,
             header,
@@ -988,6 +884,141 @@ impl fmt::Debug for Archive {
 struct Packed {
     expected: Option<Bytes>,
     chunks: Vec<codec::ChunkRef>,
+}
+
+/// Reads the header: layout.md 8.1, rules 1 to 3 (a file too short to be
+/// an archive, or not one at all).
+fn read_header(source: &dyn Source, file_len: u64) -> Result<RawHeader> {
+    let min_len = MIN_ARCHIVE_LEN;
+    let first = read(source, "reading the header", 0, file_len.min(HEADER_LEN))?;
+    let first = first.as_slice();
+    let mut found = [0u8; 4];
+    let n = first.len().min(4);
+    found[..n].copy_from_slice(&first[..n]);
+    if first.len() < 4 && MAGIC.starts_with(&found[..n]) && n > 0 || file_len == 0 {
+        return Err(Error::Truncated {
+            expected: min_len,
+            found: file_len,
+        });
+    }
+    if found != MAGIC {
+        return Err(Error::NotAnArchive { found });
+    }
+    RawHeader::read_from_bytes(first).map_err(|_| Error::Truncated {
+        expected: min_len,
+        found: file_len,
+    })
+}
+
+/// Rules 4 to 6: a version, flags and default codec this reader knows, a
+/// NUL-padded UTF-8 runtime version, zero reserved bytes.
+fn check_header(header: &RawHeader) -> Result<()> {
+    let major = header.version_major.get();
+    if major > FORMAT_VERSION_MAJOR {
+        return Err(Error::NewerVersion {
+            found_major: major,
+            found_minor: header.version_minor.get(),
+            supported_major: FORMAT_VERSION_MAJOR,
+        });
+    }
+    if major == 0 {
+        return Err(Error::UnknownVersion { found: major });
+    }
+    let flags = header.flags.get();
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Error::UnknownFlags {
+            flags: flags & !KNOWN_FLAGS,
+        });
+    }
+    if Codec::from_u8(header.default_codec).is_none() {
+        return Err(Error::toc(
+            Part::Header,
+            "header names an unknown default codec",
+        ));
+    }
+    let version = &header.achronyme_version;
+    let end = version
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(version.len());
+    if std::str::from_utf8(&version[..end]).is_err() || version[end..].iter().any(|&b| b != 0) {
+        return Err(Error::toc(
+            Part::Header,
+            "runtime version is not NUL-padded UTF-8",
+        ));
+    }
+    if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
+        return Err(Error::ReservedNotZero {
+            field: "header",
+            offset: 0,
+        });
+    }
+    Ok(())
+}
+
+/// Rules 7 to 9: the table of contents lies after the header, aligned, and
+/// the table and the trailer end exactly at the end of the file. Returns
+/// the table's offset and length.
+fn toc_location(header: &RawHeader, file_len: u64) -> Result<(u64, u64)> {
+    let toc_offset = header.toc_offset.get();
+    let toc_len = header.toc_len.get();
+    let expected = toc_offset
+        .checked_add(toc_len)
+        .and_then(|n| n.checked_add(TRAILER_LEN))
+        .ok_or(Error::toc(
+            Part::Header,
+            "table of contents location overflows",
+        ))?;
+    if toc_offset < HEADER_LEN || !toc_offset.is_multiple_of(ALIGN) || toc_len < TOC_HEADER_LEN {
+        return Err(Error::toc(
+            Part::Header,
+            "table of contents location is invalid",
+        ));
+    }
+    if file_len < expected {
+        return Err(Error::Truncated {
+            expected,
+            found: file_len,
+        });
+    }
+    if file_len > expected {
+        return Err(Error::TrailingBytes {
+            expected,
+            extra: file_len - expected,
+        });
+    }
+    Ok((toc_offset, toc_len))
+}
+
+/// Reads the trailer at `offset`, the last `TRAILER_LEN` bytes of the file
+/// (rule 9 put it there).
+fn read_trailer(source: &dyn Source, offset: u64, file_len: u64) -> Result<RawTrailer> {
+    let bytes = read(source, "reading the trailer", offset, TRAILER_LEN)?;
+    RawTrailer::read_from_bytes(bytes.as_slice()).map_err(|_| Error::Truncated {
+        expected: offset.saturating_add(TRAILER_LEN),
+        found: file_len,
+    })
+}
+
+/// Rule 10, then rules 11 to 32 (`TocView::parse`): the table of contents
+/// matches the trailer's checksum, then every rule of the table.
+fn check_and_parse_toc(
+    header: &RawHeader,
+    toc: Bytes,
+    trailer: &RawTrailer,
+    toc_offset: u64,
+) -> Result<(TocView, TocFacts)> {
+    // Validate the table on this thread while others hash it. The
+    // validation only reads within bounds, so running it on unverified
+    // bytes is safe; a checksum mismatch is reported before any rule.
+    let (chunks, parsed) =
+        hash::chunk_digests_alongside(&[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
+            TocView::parse(toc.clone(), toc_offset)
+        });
+    if toc_digest_from_chunks(header.as_bytes(), &chunks) != trailer.toc_sha256 {
+        return Err(Error::TocChecksum);
+    }
+    parsed
 }
 
 /// `source.read` at open. Every range read there was first checked against

@@ -116,159 +116,23 @@ impl TocView {
         Ok((view, facts))
     }
 
+    /// Checks the name pool, every entry in table order and what the
+    /// entries add up to: layout.md 8.1, rules 17 to 32, in that order.
     fn validate_entries(&self, facts: &mut TocFacts, toc_offset: u64) -> Result<()> {
-        let names = self.names_pool();
-        // Names lie back to back, so the whole pool being UTF-8 without NUL,
-        // and every name starting and ending on a character boundary, makes
-        // each name valid UTF-8 without NUL.
-        let names_str = std::str::from_utf8(names)
-            .map_err(|_| Error::toc(Part::NamePool, "name pool is not UTF-8"))?;
-        if names.contains(&0) {
-            return Err(Error::toc(Part::NamePool, "a name contains NUL"));
-        }
+        let names = check_name_pool(self.names_pool())?;
         let dims = self.dims_pool();
-        let mut next_name = 0usize;
-        let mut next_dim = 0usize;
-        let mut next_blob = HEADER_LEN;
-        let mut next_hash = 0u64;
+        let mut at = Running {
+            name: 0,
+            dim: 0,
+            blob: HEADER_LEN,
+            hash: 0,
+        };
         let mut prev: Option<(u8, &[u8])> = None;
         for (i, e) in self.entries().iter().enumerate() {
-            let bad = |reason| Error::toc(Part::Entry(i as u64), reason);
-            if e.reserved != [0; 4] {
-                return Err(bad("reserved bytes are not zero"));
-            }
-            let len = e.name_len.get() as usize;
-            if e.name_offset.get() as usize != next_name {
-                return Err(bad("name is not where the previous one ended"));
-            }
-            if len == 0 || len > MAX_NAME_LEN {
-                return Err(bad("name is empty or longer than 4096 bytes"));
-            }
-            let end = next_name
-                .checked_add(len)
-                .filter(|&end| end <= names.len())
-                .ok_or_else(|| bad("name lies outside the name pool"))?;
-            if !names_str.is_char_boundary(end) {
-                return Err(bad("name ends inside a UTF-8 character"));
-            }
-            let name = &names[next_name..end];
-            next_name = end;
-            let section = Section::from_u8(e.section).ok_or_else(|| bad("unknown section"))?;
-            if prev.is_some_and(|p| p >= (e.section, name)) {
-                return Err(bad(
-                    "entries are not sorted by (section, name), or repeat a name",
-                ));
-            }
-            prev = Some((e.section, name));
-            facts.counts[section as usize] += 1;
-            let tag = Tag::from_u8(e.tag).ok_or_else(|| bad("unknown type tag"))?;
-            let codec = Codec::from_u8(e.codec).ok_or_else(|| bad("unknown codec"))?;
-            facts.compressed |= codec != Codec::None;
-            if e.filter != 0 {
-                return Err(bad("unknown filter"));
-            }
-            if codec == Codec::None && e.stored_len.get() != e.raw_len.get() {
-                return Err(bad("uncompressed blob with stored length != raw length"));
-            }
-            // A compressed payload holds a 16-byte table record and at least
-            // one byte per chunk: this bounds what a load allocates to
-            // about codec_chunk / 17 times the bytes on disk.
-            let packed_chunks = match codec {
-                Codec::None => None,
-                _ if facts.codec_chunk == 0 => {
-                    return Err(bad("compressed blob in an archive without a chunk size"));
-                }
-                _ if e.raw_len.get() == 0 => return Err(bad("compressed blob is empty")),
-                _ => {
-                    let n = hash::chunk_count(e.raw_len.get(), facts.codec_chunk);
-                    if n.checked_mul(17).is_none_or(|min| e.stored_len.get() < min) {
-                        return Err(bad("compressed blob is too short for its chunk table"));
-                    }
-                    Some(n)
-                }
-            };
-            // Shapes lie back to back too; only tensors have one.
-            let ndim = e.ndim.get() as usize;
-            if e.dims_index.get() as usize != next_dim {
-                return Err(bad("shape is not where the previous one ended"));
-            }
-            let shape = dims
-                .get(next_dim..next_dim.saturating_add(ndim))
-                .ok_or_else(|| bad("shape lies outside the dimension pool"))?;
-            next_dim += ndim;
-            match tag.element_size() {
-                Some(size) => {
-                    if ndim > MAX_NDIM as usize {
-                        return Err(bad("tensor has more than 64 dimensions"));
-                    }
-                    // Element count first, then bytes: a shape with a zero
-                    // dimension is empty whatever its other dimensions.
-                    let bytes = shape
-                        .iter()
-                        .try_fold(1u64, |acc, d| {
-                            usize::try_from(d.get()).ok()?;
-                            acc.checked_mul(d.get())
-                        })
-                        .and_then(|count| count.checked_mul(size))
-                        .ok_or_else(|| bad("tensor shape overflows"))?;
-                    if bytes != e.raw_len.get() {
-                        return Err(bad("tensor shape does not match its length"));
-                    }
-                }
-                None if ndim != 0 => return Err(bad("only tensors have a shape")),
-                None => {}
-            }
-            // Blobs follow one another, each on the next 64-byte boundary.
-            if e.blob_offset.get() != next_blob {
-                return Err(bad("blob is not where the previous one ended"));
-            }
-            let end = tag
-                .payload_start()
-                .checked_add(e.stored_len.get())
-                .and_then(|span| next_blob.checked_add(span))
-                .ok_or_else(|| bad("blob length overflows"))?;
-            // Raw blobs: one digest per hash chunk of the span. Compressed
-            // ones: one for the frame and chunk table, one per chunk.
-            let count = match packed_chunks {
-                None => hash::chunk_count(end - next_blob, facts.chunk),
-                Some(n) => n + 1,
-            };
-            next_blob = align_up(end).ok_or_else(|| bad("blob length overflows"))?;
-            if e.hash_index.get() as u64 != next_hash || e.hash_count.get() as u64 != count {
-                return Err(bad("chunk digests do not match the blob's length"));
-            }
-            next_hash += count;
+            check_entry(e, names, dims, facts, &mut at, &mut prev)
+                .map_err(|reason| Error::toc(Part::Entry(i as u64), reason))?;
         }
-        if !facts.compressed && facts.codec_chunk != 0 {
-            return Err(Error::toc(
-                Part::Toc,
-                "compressed chunk size set but no blob is compressed",
-            ));
-        }
-        if next_name != names.len() || next_dim != dims.len() {
-            return Err(Error::toc(
-                Part::Toc,
-                "name or dimension pool has unused bytes",
-            ));
-        }
-        if next_blob != facts.hashes_offset || next_hash != facts.hash_count {
-            return Err(Error::toc(
-                Part::HashPool,
-                "hash pool is not right after the last blob",
-            ));
-        }
-        let pool_end = facts
-            .hash_count
-            .checked_mul(DIGEST_LEN as u64)
-            .and_then(|len| len.checked_add(facts.hashes_offset))
-            .and_then(align_up);
-        if pool_end != Some(toc_offset) {
-            return Err(Error::toc(
-                Part::HashPool,
-                "table of contents is not right after the hash pool",
-            ));
-        }
-        Ok(())
+        check_totals(&at, names.len(), dims.len(), facts, toc_offset)
     }
 
     /// Length of the table in bytes.
@@ -348,6 +212,224 @@ impl TocView {
             .filter(move |e| e.section == section as u8)
             .map(|e| self.name_of(e))
     }
+}
+
+/// A rule's outcome: the reason it failed, for an `InvalidToc` error.
+type Check<T> = std::result::Result<T, &'static str>;
+
+/// Where the next entry's name, shape, blob and digests must start: the
+/// running totals of layout.md 8.1, rules 19 to 29.
+struct Running {
+    name: usize,
+    dim: usize,
+    blob: u64,
+    hash: u64,
+}
+
+/// Rule 17: the name pool is UTF-8 without NUL.
+fn check_name_pool(names: &[u8]) -> Result<&str> {
+    // Names lie back to back, so the whole pool being UTF-8 without NUL,
+    // and every name starting and ending on a character boundary, makes
+    // each name valid UTF-8 without NUL.
+    let names_str = std::str::from_utf8(names)
+        .map_err(|_| Error::toc(Part::NamePool, "name pool is not UTF-8"))?;
+    if names.contains(&0) {
+        return Err(Error::toc(Part::NamePool, "a name contains NUL"));
+    }
+    Ok(names_str)
+}
+
+/// Rules 18 to 29 for one entry, in order, moving `at` past it: reserved
+/// bytes, name, section and order, tag and codec, shape, blob and digests.
+fn check_entry<'a>(
+    e: &RawEntry,
+    names: &'a str,
+    dims: &[U64],
+    facts: &mut TocFacts,
+    at: &mut Running,
+    prev: &mut Option<(u8, &'a [u8])>,
+) -> Check<()> {
+    if e.reserved != [0; 4] {
+        return Err("reserved bytes are not zero");
+    }
+    let name = check_name(e, names, &mut at.name)?;
+    let section = Section::from_u8(e.section).ok_or("unknown section")?;
+    if prev.is_some_and(|p| p >= (e.section, name)) {
+        return Err("entries are not sorted by (section, name), or repeat a name");
+    }
+    *prev = Some((e.section, name));
+    facts.counts[section as usize] += 1;
+    let (tag, packed_chunks) = check_tag_and_codec(e, facts.codec_chunk)?;
+    facts.compressed |= packed_chunks.is_some();
+    check_shape(e, tag, dims, &mut at.dim)?;
+    check_blob(e, tag, packed_chunks, facts.chunk, at)
+}
+
+/// Rules 19 to 21: the name is the next run of the name pool, 1 to 4096
+/// bytes long, ending on a character boundary. Returns it.
+fn check_name<'a>(e: &RawEntry, names: &'a str, next_name: &mut usize) -> Check<&'a [u8]> {
+    let start = *next_name;
+    if e.name_offset.get() as usize != start {
+        return Err("name is not where the previous one ended");
+    }
+    let len = e.name_len.get() as usize;
+    if len == 0 || len > MAX_NAME_LEN {
+        return Err("name is empty or longer than 4096 bytes");
+    }
+    let end = start
+        .checked_add(len)
+        .filter(|&end| end <= names.len())
+        .ok_or("name lies outside the name pool")?;
+    // `start` is where the previous name ended, a character boundary, so
+    // this fails only when `end` is not one.
+    let name = names
+        .get(start..end)
+        .ok_or("name ends inside a UTF-8 character")?;
+    *next_name = end;
+    Ok(name.as_bytes())
+}
+
+/// Rules 24 and 25: a known tag, codec and filter, and the lengths the
+/// codec allows. Returns the tag and, for a compressed blob, its chunk
+/// count.
+fn check_tag_and_codec(e: &RawEntry, codec_chunk: u64) -> Check<(Tag, Option<u64>)> {
+    let tag = Tag::from_u8(e.tag).ok_or("unknown type tag")?;
+    let codec = Codec::from_u8(e.codec).ok_or("unknown codec")?;
+    if e.filter != 0 {
+        return Err("unknown filter");
+    }
+    if codec == Codec::None && e.stored_len.get() != e.raw_len.get() {
+        return Err("uncompressed blob with stored length != raw length");
+    }
+    // A compressed payload holds a 16-byte table record and at least
+    // one byte per chunk: this bounds what a load allocates to
+    // about codec_chunk / 17 times the bytes on disk.
+    let packed_chunks = match codec {
+        Codec::None => None,
+        _ if codec_chunk == 0 => {
+            return Err("compressed blob in an archive without a chunk size");
+        }
+        _ if e.raw_len.get() == 0 => return Err("compressed blob is empty"),
+        _ => {
+            let n = hash::chunk_count(e.raw_len.get(), codec_chunk);
+            if n.checked_mul(17).is_none_or(|min| e.stored_len.get() < min) {
+                return Err("compressed blob is too short for its chunk table");
+            }
+            Some(n)
+        }
+    };
+    Ok((tag, packed_chunks))
+}
+
+/// Rules 26 and 27: the shape is the next run of the dimension pool, only
+/// tensors have one, and a tensor's shape accounts for its raw length.
+fn check_shape(e: &RawEntry, tag: Tag, dims: &[U64], next_dim: &mut usize) -> Check<()> {
+    // Shapes lie back to back too; only tensors have one.
+    let ndim = e.ndim.get() as usize;
+    if e.dims_index.get() as usize != *next_dim {
+        return Err("shape is not where the previous one ended");
+    }
+    let shape = dims
+        .get(*next_dim..next_dim.saturating_add(ndim))
+        .ok_or("shape lies outside the dimension pool")?;
+    *next_dim += ndim;
+    match tag.element_size() {
+        Some(size) => {
+            if ndim > MAX_NDIM as usize {
+                return Err("tensor has more than 64 dimensions");
+            }
+            // Element count first, then bytes: a shape with a zero
+            // dimension is empty whatever its other dimensions.
+            let bytes = shape
+                .iter()
+                .try_fold(1u64, |acc, d| {
+                    usize::try_from(d.get()).ok()?;
+                    acc.checked_mul(d.get())
+                })
+                .and_then(|count| count.checked_mul(size))
+                .ok_or("tensor shape overflows")?;
+            if bytes != e.raw_len.get() {
+                return Err("tensor shape does not match its length");
+            }
+        }
+        None if ndim != 0 => return Err("only tensors have a shape"),
+        None => {}
+    }
+    Ok(())
+}
+
+/// Rules 28 and 29: the blob starts where the previous one ended, and its
+/// digests are the next run of the hash pool, as many as its span needs.
+fn check_blob(
+    e: &RawEntry,
+    tag: Tag,
+    packed_chunks: Option<u64>,
+    chunk: u64,
+    at: &mut Running,
+) -> Check<()> {
+    // Blobs follow one another, each on the next 64-byte boundary.
+    if e.blob_offset.get() != at.blob {
+        return Err("blob is not where the previous one ended");
+    }
+    let end = tag
+        .payload_start()
+        .checked_add(e.stored_len.get())
+        .and_then(|span| at.blob.checked_add(span))
+        .ok_or("blob length overflows")?;
+    // Raw blobs: one digest per hash chunk of the span. Compressed
+    // ones: one for the frame and chunk table, one per chunk.
+    let count = match packed_chunks {
+        None => hash::chunk_count(end - at.blob, chunk),
+        Some(n) => n + 1,
+    };
+    at.blob = align_up(end).ok_or("blob length overflows")?;
+    if e.hash_index.get() as u64 != at.hash || e.hash_count.get() as u64 != count {
+        return Err("chunk digests do not match the blob's length");
+    }
+    at.hash += count;
+    Ok(())
+}
+
+/// Rules 30 to 32, after the last entry: a compressed chunk size only with
+/// compressed blobs, both pools used up, and the hash pool right after the
+/// last blob and right before the table.
+fn check_totals(
+    at: &Running,
+    names_len: usize,
+    dims_len: usize,
+    facts: &TocFacts,
+    toc_offset: u64,
+) -> Result<()> {
+    if !facts.compressed && facts.codec_chunk != 0 {
+        return Err(Error::toc(
+            Part::Toc,
+            "compressed chunk size set but no blob is compressed",
+        ));
+    }
+    if at.name != names_len || at.dim != dims_len {
+        return Err(Error::toc(
+            Part::Toc,
+            "name or dimension pool has unused bytes",
+        ));
+    }
+    if at.blob != facts.hashes_offset || at.hash != facts.hash_count {
+        return Err(Error::toc(
+            Part::HashPool,
+            "hash pool is not right after the last blob",
+        ));
+    }
+    let pool_end = facts
+        .hash_count
+        .checked_mul(DIGEST_LEN as u64)
+        .and_then(|len| len.checked_add(facts.hashes_offset))
+        .and_then(align_up);
+    if pool_end != Some(toc_offset) {
+        return Err(Error::toc(
+            Part::HashPool,
+            "table of contents is not right after the hash pool",
+        ));
+    }
+    Ok(())
 }
 
 /// The digest that guards the header and the table of contents:
