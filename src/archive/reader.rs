@@ -56,6 +56,7 @@ pub struct Archive {
     metadata: Arc<Metadata>,
     counts: [u64; 3],
     compressed: bool,
+    compressed_blobs: u64,
 }
 
 /// How to load a binding.
@@ -275,6 +276,7 @@ impl Archive {
             metadata: Arc::new(facts.metadata),
             counts: facts.counts,
             compressed: facts.compressed,
+            compressed_blobs: facts.compressed_blobs,
         })
     }
 
@@ -293,8 +295,12 @@ impl Archive {
         &self.metadata
     }
 
-    /// Runtime version recorded by the writer.
+    /// Runtime version recorded by the writer: whole from the metadata
+    /// when the header holds only its first 16 bytes (`layout.md` 6.1).
     pub fn achronyme_version(&self) -> String {
+        if let Some(full) = &self.metadata.runtime_version {
+            return full.clone();
+        }
         let v = &self.header.achronyme_version;
         let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
         String::from_utf8_lossy(&v[..end]).into_owned()
@@ -338,6 +344,8 @@ impl Archive {
             num_constants: self.counts[Section::Constants as usize],
             num_functions: self.counts[Section::Functions as usize],
             compressed: self.compressed,
+            codec: Codec::from_u8(self.header.default_codec).unwrap_or(Codec::None),
+            compressed_blobs: self.compressed_blobs,
             file_size: self.source.len(),
             description: m.description.clone(),
             tags: m.tags.clone(),

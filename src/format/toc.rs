@@ -31,6 +31,8 @@ pub(crate) struct TocFacts {
     /// Entries per section (bindings, constants, functions).
     pub counts: [u64; 3],
     pub compressed: bool,
+    /// Entries whose blob is compressed.
+    pub compressed_blobs: u64,
 }
 
 impl TocView {
@@ -111,6 +113,7 @@ impl TocView {
             metadata,
             counts: [0; 3],
             compressed: false,
+            compressed_blobs: 0,
         };
         view.validate_entries(&mut facts, toc_offset)?;
         Ok((view, facts))
@@ -164,6 +167,7 @@ impl TocView {
             let tag = Tag::from_u8(e.tag).ok_or_else(|| bad("unknown type tag"))?;
             let codec = Codec::from_u8(e.codec).ok_or_else(|| bad("unknown codec"))?;
             facts.compressed |= codec != Codec::None;
+            facts.compressed_blobs += u64::from(codec != Codec::None);
             if e.filter != 0 {
                 return Err(bad("unknown filter"));
             }
