@@ -17,6 +17,12 @@
 //!    file system, minus framing and hashing); `save_durable`, and
 //!    `save_durable_sync_part`, which times only `SaveReport::sync_time`
 //!    (fsync of the file, rename, fsync of the directory).
+//! 5. `restore_256MiB/*`: `restore_environment` of one raw 256 MiB tensor
+//!    as a view of the mapped file (`copy: false`) or as an owned copy
+//!    (`copy: true`, the default), each unverified and verified; and
+//!    `mapped_then_read`, a view restore followed by one pass over the
+//!    elements, the paging a view defers to first use. The file is in the
+//!    page cache after the first sample.
 //!
 //! Archives are written once per group into a temporary directory, outside
 //! the timed loops, and only when a benchmark that needs them is selected.
@@ -38,8 +44,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use achronyme_env::{
-    Archive, Environment, LoadOptions, SaveOptions, SaveReport, Section, Value, env_info,
-    env_load_var, save_environment, testdata,
+    Archive, Compression, Environment, LoadOptions, RestoreOptions, SaveOptions, SaveReport,
+    Section, Value, env_info, env_load_var, restore_environment, save_environment, testdata,
 };
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
@@ -318,11 +324,67 @@ fn print_split(label: &str, reports: &[SaveReport]) {
     );
 }
 
+/// 5. Restoring a 256 MiB tensor mapped vs copied: what the REPL's default
+///    (`copy: true`) costs over views.
+fn bench_restore_copy(c: &mut Criterion) {
+    const ROWS: usize = 4096;
+    const COLS: usize = 8192; // 4096 * 8192 * 8 bytes = 256 MiB
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = OnceCell::new();
+    let path = || {
+        fixture.get_or_init(|| {
+            let env = testdata::tensor_workspace(testdata::normal_tensor(ROWS, COLS, SEED));
+            let path = dir.path().join("256MiB.ach");
+            let raw = SaveOptions {
+                compression: Compression::None,
+                ..scratch()
+            };
+            save_environment(&env, &path, &raw).expect("save");
+            path
+        })
+    };
+    let restore = |copy: bool, verify_checksum: bool| {
+        let mut env = Environment::new();
+        let opts = RestoreOptions {
+            copy,
+            verify_checksum,
+            ..RestoreOptions::default()
+        };
+        restore_environment(&mut env, path(), &opts).expect("restore");
+        env
+    };
+    let mut g = c.benchmark_group("restore_256MiB");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes((ROWS * COLS * 8) as u64));
+    for (name, copy, verify) in [
+        ("mapped", false, false),
+        ("copied", true, false),
+        ("mapped_verified", false, true),
+        ("copied_verified", true, true),
+    ] {
+        g.bench_function(name, |b| b.iter(|| black_box(restore(copy, verify))));
+    }
+    g.bench_function("mapped_then_read", |b| {
+        b.iter(|| {
+            let env = restore(false, false);
+            let Some(Value::Tensor(t)) = env.get("data") else {
+                unreachable!("data is a tensor")
+            };
+            black_box(t.data().iter().sum::<f64>())
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_env_info,
     bench_many_small,
     bench_load_big,
-    bench_save_big
+    bench_save_big,
+    bench_restore_copy
 );
 criterion_main!(benches);

@@ -255,6 +255,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// Copying a raw tensor out of the file (a restore or `env_load_var`
+    /// with `copy`, the default) would hold more memory than the budget.
+    #[error(
+        "binding {name:?} needs {bytes} bytes of memory to copy out of the file, over the limit \
+         of {limit} bytes; restore it as a view of the file with copy: false (it then changes \
+         if the file is rewritten in place), or raise max_decoded_bytes"
+    )]
+    CopyTooLarge {
+        /// Binding name.
+        name: String,
+        /// Bytes the restore would hold with this copy.
+        bytes: u64,
+        /// The budget.
+        limit: u64,
+    },
+
     /// Loading a binding would hold more memory than the load's budget
     /// ([`LoadOptions::max_decoded_bytes`](crate::LoadOptions::max_decoded_bytes)),
     /// or than this process could allocate. Refused before the value is

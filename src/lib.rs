@@ -87,8 +87,11 @@ pub use archive::publish::{PublishOptions, Published, atomic_write};
 pub use archive::reader::{Archive, LoadOptions};
 pub use archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
 pub use env::builtins;
-pub use env::environment::{Environment, env_bindings, env_clear, env_get, env_remove, env_set};
-pub use env::load::{env_info, env_load_var};
+pub use env::environment::{
+    DEFAULT_RUNTIME_NAME, Environment, Warning, WarningSink, env_bindings, env_clear, env_get,
+    env_remove, env_set,
+};
+pub use env::load::{LoadVarOptions, env_info, env_load_var, env_load_var_with};
 pub use env::restore::{
     RestoreMode, RestoreOptions, RestoreReport, restore_environment, restore_from_archive,
 };
@@ -96,7 +99,9 @@ pub use env::save::{
     Compression, LARGE_VALUE_BYTES, RUNTIME_VERSION, SaveOptions, SaveReport, Skipped,
     save_environment,
 };
-pub use env::snapshot::{Snapshot, SnapshotOptions, restore_snapshot, snapshot_env};
+pub use env::snapshot::{
+    Snapshot, SnapshotOptions, SnapshotRestoreOptions, restore_snapshot, snapshot_env,
+};
 pub use error::{Damage, Error, Part, Result, VerifyReport};
 pub use format::layout::{Codec, Section};
 pub use format::metadata::Metadata;

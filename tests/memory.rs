@@ -218,7 +218,7 @@ fn a_snapshot_costs_bindings_not_bytes() {
         taking < 64 * KIB,
         "a snapshot of 40 MiB of tensors allocated {taking} bytes"
     );
-    let opts = RestoreOptions {
+    let opts = SnapshotRestoreOptions {
         mode: RestoreMode::Replace,
         ..Default::default()
     };

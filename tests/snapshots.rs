@@ -50,7 +50,7 @@ fn a_snapshot_shares_tensor_storage_and_later_writes_do_not_leak_in() {
 
     // Restoring shares again, and a write after the restore does not reach
     // the snapshot either.
-    let opts = RestoreOptions {
+    let opts = SnapshotRestoreOptions {
         overwrite: true,
         ..Default::default()
     };
@@ -79,7 +79,11 @@ fn tensors_loaded_from_an_archive_stay_mapped_in_a_snapshot() {
     };
     save_environment(&saved, &path, &raw).unwrap();
     let mut env = Environment::new();
-    restore_environment(&mut env, &path, &RestoreOptions::default()).unwrap();
+    let mapped = RestoreOptions {
+        copy: false,
+        ..RestoreOptions::default()
+    };
+    restore_environment(&mut env, &path, &mapped).unwrap();
     assert!(tensor_of(env.get("t")).is_mapped());
     let snapshot = take(&env);
     let kept = tensor_of(snapshot.get("t"));
@@ -124,7 +128,7 @@ fn a_mut_reference_is_copied_so_writes_through_the_old_one_do_not_leak() {
 
     // Restored references are fresh too: writing to them leaves the snapshot
     // as it was, so it can be restored again.
-    let opts = RestoreOptions {
+    let opts = SnapshotRestoreOptions {
         overwrite: true,
         ..Default::default()
     };
@@ -172,18 +176,27 @@ fn snapshot_filters_and_restore_modes() {
     assert_eq!(s.constants().len(), 1);
 
     let full = take(&env);
-    // Merge without overwrite: existing names are conflicts.
+    // Merge without overwrite (the default overwrites): existing names are
+    // conflicts.
     let mut other = Environment::new();
     other.set("data", Value::Null);
     other.set_constant("K", Value::Number(0.0));
-    let r = restore_snapshot(&mut other, &full, &RestoreOptions::default()).unwrap();
+    let r = restore_snapshot(
+        &mut other,
+        &full,
+        &SnapshotRestoreOptions {
+            overwrite: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.conflicts, ["data"]);
     assert_eq!(r.constant_conflicts, ["K"]);
     assert_eq!(r.restored, ["model", "temp_1"]);
     assert_eq!(other.get("data"), Some(&Value::Null));
     assert_eq!(other.constant("K"), Some(&Value::Number(0.0)));
     // Namespace.
-    let ns = RestoreOptions {
+    let ns = SnapshotRestoreOptions {
         mode: RestoreMode::Namespace("before".into()),
         include_only: Some(vec!["data".into()]),
         ..Default::default()
@@ -196,17 +209,18 @@ fn snapshot_filters_and_restore_modes() {
     assert_eq!(before.len(), 1);
     // Replace: exactly the snapshot's bindings.
     other.set("later", Value::Null);
-    let replace = RestoreOptions {
+    let replace = SnapshotRestoreOptions {
         mode: RestoreMode::Replace,
         ..Default::default()
     };
     restore_snapshot(&mut other, &full, &replace).unwrap();
     assert_eq!(other.names(), ["data", "model", "temp_1"]);
     assert_eq!(other.constant("K"), Some(&Value::Number(3.0)));
-    // A taken namespace is refused and nothing changes.
+    // A taken namespace is refused without overwrite, and nothing changes.
     let before = other.clone();
-    let taken = RestoreOptions {
+    let taken = SnapshotRestoreOptions {
         mode: RestoreMode::Namespace("data".into()),
+        overwrite: false,
         ..Default::default()
     };
     assert!(matches!(

@@ -38,6 +38,12 @@ pub struct EnvInfo {
     pub num_functions: u64,
     /// True when any blob is compressed.
     pub compressed: bool,
+    /// The codec the save asked for ([`Codec::None`] when it asked for
+    /// none). Blobs too small or too random to shrink are stored raw
+    /// whatever is asked: `compressed_blobs` says how many were not.
+    pub codec: Codec,
+    /// Blobs stored compressed.
+    pub compressed_blobs: u64,
     /// File size in bytes.
     pub file_size: u64,
     /// Description, if any.

@@ -58,6 +58,7 @@ pub struct Archive {
     compressed: bool,
     /// Whether the hash pool matches the closing SHA-256, once checked.
     pool_sealed: Arc<OnceLock<bool>>,
+    compressed_blobs: u64,
 }
 
 /// How to load a binding.
@@ -174,6 +175,7 @@ impl Archive {
             counts: facts.counts,
             compressed: facts.compressed,
             pool_sealed: Arc::new(OnceLock::new()),
+            compressed_blobs: facts.compressed_blobs,
         })
     }
 
@@ -192,8 +194,12 @@ impl Archive {
         &self.metadata
     }
 
-    /// Runtime version recorded by the writer.
+    /// Runtime version recorded by the writer: whole from the metadata
+    /// when the header holds only its first 16 bytes (`layout.md` 6.1).
     pub fn achronyme_version(&self) -> String {
+        if let Some(full) = &self.metadata.runtime_version {
+            return full.clone();
+        }
         let v = &self.header.achronyme_version;
         let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
         String::from_utf8_lossy(&v[..end]).into_owned()
@@ -237,6 +243,8 @@ impl Archive {
             num_constants: self.counts[Section::Constants as usize],
             num_functions: self.counts[Section::Functions as usize],
             compressed: self.compressed,
+            codec: Codec::from_u8(self.header.default_codec).unwrap_or(Codec::None),
+            compressed_blobs: self.compressed_blobs,
             file_size: self.source.len(),
             description: m.description.clone(),
             tags: m.tags.clone(),

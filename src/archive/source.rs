@@ -161,6 +161,8 @@ const SMALL_READ: u64 = 1 << 20;
 pub struct FileSource {
     file: File,
     len: u64,
+    /// False for [`FileSource::open_unmapped`]: every read copies.
+    may_map: bool,
     /// The mapping, or why it could not be made.
     map: OnceLock<std::result::Result<Bytes, String>>,
 }
@@ -174,7 +176,34 @@ impl FileSource {
         Ok(FileSource {
             file,
             len,
+            may_map: true,
             map: OnceLock::new(),
+        })
+    }
+
+    /// Opens the file at `path` never to map it: every range, views
+    /// included, is copied into memory of its own with `pread`. Values
+    /// loaded from it then own their bytes, so rewriting or truncating the
+    /// file in place later cannot change them or fault the process, and a
+    /// file truncated while a range is read gives an I/O error. Unlike
+    /// [`MemorySource::read_file`], only the ranges asked for are read.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use achronyme_env::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("w.ach");
+    /// let mut env = Environment::new();
+    /// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0, 2.0])));
+    /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    /// let archive = Archive::from_source(Arc::new(FileSource::open_unmapped(&path).unwrap())).unwrap();
+    /// let Value::Tensor(t) = archive.get("t").unwrap() else { panic!() };
+    /// assert!(!t.is_mapped());
+    /// ```
+    pub fn open_unmapped(path: &Path) -> Result<Self> {
+        Ok(FileSource {
+            may_map: false,
+            ..Self::open(path)?
         })
     }
 
@@ -183,6 +212,9 @@ impl FileSource {
     fn mapping(&self) -> std::result::Result<&Bytes, &str> {
         self.map
             .get_or_init(|| {
+                if !self.may_map {
+                    return Err("it was opened to copy, never to map".to_string());
+                }
                 if self.len == 0 {
                     return Err("the file is empty".to_string());
                 }
@@ -201,7 +233,24 @@ impl FileSource {
         Ok(Bytes::from_vec(buf))
     }
 
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    fn pread(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        use std::os::windows::fs::FileExt;
+        let mut buf = zeroed(len, "to copy a range of the file")?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self
+                .file
+                .seek_read(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+            done += n;
+        }
+        Ok(Bytes::from_vec(buf))
+    }
+
+    #[cfg(not(any(unix, windows)))]
     fn pread(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         let map = self
             .mapping()

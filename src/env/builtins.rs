@@ -9,8 +9,12 @@
 //! for `env_get` and `env_load_var`; whether the name existed for
 //! `env_remove`; a Snapshot record for `snapshot_env` (see
 //! [`Snapshot::to_value`]). Warnings of a save or restore (a lambda not
-//! saved, another runtime version) go to standard error, one line each, as
-//! the REPL shows them.
+//! saved, names a merge kept, a large value, another runtime version) go to
+//! the environment's warning sink: standard error, one line each, unless
+//! the host collects them ([`Environment::set_warning_sink`]).
+//!
+//! Saves record the runtime the host declared
+//! ([`Environment::set_runtime`]) and restores compare against it.
 //!
 //! Bad input is a [`BuiltinError`] naming the function, the argument and
 //! what was expected; an unknown option key suggests the closest known one.
@@ -32,13 +36,15 @@
 use std::fmt;
 
 use crate::env::environment::{self, Environment};
-use crate::env::load::env_load_var as load_var;
+use crate::env::load::{LoadVarOptions, env_load_var_with as load_var};
 use crate::env::restore::{RestoreMode, RestoreOptions, restore_environment};
 use crate::env::save::{Compression, SaveOptions, save_environment};
 use crate::env::snapshot::{
-    Snapshot, SnapshotOptions, restore_snapshot as restore_snap, snapshot_env as snap,
+    Snapshot, SnapshotOptions, SnapshotRestoreOptions, restore_snapshot as restore_snap,
+    snapshot_env as snap,
 };
 use crate::error::Error;
+use crate::format::layout::Section;
 use crate::suggest::closest;
 use crate::value::{Record, Value};
 
@@ -81,7 +87,7 @@ pub const BUILTINS: &[BuiltinSpec] = &[
     spec("env_set", 2, 2, env_set),
     spec("env_remove", 1, 1, env_remove),
     spec("env_clear", 0, 1, env_clear),
-    spec("env_load_var", 2, 2, env_load_var),
+    spec("env_load_var", 2, 3, env_load_var),
 ];
 
 const fn spec(
@@ -315,10 +321,32 @@ fn opt_count(function: &'static str, key: &str, v: &Value, max: f64) -> R<u64> {
     }
 }
 
-fn warn(function: &'static str, warnings: &[String]) {
+/// Hands `warnings` to the environment's sink, one by one.
+fn warn(env: &mut Environment, function: &'static str, warnings: Vec<String>) {
     for w in warnings {
-        eprintln!("{function}: warning: {w}");
+        env.warn(function, w);
     }
+}
+
+/// One of `choices`, or an error listing them and suggesting the closest.
+fn opt_choice<'c>(function: &'static str, key: &str, v: &Value, choices: &[&'c str]) -> R<&'c str> {
+    let given = opt_string(function, key, v)?;
+    if let Some(c) = choices.iter().find(|c| **c == given) {
+        return Ok(c);
+    }
+    let quoted: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+    let listed = match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    };
+    let hint = match closest(&given, choices.iter().copied()) {
+        Some(c) => format!("; did you mean {c:?}?"),
+        None => String::new(),
+    };
+    Err(BuiltinError::new(
+        function,
+        format!("option {key} must be {listed}, got {given:?}{hint}"),
+    ))
 }
 
 const SAVE_KEYS: &[&str] = &[
@@ -329,19 +357,22 @@ const SAVE_KEYS: &[&str] = &[
     "include_only",
     "compress",
     "compression_level",
+    "codec",
     "description",
     "tags",
     "custom",
     "allow_overwrite",
     "max_file_size",
     "warn_large_values",
+    "strict",
 ];
 
 /// The [`SaveOptions`] an options record asks for.
 fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptions> {
     let mut o = SaveOptions::default();
     let mut compress = true;
-    let mut level = 3;
+    let mut level = None;
+    let mut codec = "zstd";
     each_option(function, options, SAVE_KEYS, |key, v| {
         match key {
             "include_constants" => o.include_constants = opt_bool(function, key, v)?,
@@ -351,7 +382,7 @@ fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptio
             "include_only" => o.include_only = opt_names(function, key, v)?,
             "compress" => compress = opt_bool(function, key, v)?,
             "compression_level" => {
-                level = match v {
+                level = Some(match v {
                     Value::Number(n) if n.fract() == 0.0 && (1.0..=22.0).contains(n) => *n as i32,
                     Value::Number(n) => {
                         return Err(BuiltinError::new(
@@ -363,8 +394,9 @@ fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptio
                         ));
                     }
                     other => return Err(wrong_type(function, key, "a Number from 1 to 22", other)),
-                };
+                });
             }
+            "codec" => codec = opt_choice(function, key, v, &["zstd", "lz4", "none"])?,
             "description" => o.description = Some(opt_string(function, key, v)?),
             "tags" => o.tags = opt_strings(function, key, v)?,
             "custom" => {
@@ -392,14 +424,26 @@ fn save_options(function: &'static str, options: Option<&Record>) -> R<SaveOptio
                 o.large_value_warning =
                     opt_bool(function, key, v)?.then_some(crate::env::save::LARGE_VALUE_BYTES)
             }
+            "strict" => o.strict = opt_bool(function, key, v)?,
             _ => {}
         }
         Ok(())
     })?;
-    o.compression = if compress {
-        Compression::Zstd { level }
-    } else {
-        Compression::None
+    if level.is_some() && codec != "zstd" {
+        return Err(BuiltinError::new(
+            function,
+            format!(
+                "option compression_level applies to codec \"zstd\" only; {codec} has no levels"
+            ),
+        ));
+    }
+    o.compression = match codec {
+        _ if !compress => Compression::None,
+        "lz4" => Compression::Lz4,
+        "none" => Compression::None,
+        _ => Compression::Zstd {
+            level: level.unwrap_or(3),
+        },
     };
     Ok(o)
 }
@@ -415,6 +459,7 @@ const RESTORE_KEYS: &[&str] = &[
     "strict_version",
     "include_constants",
     "strict_builtins",
+    "copy",
 ];
 
 const SNAPSHOT_RESTORE_KEYS: &[&str] = &[
@@ -455,6 +500,7 @@ fn restore_options(
             "strict_version" => o.strict_version = opt_bool(function, key, v)?,
             "include_constants" => o.include_constants = opt_bool(function, key, v)?,
             "strict_builtins" => o.strict_builtins = opt_bool(function, key, v)?,
+            "copy" => o.copy = opt_bool(function, key, v)?,
             _ => {}
         }
         Ok(())
@@ -499,7 +545,7 @@ pub fn save_env(args: &[Value], env: &mut Environment) -> Result<Value, BuiltinE
     let path = string_arg(F, args, 0, "path")?;
     let options = save_options(F, options_arg(F, args, 1)?)?;
     let report = save_environment(env, path, &options).map_err(|e| BuiltinError::engine(F, e))?;
-    warn(F, &report.warnings);
+    warn(env, F, report.warnings);
     Ok(Value::Boolean(true))
 }
 
@@ -511,14 +557,17 @@ pub fn restore_env(args: &[Value], env: &mut Environment) -> Result<Value, Built
     let options = restore_options(F, options_arg(F, args, 1)?, RESTORE_KEYS)?;
     let report =
         restore_environment(env, path, &options).map_err(|e| BuiltinError::engine(F, e))?;
-    warn(F, &report.warnings);
+    warn(env, F, report.warnings);
     Ok(Value::Boolean(true))
 }
 
 /// `env_info(path) -> Record` (spec 3.1): `version`, `created_at`,
-/// `created_by`, `num_bindings`, `num_constants`, `compressed`,
-/// `file_size`, `description` (`""` when none), `tags`, `bindings`, plus
-/// `platform`, `achronyme_version`, `num_functions` and `custom`.
+/// `created_by`, `num_bindings`, `num_constants`, `compressed` (true when
+/// any blob is stored compressed), `file_size`, `description` (`null` when
+/// the save gave none), `tags`, `bindings`, plus `platform`,
+/// `achronyme_version`, `num_functions`, `custom`, `codec` (what the save
+/// asked for: `"zstd"`, `"lz4"` or `"none"`) and `compressed_blobs` (how
+/// many blobs compression shrank enough to keep compressed).
 pub fn env_info(args: &[Value], _env: &mut Environment) -> Result<Value, BuiltinError> {
     const F: &str = "env_info";
     arity(F, args)?;
@@ -539,10 +588,15 @@ pub fn env_info(args: &[Value], _env: &mut Environment) -> Result<Value, Builtin
             Value::Number(info.num_constants as f64),
         ),
         ("compressed".into(), Value::Boolean(info.compressed)),
+        ("codec".into(), Value::from(info.codec.name())),
+        (
+            "compressed_blobs".into(),
+            Value::Number(info.compressed_blobs as f64),
+        ),
         ("file_size".into(), Value::Number(info.file_size as f64)),
         (
             "description".into(),
-            Value::from(info.description.as_deref().unwrap_or("")),
+            info.description.as_deref().map_or(Value::Null, Value::from),
         ),
         ("tags".into(), strings(&info.tags)),
         ("bindings".into(), strings(&info.bindings)),
@@ -609,14 +663,22 @@ pub fn restore_snapshot(args: &[Value], env: &mut Environment) -> Result<Value, 
         )
     })?;
     let given = options_arg(F, args, 1)?;
-    let mut options = restore_options(F, given, SNAPSHOT_RESTORE_KEYS)?;
-    // Going back to a snapshot means getting its values back (spec 3.2: "data
-    // está de vuelta"), so overwrite defaults to true here.
-    if given.is_none_or(|r| r.get("overwrite").is_none()) {
-        options.overwrite = true;
-    }
+    let parsed = restore_options(F, given, SNAPSHOT_RESTORE_KEYS)?;
+    // overwrite defaults to true, as in SnapshotRestoreOptions.
+    let defaults = SnapshotRestoreOptions::default();
+    let options = SnapshotRestoreOptions {
+        overwrite: match given.and_then(|r| r.get("overwrite")) {
+            Some(_) => parsed.overwrite,
+            None => defaults.overwrite,
+        },
+        mode: parsed.mode,
+        include_only: parsed.include_only,
+        exclude: parsed.exclude,
+        include_constants: parsed.include_constants,
+        strict_builtins: parsed.strict_builtins,
+    };
     let report = restore_snap(env, &snapshot, &options).map_err(|e| BuiltinError::engine(F, e))?;
-    warn(F, &report.warnings);
+    warn(env, F, report.warnings);
     Ok(Value::Boolean(true))
 }
 
@@ -631,7 +693,8 @@ pub fn env_bindings(args: &[Value], env: &mut Environment) -> Result<Value, Buil
     ))
 }
 
-/// `env_get(name) -> Value` (spec 3.3).
+/// `env_get(name) -> Value` (spec 3.3): the binding, else the constant of
+/// that name (`env_get("PI")`), as the language resolves a name.
 pub fn env_get(args: &[Value], env: &mut Environment) -> Result<Value, BuiltinError> {
     const F: &str = "env_get";
     arity(F, args)?;
@@ -679,12 +742,39 @@ pub fn env_clear(args: &[Value], env: &mut Environment) -> Result<Value, Builtin
     Ok(Value::Boolean(true))
 }
 
-/// `env_load_var(path, name) -> Value` (spec 8.3): one binding, without
-/// reading the others.
+/// `env_load_var(path, name, options?) -> Value` (spec 8.3): one binding,
+/// without reading the others. The name is resolved as the language does, a
+/// binding, else a constant (`PI`). Options: `section` (`"bindings"` or
+/// `"constants"`: look there only), `copy` (default true: an owned copy,
+/// not a view of the file, see `restore_env`), `verify_checksum` (default
+/// true), `max_decoded_bytes`.
 pub fn env_load_var(args: &[Value], _env: &mut Environment) -> Result<Value, BuiltinError> {
     const F: &str = "env_load_var";
     arity(F, args)?;
     let path = string_arg(F, args, 0, "path")?;
     let name = string_arg(F, args, 1, "name")?;
-    load_var(path, name).map_err(|e| BuiltinError::engine(F, e))
+    let mut o = LoadVarOptions::default();
+    each_option(
+        F,
+        options_arg(F, args, 2)?,
+        &["section", "copy", "verify_checksum", "max_decoded_bytes"],
+        |key, v| {
+            match key {
+                "section" => {
+                    o.section = Some(match opt_choice(F, key, v, &["bindings", "constants"])? {
+                        "constants" => Section::Constants,
+                        _ => Section::Bindings,
+                    })
+                }
+                "copy" => o.copy = opt_bool(F, key, v)?,
+                "verify_checksum" => o.load.verify_checksum = opt_bool(F, key, v)?,
+                "max_decoded_bytes" => {
+                    o.load.max_decoded_bytes = opt_count(F, key, v, 9_007_199_254_740_992.0)?
+                }
+                _ => {}
+            }
+            Ok(())
+        },
+    )?;
+    load_var(path, name, &o).map_err(|e| BuiltinError::engine(F, e))
 }

@@ -3,12 +3,18 @@
 //! [`env_get`], [`env_set`], [`env_remove`], [`env_clear`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::layout::MAX_NAME_LEN;
 use crate::suggest::closest;
 use crate::value::Value;
+
+/// The runtime version an environment stands for until its host says
+/// otherwise ([`Environment::set_runtime`]); saves record the environment's
+/// and restores compare against it.
+pub const RUNTIME_VERSION: &str = "v0.1.0";
 
 /// A runtime environment: user bindings and constants, each a sorted map
 /// from name to value.
@@ -29,12 +35,62 @@ use crate::value::Value;
 /// out the host's own builtins (`include_builtins`). The list is not part of
 /// the environment's contents: equality compares bindings and constants
 /// only.
+///
+/// The host also says which runtime it is ([`Environment::set_runtime`]),
+/// which saves record and restores compare, and where the warnings of the
+/// language builtins go ([`Environment::set_warning_sink`]): standard error
+/// unless the host collects them.
 #[derive(Clone, Debug, Default)]
 pub struct Environment {
     bindings: BTreeMap<String, Value>,
     constants: BTreeMap<String, Value>,
     host_builtins: Option<Arc<BTreeSet<String>>>,
+    runtime: Option<Arc<(String, String)>>,
+    sink: WarningSink,
+    warnings: Vec<Warning>,
 }
+
+/// Where the language builtins' warnings go (a lambda not saved, names kept
+/// by a merge, a large value, another runtime version).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WarningSink {
+    /// One line each on standard error, as `save_env: warning: ...`.
+    #[default]
+    Stderr,
+    /// Kept on the environment until the host drains them with
+    /// [`Environment::take_warnings`].
+    Collect,
+}
+
+/// A warning of a language builtin: which function, and what it says.
+/// Displays as the line standard error would show.
+///
+/// ```
+/// use achronyme_env::*;
+/// let mut env = Environment::new();
+/// env.set_warning_sink(WarningSink::Collect);
+/// env.warn("save_env", "something to know");
+/// let w = env.take_warnings();
+/// assert_eq!(w[0].to_string(), "save_env: warning: something to know");
+/// assert!(env.take_warnings().is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The builtin that warned (`"restore_env"`, ...).
+    pub function: &'static str,
+    /// What it says.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: warning: {}", self.function, self.message)
+    }
+}
+
+/// The runtime a host that never called [`Environment::set_runtime`] stands
+/// for: this crate's default, `"Achronyme REPL"`.
+pub const DEFAULT_RUNTIME_NAME: &str = "Achronyme REPL";
 
 impl PartialEq for Environment {
     fn eq(&self, other: &Self) -> bool {
@@ -142,6 +198,67 @@ impl Environment {
         self.host_builtins.as_deref()
     }
 
+    /// Says which runtime hosts this environment: its name
+    /// (`"Achronyme REPL"`) and its full version, of any length. Saves
+    /// record them (`created_by` is `"{name} {version}"`), restores compare
+    /// the version with the archive's. Without it, this crate's
+    /// [`DEFAULT_RUNTIME_NAME`] and [`RUNTIME_VERSION`](crate::RUNTIME_VERSION).
+    ///
+    /// ```
+    /// use achronyme_env::Environment;
+    /// let mut env = Environment::new();
+    /// assert_eq!(env.runtime_name(), "Achronyme REPL");
+    /// env.set_runtime("Achronyme Notebook", "v2.3.0-beta.1+build.20250113");
+    /// assert_eq!(env.runtime_version(), "v2.3.0-beta.1+build.20250113");
+    /// ```
+    pub fn set_runtime(&mut self, name: impl Into<String>, version: impl Into<String>) {
+        self.runtime = Some(Arc::new((name.into(), version.into())));
+    }
+
+    /// The host runtime's name ([`Environment::set_runtime`]).
+    pub fn runtime_name(&self) -> &str {
+        self.runtime
+            .as_ref()
+            .map_or(DEFAULT_RUNTIME_NAME, |r| r.0.as_str())
+    }
+
+    /// The host runtime's version ([`Environment::set_runtime`]).
+    pub fn runtime_version(&self) -> &str {
+        self.runtime
+            .as_ref()
+            .map_or(RUNTIME_VERSION, |r| r.1.as_str())
+    }
+
+    /// Chooses where the builtins' warnings go (default
+    /// [`WarningSink::Stderr`]).
+    pub fn set_warning_sink(&mut self, sink: WarningSink) {
+        self.sink = sink;
+    }
+
+    /// Where the builtins' warnings go.
+    pub fn warning_sink(&self) -> WarningSink {
+        self.sink
+    }
+
+    /// Emits a warning of `function` to the sink: standard error, or the
+    /// list [`Environment::take_warnings`] drains.
+    pub fn warn(&mut self, function: &'static str, message: impl Into<String>) {
+        let w = Warning {
+            function,
+            message: message.into(),
+        };
+        match self.sink {
+            WarningSink::Stderr => eprintln!("{w}"),
+            WarningSink::Collect => self.warnings.push(w),
+        }
+    }
+
+    /// The warnings collected since the last call, oldest first (always
+    /// empty with [`WarningSink::Stderr`]).
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
+        std::mem::take(&mut self.warnings)
+    }
+
     /// True when the host declared its builtins and `name` is one of them.
     pub fn is_host_builtin(&self, name: &str) -> bool {
         self.host_builtins
@@ -155,8 +272,9 @@ pub fn env_bindings(env: &Environment) -> Vec<String> {
     env.names()
 }
 
-/// The value bound to `name` (spec 3.3 `env_get`); an unbound name is an
-/// error that suggests the closest bound name.
+/// The value of `name` (spec 3.3 `env_get`), resolved as the language
+/// resolves a name: the binding, else the constant (`PI`). A name that is
+/// neither is an error that suggests the closest one.
 ///
 /// ```
 /// use achronyme_env::*;
@@ -165,12 +283,17 @@ pub fn env_bindings(env: &Environment) -> Vec<String> {
 /// assert_eq!(env_get(&env, "results").unwrap(), Value::Number(1.0));
 /// let err = env_get(&env, "result").unwrap_err();
 /// assert!(err.to_string().contains("did you mean \"results\""), "{err}");
+/// env.set_constant("PI", Value::Number(std::f64::consts::PI));
+/// assert_eq!(env_get(&env, "PI").unwrap(), Value::Number(std::f64::consts::PI));
 /// ```
 pub fn env_get(env: &Environment, name: &str) -> Result<Value> {
-    env.get(name).cloned().ok_or_else(|| Error::Unbound {
-        name: name.to_string(),
-        suggestion: closest(name, env.iter().map(|(n, _)| n)),
-    })
+    env.get(name)
+        .or_else(|| env.constant(name))
+        .cloned()
+        .ok_or_else(|| Error::Unbound {
+            name: name.to_string(),
+            suggestion: closest(name, env.iter().chain(env.constants()).map(|(n, _)| n)),
+        })
 }
 
 /// Binds `name` to `value` (spec 3.3 `env_set`). The name must be one an

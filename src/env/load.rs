@@ -1,11 +1,16 @@
 //! Reading without restoring: `env_info` (spec 3.1) and `env_load_var`
-//! (spec 8.3), each from the table of contents and the one blob it needs.
+//! (spec 8.3), each from the table of contents and the one blob it needs;
+//! and how the environment layer opens an archive to map it or to copy
+//! from it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::archive::info::EnvInfo;
-use crate::archive::reader::Archive;
-use crate::error::Result;
+use crate::archive::reader::{Archive, LoadOptions};
+use crate::archive::source::FileSource;
+use crate::error::{Error, Result};
+use crate::format::layout::Section;
 use crate::value::Value;
 
 /// Describes the archive at `path` from its header and table of contents
@@ -14,8 +19,118 @@ pub fn env_info(path: impl AsRef<Path>) -> Result<EnvInfo> {
     Ok(Archive::open(path)?.info())
 }
 
+/// Options of [`env_load_var_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct LoadVarOptions {
+    /// Where to look: `None` (default) resolves the name as the language
+    /// does, the bindings section first, then the constants (`PI`);
+    /// `Some(section)` looks in that section only.
+    pub section: Option<Section>,
+    /// Load an owned copy (default true) rather than a view of the file;
+    /// see [`RestoreOptions::copy`](crate::RestoreOptions::copy).
+    pub copy: bool,
+    /// Checksum and memory budget of the load. A copied raw tensor counts
+    /// its bytes against [`LoadOptions::max_decoded_bytes`].
+    pub load: LoadOptions,
+}
+
+impl Default for LoadVarOptions {
+    fn default() -> Self {
+        LoadVarOptions {
+            section: None,
+            copy: true,
+            load: LoadOptions::default(),
+        }
+    }
+}
+
 /// Loads one binding from the archive at `path` without reading the others
-/// (spec 8.3 `env_load_var`).
+/// (spec 8.3 `env_load_var`), with the default [`LoadVarOptions`]: a
+/// binding, else a constant of that name; an owned copy.
 pub fn env_load_var(path: impl AsRef<Path>, name: &str) -> Result<Value> {
-    Archive::open(path)?.get(name)
+    env_load_var_with(path, name, &LoadVarOptions::default())
+}
+
+/// [`env_load_var`] with options: the section to look in, and whether to
+/// copy or map.
+///
+/// ```
+/// use achronyme_env::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("w.ach");
+/// let mut env = Environment::new();
+/// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0, 2.0])));
+/// env.set_constant("PI", Value::Number(std::f64::consts::PI));
+/// save_environment(&env, &path, &SaveOptions { compression: Compression::None, ..Default::default() }).unwrap();
+///
+/// assert_eq!(env_load_var(&path, "PI").unwrap(), Value::Number(std::f64::consts::PI));
+/// let Value::Tensor(owned) = env_load_var(&path, "t").unwrap() else { panic!() };
+/// assert!(!owned.is_mapped());
+/// let mapped = LoadVarOptions { copy: false, ..Default::default() };
+/// let Value::Tensor(view) = env_load_var_with(&path, "t", &mapped).unwrap() else { panic!() };
+/// assert!(view.is_mapped());
+/// ```
+pub fn env_load_var_with(
+    path: impl AsRef<Path>,
+    name: &str,
+    options: &LoadVarOptions,
+) -> Result<Value> {
+    let archive = open(path.as_ref(), options.copy)?;
+    let section = match options.section {
+        Some(s) => s,
+        None if !archive.contains(Section::Bindings, name)
+            && archive.contains(Section::Constants, name) =>
+        {
+            Section::Constants
+        }
+        None => Section::Bindings,
+    };
+    let budget = options.load.max_decoded_bytes;
+    let (v, cost) = archive.get_counted(section, name, options.load)?;
+    charge_copy(name, &v, cost, options.copy, 0, budget)?;
+    Ok(v)
+}
+
+/// Opens `path` to map it (tensors load as views of the file) or, with
+/// `copy`, to read it with plain reads and never map it: every value loaded
+/// is then memory of its own, and a file truncated meanwhile is an I/O
+/// error, not a fault.
+pub(crate) fn open(path: &Path, copy: bool) -> Result<Archive> {
+    if copy {
+        Archive::from_source(Arc::new(FileSource::open_unmapped(path)?))
+    } else {
+        Archive::open(path)
+    }
+}
+
+/// The bytes a loaded raw tensor holds of its own when it was copied out of
+/// the file: the reader counts a view of its source as free, which is true
+/// of a mapping and of an archive already in memory, but a copy made for
+/// this load is memory the value holds. Refuses it past `limit`, counting
+/// the `spent` bytes other values of the same restore hold. Returns the
+/// value's cost with the copy counted.
+pub(crate) fn charge_copy(
+    name: &str,
+    v: &Value,
+    cost: u64,
+    copy: bool,
+    spent: u64,
+    limit: u64,
+) -> Result<u64> {
+    if !copy || cost != 0 {
+        return Ok(cost);
+    }
+    let bytes = match v {
+        Value::Tensor(t) => (t.len() as u64).saturating_mul(8),
+        Value::ComplexTensor(t) => (t.len() as u64).saturating_mul(16),
+        _ => return Ok(cost),
+    };
+    if spent.saturating_add(bytes) > limit {
+        return Err(Error::CopyTooLarge {
+            name: name.to_string(),
+            bytes: spent.saturating_add(bytes),
+            limit,
+        });
+    }
+    Ok(bytes)
 }

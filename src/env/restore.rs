@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::archive::reader::{Archive, LoadOptions};
 use crate::env::environment::Environment;
-use crate::env::save::{RUNTIME_VERSION, Skipped};
+use crate::env::load::{charge_copy, open};
+use crate::env::save::Skipped;
 use crate::env::select::NameSelection;
 use crate::error::{Error, Result};
 use crate::format::layout::Section;
@@ -52,7 +53,7 @@ pub struct RestoreOptions {
     /// restore fails with [`Error::TooLarge`] and `env` is unchanged.
     pub max_decoded_bytes: u64,
     /// Refuse an archive written by another runtime version (default false:
-    /// a warning).
+    /// a warning). Versions are compared whole, however long.
     pub strict_version: bool,
     /// Restore the constants section too (default true).
     pub include_constants: bool,
@@ -60,8 +61,22 @@ pub struct RestoreOptions {
     /// (default false: skip it with a warning). Only applies when the host
     /// declared its builtins ([`Environment::set_host_builtins`]).
     pub strict_builtins: bool,
-    /// The running runtime's version, compared with the archive's.
+    /// The running runtime's version, compared with the archive's; empty
+    /// (default) means the environment's ([`Environment::runtime_version`]).
     pub runtime_version: String,
+    /// Restore raw tensors as owned copies (default true) rather than as
+    /// views of the mapped file. A view costs no time or memory up front,
+    /// but it *is* the file: if another program rewrites the file in place
+    /// (`cp`, an editor, a sync tool; never this crate's saves, which rename
+    /// a new file over the path), the restored values change, and if it
+    /// truncates the file, touching them kills the process (SIGBUS). A copy
+    /// reads the bytes once, with plain reads (the file is never mapped), and
+    /// holds them in memory: it counts against `max_decoded_bytes`
+    /// ([`Error::CopyTooLarge`] past it) and is immune to later changes of
+    /// the file. Applies when the restore opens the file
+    /// ([`restore_environment`]); [`restore_from_archive`] restores what
+    /// the archive it is given serves.
+    pub copy: bool,
 }
 
 impl Default for RestoreOptions {
@@ -76,7 +91,8 @@ impl Default for RestoreOptions {
             strict_version: false,
             include_constants: true,
             strict_builtins: false,
-            runtime_version: RUNTIME_VERSION.to_string(),
+            runtime_version: String::new(),
+            copy: true,
         }
     }
 }
@@ -129,28 +145,46 @@ pub fn restore_environment(
     path: impl AsRef<Path>,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    let archive = Archive::open(path)?;
-    restore_from_archive(env, &archive, options)
+    let archive = open(path.as_ref(), options.copy)?;
+    restore_loaded(env, &archive, options, options.copy)
 }
 
-/// [`restore_environment`] from an already open archive.
+/// [`restore_environment`] from an already open archive. Tensors are views
+/// or copies as the archive serves them: [`Archive::open`] maps,
+/// [`Archive::open_copied`] and an archive over
+/// [`FileSource::open_unmapped`](crate::FileSource::open_unmapped) copy;
+/// [`RestoreOptions::copy`] does not apply.
 pub fn restore_from_archive(
     env: &mut Environment,
     archive: &Archive,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
+    restore_loaded(env, archive, options, false)
+}
+
+/// Restores from `archive`; `copied` says its source copies every range,
+/// so raw tensors hold memory of their own and count against the budget.
+fn restore_loaded(
+    env: &mut Environment,
+    archive: &Archive,
+    options: &RestoreOptions,
+    copied: bool,
+) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     let file_version = archive.achronyme_version();
-    if file_version != options.runtime_version {
+    let current = match options.runtime_version.as_str() {
+        "" => env.runtime_version(),
+        v => v,
+    };
+    if file_version != current {
         if options.strict_version {
             return Err(Error::VersionMismatch {
                 file: file_version,
-                current: options.runtime_version.clone(),
+                current: current.to_string(),
             });
         }
         report.warnings.push(format!(
-            "archive was written by Achronyme {file_version}, this is {}; some values may behave differently",
-            options.runtime_version
+            "archive was written by Achronyme {file_version}, this is {current}; some values may behave differently"
         ));
     }
     check_mode(env, options)?;
@@ -176,6 +210,7 @@ pub fn restore_from_archive(
                 },
                 e => e,
             })?;
+        let cost = charge_copy(name, &v, cost, copied, spent, options.max_decoded_bytes)?;
         left = left.saturating_sub(cost);
         Ok::<_, Error>(v)
     };
@@ -280,15 +315,6 @@ pub(crate) fn apply(
     let values = keep(values, &mut report)?;
     let constants = keep(constants, &mut report)?;
 
-    for (name, v) in constants {
-        let exists = env.constant(&name).is_some();
-        if exists && options.mode != RestoreMode::Replace && !options.overwrite {
-            report.constant_conflicts.push(name);
-        } else {
-            report.constants_restored.push(name.clone());
-            env.set_constant(name, v);
-        }
-    }
     match &options.mode {
         RestoreMode::Merge => {
             for (name, v) in values {
@@ -312,5 +338,59 @@ pub(crate) fn apply(
             env.set(ns.clone(), Value::Record(values.into_iter().collect()));
         }
     }
+    for (name, v) in constants {
+        let exists = env.constant(&name).is_some();
+        if exists && options.mode != RestoreMode::Replace && !options.overwrite {
+            report.constant_conflicts.push(name);
+        } else {
+            report.constants_restored.push(name.clone());
+            env.set_constant(name, v);
+        }
+    }
+    // A merge that keeps names must say so: the user asked for the
+    // archive's values and is looking at others.
+    let kept = [
+        (&report.conflicts, "", "already bound"),
+        (&report.constant_conflicts, "constant ", "already defined"),
+    ];
+    let warnings: Vec<String> = kept
+        .into_iter()
+        .filter_map(|(names, kind, why)| kept_warning(names, kind, why))
+        .collect();
+    report.warnings.extend(warnings);
     Ok(report)
+}
+
+/// Most names one "kept" warning lists.
+const KEPT_LISTED: usize = 10;
+
+/// The warning for names a restore kept, naming them (the first
+/// [`KEPT_LISTED`]) and how to replace them; `None` when there are none.
+fn kept_warning(names: &[String], kind: &str, why: &str) -> Option<String> {
+    match names {
+        [] => None,
+        [one] => Some(format!(
+            "kept the current value of {kind}{one:?}, {why}; pass overwrite: true to replace it with the archive's"
+        )),
+        many => {
+            let mut listed: Vec<String> = many
+                .iter()
+                .take(KEPT_LISTED)
+                .map(|n| format!("{n:?}"))
+                .collect();
+            if many.len() > KEPT_LISTED {
+                listed.push(format!("and {} more", many.len() - KEPT_LISTED));
+            }
+            let kinds = if kind.is_empty() {
+                "names"
+            } else {
+                "constants"
+            };
+            Some(format!(
+                "kept the current values of {} {kinds} {why}: {}; pass overwrite: true to replace them with the archive's",
+                many.len(),
+                listed.join(", ")
+            ))
+        }
+    }
 }

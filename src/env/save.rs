@@ -20,9 +20,7 @@ use crate::format::layout::{Codec, Section};
 use crate::format::metadata::Metadata;
 use crate::value::{Edge, Function, MAX_DEPTH, Record, Value, read_ref};
 
-/// Version of the Achronyme runtime this build stands for; saves record it
-/// and restores compare against it.
-pub const RUNTIME_VERSION: &str = "v0.1.0";
+pub use crate::env::environment::RUNTIME_VERSION;
 
 /// The default of [`SaveOptions::large_value_warning`]: values larger than
 /// this (raw bytes) get a warning, the spec's 100 MB, as MiB.
@@ -147,9 +145,19 @@ pub struct SaveOptions {
     /// after the save could then lose the new archive (never the old one
     /// half-overwritten, since the rename is still atomic).
     pub durable: bool,
-    /// `created_by` metadata.
+    /// Refuse to save when any selected binding cannot be saved for a
+    /// reason other than being a user function: a `mut` reference that
+    /// refers back to itself ([`Error::CyclicReference`]). Default false:
+    /// that binding is skipped with a warning, as lambdas are, and the rest
+    /// is saved.
+    pub strict: bool,
+    /// `created_by` metadata; empty (default) means `"{name} {version}"` of
+    /// the environment's runtime ([`Environment::set_runtime`]).
     pub created_by: String,
-    /// Runtime version recorded in the header.
+    /// Runtime version recorded; empty (default) means the environment's
+    /// ([`Environment::runtime_version`]). Kept whole: the header holds its
+    /// first 16 bytes, and the metadata the full string when it is longer
+    /// (`layout.md` 6.1).
     pub achronyme_version: String,
 }
 
@@ -170,8 +178,9 @@ impl Default for SaveOptions {
             max_file_size: None,
             large_value_warning: Some(LARGE_VALUE_BYTES),
             durable: true,
-            created_by: format!("Achronyme REPL {RUNTIME_VERSION}"),
-            achronyme_version: RUNTIME_VERSION.to_string(),
+            strict: false,
+            created_by: String::new(),
+            achronyme_version: String::new(),
         }
     }
 }
@@ -377,7 +386,15 @@ pub fn save_environment(
 ) -> Result<SaveReport> {
     let path = path.as_ref();
     let compression = options.compression.settings(options.filters)?;
-    let meta = metadata_of(options)?;
+    let version = match options.achronyme_version.as_str() {
+        "" => env.runtime_version(),
+        v => v,
+    };
+    let created_by = match options.created_by.as_str() {
+        "" => format!("{} {}", env.runtime_name(), env.runtime_version()),
+        c => c.to_string(),
+    };
+    let meta = metadata_of(options, created_by, version)?;
     let chosen = choose(env, options)?;
     // Names come sorted by bytes within each section (the environment is
     // a BTreeMap), as the table of contents wants them.
@@ -394,7 +411,7 @@ pub fn save_environment(
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        achronyme_version: version_bytes(&options.achronyme_version),
+        achronyme_version: version_bytes(version),
     };
     let publish = PublishOptions {
         overwrite: options.allow_overwrite,
@@ -459,13 +476,16 @@ pub fn save_environment(
 }
 
 /// The metadata block a save writes, within the limits a reader accepts.
-fn metadata_of(options: &SaveOptions) -> Result<Metadata> {
+/// It holds the runtime `version` whole when the header cannot.
+fn metadata_of(options: &SaveOptions, created_by: String, version: &str) -> Result<Metadata> {
+    let fits_header = version.len() <= 16 && !version.contains('\0');
     let meta = Metadata {
-        created_by: options.created_by.clone(),
+        created_by,
         platform: Metadata::current_platform(),
         description: options.description.clone(),
         tags: options.tags.clone(),
         custom: options.custom.clone(),
+        runtime_version: (!fits_header).then(|| version.to_string()),
     };
     meta.check()
         .map_err(|(option, reason)| Error::InvalidOption {
@@ -534,9 +554,21 @@ fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>>
             continue;
         }
         if has_reference_cycle(value, &mut Vec::new(), &mut HashSet::new(), 0) {
-            return Err(Error::CyclicReference {
+            if options.strict {
+                return Err(Error::CyclicReference {
+                    name: name.to_string(),
+                });
+            }
+            let reason = "it holds a mut reference that refers back to itself, and archives store values, not reference graphs; break the cycle to save it, or pass strict: true to make this an error".to_string();
+            chosen.warnings.push(format!(
+                "variable {name:?} ({}) not saved: {reason}",
+                value.type_name()
+            ));
+            chosen.skipped.push(Skipped {
                 name: name.to_string(),
+                reason,
             });
+            continue;
         }
         match saveable(value, name, &mut chosen.warnings, 0) {
             Some(v) => {

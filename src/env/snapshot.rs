@@ -16,7 +16,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::env::environment::{Environment, check_name};
-use crate::env::restore::{RestoreOptions, RestoreReport, apply, check_mode, report_not_found};
+use crate::env::restore::{
+    RestoreMode, RestoreOptions, RestoreReport, apply, check_mode, report_not_found,
+};
 use crate::env::select::NameSelection;
 use crate::error::Result;
 use crate::value::{Edge, Record, Value, read_ref};
@@ -38,6 +40,62 @@ impl Default for SnapshotOptions {
             include_only: None,
             exclude: Vec::new(),
             include_constants: true,
+        }
+    }
+}
+
+/// Options of `restore_snapshot` (spec 3.2): the modes and filters of a
+/// restore, without what only applies to a file (checksums, memory budget,
+/// versions, copies).
+///
+/// `overwrite` defaults to **true**, here and in the language's
+/// `restore_snapshot`: going back to a snapshot means getting its values
+/// back over the current ones (spec 3.2, "data está de vuelta"). Names
+/// bound since the snapshot stay, unless `mode` is
+/// [`RestoreMode::Replace`].
+#[derive(Clone, Debug)]
+pub struct SnapshotRestoreOptions {
+    /// How to combine (default [`RestoreMode::Merge`]).
+    pub mode: RestoreMode,
+    /// Replace current bindings and constants of the same name (default
+    /// true); in namespace mode, allow replacing a binding of the
+    /// namespace's name.
+    pub overwrite: bool,
+    /// Only names matching one of these glob patterns (None = all).
+    pub include_only: Option<Vec<String>>,
+    /// Skip names matching any of these glob patterns.
+    pub exclude: Vec<String>,
+    /// Restore the snapshot's constants too (default true).
+    pub include_constants: bool,
+    /// Refuse a binding that refers to a builtin the host does not provide
+    /// (default false: skip it with a warning).
+    pub strict_builtins: bool,
+}
+
+impl Default for SnapshotRestoreOptions {
+    fn default() -> Self {
+        SnapshotRestoreOptions {
+            mode: RestoreMode::Merge,
+            overwrite: true,
+            include_only: None,
+            exclude: Vec::new(),
+            include_constants: true,
+            strict_builtins: false,
+        }
+    }
+}
+
+impl SnapshotRestoreOptions {
+    /// The restore options these stand for.
+    fn restore_options(&self) -> RestoreOptions {
+        RestoreOptions {
+            mode: self.mode.clone(),
+            overwrite: self.overwrite,
+            include_only: self.include_only.clone(),
+            exclude: self.exclude.clone(),
+            include_constants: self.include_constants,
+            strict_builtins: self.strict_builtins,
+            ..RestoreOptions::default()
         }
     }
 }
@@ -110,7 +168,7 @@ fn detach_all<'a>(
 /// // A destructive experiment...
 /// if let Some(Value::Tensor(t)) = env.get_mut("data") { t.data_mut()[0] = -1.0; }
 ///
-/// restore_snapshot(&mut env, &checkpoint, &RestoreOptions { overwrite: true, ..Default::default() }).unwrap();
+/// restore_snapshot(&mut env, &checkpoint, &SnapshotRestoreOptions::default()).unwrap();
 /// assert_eq!(env.get("data"), Some(&Value::Tensor(Tensor::from_vec(vec![1.0, 2.0]))));
 /// ```
 pub fn snapshot_env(env: &Environment, options: &SnapshotOptions) -> Result<Snapshot> {
@@ -132,14 +190,16 @@ pub fn snapshot_env(env: &Environment, options: &SnapshotOptions) -> Result<Snap
 }
 
 /// Brings a snapshot back into `env` (spec 3.2 `restore_snapshot`) with the
-/// modes and filters of a restore (`verify_checksum` and the version options
-/// do not apply). The snapshot is left as it is and can be restored again:
-/// `mut` references are deep-copied once more on the way in.
+/// modes and filters of a restore; by default its values replace the
+/// current ones ([`SnapshotRestoreOptions`]). The snapshot is left as it is
+/// and can be restored again: `mut` references are deep-copied once more on
+/// the way in.
 pub fn restore_snapshot(
     env: &mut Environment,
     snapshot: &Snapshot,
-    options: &RestoreOptions,
+    options: &SnapshotRestoreOptions,
 ) -> Result<RestoreReport> {
+    let options = &options.restore_options();
     check_mode(env, options)?;
     let selection = NameSelection::new(options.include_only.as_deref(), &options.exclude)?;
     let mut seen = HashMap::new();

@@ -16,9 +16,18 @@ pub struct Metadata {
     pub description: Option<String>,
     /// Tags for categorising.
     pub tags: Vec<String>,
-    /// Custom key-value metadata, in insertion order.
+    /// Custom key-value metadata, in insertion order (without the
+    /// reserved `achronyme.runtime_version` entry, which is
+    /// `runtime_version`).
     pub custom: Vec<(String, String)>,
+    /// The writer's full runtime version, when the header's 16-byte field
+    /// holds only its beginning (`layout.md` 2.1 and 6.1).
+    pub runtime_version: Option<String>,
 }
+
+/// The custom entry that holds the full runtime version when it does not
+/// fit in the header: reserved, a save refuses it as a user's key.
+pub const RUNTIME_VERSION_KEY: &str = "achronyme.runtime_version";
 
 /// Most bytes any one metadata string may have.
 pub const MAX_META_STRING: usize = 1 << 20;
@@ -50,8 +59,14 @@ impl Metadata {
         for t in &self.tags {
             s(&mut out, t);
         }
-        out.extend_from_slice(&(self.custom.len() as u32).to_le_bytes());
-        for (k, v) in &self.custom {
+        let version = self
+            .runtime_version
+            .as_deref()
+            .map(|v| (RUNTIME_VERSION_KEY, v));
+        let custom = self.custom.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let entries: Vec<(&str, &str)> = custom.chain(version).collect();
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (k, v) in entries {
             s(&mut out, k);
             s(&mut out, v);
         }
@@ -78,8 +93,21 @@ impl Metadata {
         if self.tags.len() > MAX_META_ITEMS {
             return Err(("tags", "more than 65536 tags"));
         }
-        if self.custom.len() > MAX_META_ITEMS {
+        if self.custom.len() + usize::from(self.runtime_version.is_some()) > MAX_META_ITEMS {
             return Err(("custom", "more than 65536 custom entries"));
+        }
+        if self.custom.iter().any(|(k, _)| k == RUNTIME_VERSION_KEY) {
+            return Err((
+                "custom",
+                "the key achronyme.runtime_version is reserved for the runtime's version",
+            ));
+        }
+        if self
+            .runtime_version
+            .as_ref()
+            .is_some_and(|v| v.len() > MAX_META_STRING)
+        {
+            return Err(("runtime version", "a metadata string is longer than 1 MiB"));
         }
         Ok(())
     }
@@ -128,12 +156,17 @@ impl Metadata {
             return Err("too many custom entries");
         }
         let mut custom = Vec::with_capacity(count.min(b.len() / 8));
+        let mut runtime_version = None;
         for _ in 0..count {
             let n = u32_at(&mut pos)?;
             let k = string(b, &mut pos, n)?;
             let n = u32_at(&mut pos)?;
             let v = string(b, &mut pos, n)?;
-            custom.push((k, v));
+            if k == RUNTIME_VERSION_KEY {
+                runtime_version = Some(v);
+            } else {
+                custom.push((k, v));
+            }
         }
         if pos != b.len() {
             return Err("bytes left over after the metadata");
@@ -144,6 +177,7 @@ impl Metadata {
             description,
             tags,
             custom,
+            runtime_version,
         })
     }
 }
@@ -189,6 +223,7 @@ mod tests {
             description: Some("d".into()),
             tags: vec!["a".into(), "b".into()],
             custom: vec![("k".into(), "v".into())],
+            runtime_version: Some("v2.3.0-beta.1+build.20250113".into()),
         };
         assert_eq!(Metadata::decode(&m.encode()).unwrap(), m);
         let enc = m.encode();

@@ -31,6 +31,8 @@ pub(crate) struct TocFacts {
     /// Entries per section (bindings, constants, functions).
     pub counts: [u64; 3],
     pub compressed: bool,
+    /// Entries whose blob is compressed.
+    pub compressed_blobs: u64,
 }
 
 impl TocView {
@@ -111,6 +113,7 @@ impl TocView {
             metadata,
             counts: [0; 3],
             compressed: false,
+            compressed_blobs: 0,
         };
         view.validate_entries(&mut facts, toc_offset)?;
         Ok((view, facts))
@@ -261,6 +264,7 @@ fn check_entry<'a>(
     facts.counts[section as usize] += 1;
     let (tag, packed_chunks) = check_tag_and_codec(e, facts.codec_chunk)?;
     facts.compressed |= packed_chunks.is_some();
+    facts.compressed_blobs += u64::from(packed_chunks.is_some());
     check_shape(e, tag, dims, &mut at.dim)?;
     check_blob(e, tag, packed_chunks, facts.chunk, at)
 }
