@@ -59,23 +59,12 @@ pub(crate) fn fill<T: Send>(out: &mut [T], f: impl Fn(usize) -> T + Sync) {
     });
 }
 
-/// `f(item, scratch)` for every item, on every core, with a scratch value
-/// per worker made by `init`; the results in item order.
-pub(crate) fn map_with_scratch<I: Send, S, R: Send>(
-    items: Vec<I>,
-    init: impl Fn() -> S + Sync,
-    f: impl Fn(I, &mut S) -> R + Sync,
-) -> Vec<R> {
+/// `f(item)` for every item, on every core; the results in item order.
+pub(crate) fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
     if items.len() <= 1 || cores() <= 1 {
-        let mut scratch = init();
-        return items.into_iter().map(|i| f(i, &mut scratch)).collect();
+        return items.into_iter().map(f).collect();
     }
-    pool().install(|| {
-        items
-            .into_par_iter()
-            .map_init(&init, |scratch, i| f(i, scratch))
-            .collect()
-    })
+    pool().install(|| items.into_par_iter().map(&f).collect())
 }
 
 /// Runs `here` on the calling thread while the other cores run `help`,
@@ -181,10 +170,7 @@ mod tests {
         let mut out = vec![0usize; 1000];
         fill(&mut out, |k| k * 3);
         assert!(out.iter().enumerate().all(|(k, &v)| v == k * 3));
-        let squares = map_with_scratch((0..500).collect(), Vec::new, |i: usize, s| {
-            s.push(i);
-            i * i
-        });
+        let squares = map((0..500).collect(), |i: usize| i * i);
         assert_eq!(squares, (0..500).map(|i| i * i).collect::<Vec<_>>());
     }
 

@@ -619,11 +619,7 @@ impl Archive {
             .enumerate()
             .map(|(k, (c, o))| (k, c, o.take()))
             .collect();
-        // Each worker keeps one scratch buffer for verification, where
-        // chunks are decompressed only to be checked.
-        let run = |(k, c, o): (usize, &codec::ChunkRef, Option<&mut [u8]>),
-                   scratch: &mut Vec<u8>|
-         -> Result<()> {
+        let run = |(k, c, o): (usize, &codec::ChunkRef, Option<&mut [u8]>)| -> Result<()> {
             let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
             if let Some(x) = expected {
                 let at = (k + 1) * DIGEST_LEN;
@@ -635,26 +631,22 @@ impl Archive {
                     });
                 }
             }
-            let o = match o {
-                Some(o) => o,
+            codec::with_unpacker(|unpacker| match o {
+                Some(o) => unpacker.chunk(c, lag, stored, o),
+                // Decompressed only to be checked (a verify).
                 None => {
                     let len = codec::chunk_raw_len(e.raw_len.get(), self.codec_chunk, k as u64);
-                    scratch.resize(len as usize, 0);
-                    &mut scratch[..]
+                    unpacker.check_chunk(c, lag, stored, len as usize)
                 }
-            };
-            codec::with_unpacker(|unpacker| unpacker.chunk(c, lag, stored, o)).map_err(|reason| {
-                Error::CorruptChunk {
-                    name: name(),
-                    chunk: k as u64,
-                    reason,
-                }
+            })
+            .map_err(|reason| Error::CorruptChunk {
+                name: name(),
+                chunk: k as u64,
+                reason,
             })
         };
         // The first damaged chunk is reported, whichever core found it.
-        parallel::map_with_scratch(jobs, Vec::new, run)
-            .into_iter()
-            .collect()
+        parallel::map(jobs, run).into_iter().collect()
     }
 
     /// The blob's expected digests, from the hash pool.

@@ -555,6 +555,8 @@ pub(crate) fn with_unpacker<R>(f: impl FnOnce(&mut Unpacker) -> R) -> R {
 pub(crate) struct Unpacker {
     zstd: Option<zstd::bulk::Decompressor<'static>>,
     scratch: Vec<u8>,
+    /// Where chunks that are only checked (a verify) are decompressed.
+    checked: Vec<u8>,
 }
 
 impl Unpacker {
@@ -562,7 +564,25 @@ impl Unpacker {
         Unpacker {
             zstd: None,
             scratch: Vec::new(),
+            checked: Vec::new(),
         }
+    }
+
+    /// [`Unpacker::chunk`] into this thread's own buffer, to check the chunk
+    /// and throw its bytes away. The buffer is kept between calls, so a
+    /// verify does not allocate and zero a fresh 4 MiB for every chunk.
+    pub(crate) fn check_chunk(
+        &mut self,
+        c: &ChunkRef,
+        lag: usize,
+        stored: &[u8],
+        len: usize,
+    ) -> Result<(), String> {
+        let mut out = std::mem::take(&mut self.checked);
+        out.resize(len, 0);
+        let checked = self.chunk(c, lag, stored, &mut out);
+        self.checked = out;
+        checked
     }
 
     /// Decompresses one chunk's `stored` bytes into exactly `out`; more or
