@@ -1,14 +1,11 @@
 //! Reading without restoring: `env_info` (spec 3.1) and `env_load_var`
-//! (spec 8.3), each from the table of contents and the one blob it needs;
-//! and how the environment layer opens an archive to map it or to copy
-//! from it.
+//! (spec 8.3), each from the table of contents and the one blob it needs.
+
 
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::archive::info::EnvInfo;
 use crate::archive::reader::{Archive, LoadOptions};
-use crate::archive::source::FileSource;
 use crate::error::{Error, Result};
 use crate::format::layout::Section;
 use crate::value::Value;
@@ -75,7 +72,7 @@ pub fn env_load_var_with(
     name: &str,
     options: &LoadVarOptions,
 ) -> Result<Value> {
-    let archive = open(path.as_ref(), options.copy)?;
+    let archive = Archive::open(path.as_ref())?;
     let section = match options.section {
         Some(s) => s,
         None if !archive.contains(Section::Bindings, name)
@@ -86,29 +83,20 @@ pub fn env_load_var_with(
         None => Section::Bindings,
     };
     let budget = options.load.max_decoded_bytes;
-    let (v, cost) = archive.get_counted(section, name, options.load)?;
+    let (mut v, cost) = archive.get_counted(section, name, options.load)?;
     charge_copy(name, &v, cost, options.copy, 0, budget)?;
+    if options.copy {
+        v.detach_from_files();
+    }
     Ok(v)
 }
 
-/// Opens `path` to map it (tensors load as views of the file) or, with
-/// `copy`, to read it with plain reads and never map it: every value loaded
-/// is then memory of its own, and a file truncated meanwhile is an I/O
-/// error, not a fault.
-pub(crate) fn open(path: &Path, copy: bool) -> Result<Archive> {
-    if copy {
-        Archive::from_source(Arc::new(FileSource::open_unmapped(path)?))
-    } else {
-        Archive::open(path)
-    }
-}
-
-/// The bytes a loaded raw tensor holds of its own when it was copied out of
-/// the file: the reader counts a view of its source as free, which is true
-/// of a mapping and of an archive already in memory, but a copy made for
-/// this load is memory the value holds. Refuses it past `limit`, counting
-/// the `spent` bytes other values of the same restore hold. Returns the
-/// value's cost with the copy counted.
+/// The bytes a loaded raw tensor will hold of its own once copied out of
+/// the file (`copy`): the reader counts a view of a mapping as free, but the
+/// copy a `copy: true` load makes is memory the value holds. Refuses it
+/// past `limit`, counting the `spent` bytes other values of the same
+/// restore hold, before the copy is made. Returns the value's cost with the
+/// copy counted.
 pub(crate) fn charge_copy(
     name: &str,
     v: &Value,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::archive::reader::{Archive, LoadOptions};
 use crate::env::environment::Environment;
-use crate::env::load::{charge_copy, open};
+use crate::env::load::charge_copy;
 use crate::env::save::Skipped;
 use crate::env::select::NameSelection;
 use crate::error::{Error, Result};
@@ -70,10 +70,11 @@ pub struct RestoreOptions {
     /// (`cp`, an editor, a sync tool; never this crate's saves, which rename
     /// a new file over the path), the restored values change, and if it
     /// truncates the file, touching them kills the process (SIGBUS). A copy
-    /// reads the bytes once, with plain reads (the file is never mapped), and
-    /// holds them in memory: it counts against `max_decoded_bytes`
-    /// ([`Error::CopyTooLarge`] past it) and is immune to later changes of
-    /// the file. Applies when the restore opens the file
+    /// is made of each tensor as it is loaded and holds its bytes in memory:
+    /// it counts against `max_decoded_bytes` ([`Error::CopyTooLarge`] past
+    /// it, checked before copying) and, once the restore has returned, is
+    /// immune to later changes of the file (a file cut short *during* the
+    /// restore can still fault it). Applies when the restore opens the file
     /// ([`restore_environment`]); [`restore_from_archive`] restores what
     /// the archive it is given serves.
     pub copy: bool,
@@ -145,7 +146,7 @@ pub fn restore_environment(
     path: impl AsRef<Path>,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    let archive = open(path.as_ref(), options.copy)?;
+    let archive = Archive::open(path.as_ref())?;
     restore_loaded(env, &archive, options, options.copy)
 }
 
@@ -162,8 +163,9 @@ pub fn restore_from_archive(
     restore_loaded(env, archive, options, false)
 }
 
-/// Restores from `archive`; `copied` says its source copies every range,
-/// so raw tensors hold memory of their own and count against the budget.
+/// Restores from `archive`; with `copied`, every tensor that borrows the
+/// file is copied into memory of its own as it is loaded (charged to the
+/// budget first), so nothing restored depends on the file afterwards.
 fn restore_loaded(
     env: &mut Environment,
     archive: &Archive,
@@ -211,6 +213,10 @@ fn restore_loaded(
                 e => e,
             })?;
         let cost = charge_copy(name, &v, cost, copied, spent, options.max_decoded_bytes)?;
+        let mut v = v;
+        if copied {
+            v.detach_from_files();
+        }
         left = left.saturating_sub(cost);
         Ok::<_, Error>(v)
     };

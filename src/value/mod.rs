@@ -91,6 +91,17 @@ impl<T: Pod> Buffer<T> {
         }
     }
 
+    /// Copies the elements into memory of their own if they are borrowed
+    /// from a file mapping, so they no longer depend on the file.
+    pub(crate) fn detach_from_file(&mut self) {
+        if let Storage::View(b) = &self.storage
+            && b.is_mapped()
+        {
+            let owned = bytemuck::cast_slice::<u8, T>(b.as_slice()).to_vec();
+            self.storage = Storage::Owned(Arc::new(owned));
+        }
+    }
+
     /// Mutable access; copies the elements first if they are a view of an
     /// archive or shared with another value (a snapshot, a clone).
     pub fn make_mut(&mut self) -> &mut [T] {
@@ -218,6 +229,10 @@ macro_rules! tensor_type {
                 &self.data
             }
 
+            pub(crate) fn buffer_mut(&mut self) -> &mut Buffer<$elem> {
+                &mut self.data
+            }
+
             /// True when the elements borrow a file mapping (see
             /// [`Buffer::is_mapped`]).
             pub fn is_mapped(&self) -> bool {
@@ -299,6 +314,12 @@ impl Record {
     /// The fields in order.
     pub fn fields(&self) -> &[(String, Value)] {
         &self.fields
+    }
+
+    /// The fields' values, mutable (names stay as they are, so they stay
+    /// distinct).
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.fields.iter_mut().map(|(_, v)| v)
     }
 
     /// Number of fields.
@@ -488,6 +509,39 @@ impl fmt::Debug for Value {
 /// is plain data; a panic elsewhere cannot leave it half-written).
 pub(crate) fn read_ref(r: &RwLock<Value>) -> std::sync::RwLockReadGuard<'_, Value> {
     r.read().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Value {
+    /// Copies every tensor of this value that borrows a file mapping into
+    /// memory of its own (restores with `copy: true`): afterwards nothing in
+    /// it depends on the archive's file. Stops at [`MAX_DEPTH`], deeper than
+    /// an archive holds.
+    pub(crate) fn detach_from_files(&mut self) {
+        self.detach_below(0);
+    }
+
+    fn detach_below(&mut self, depth: usize) {
+        if depth >= MAX_DEPTH {
+            return;
+        }
+        let fields = |r: &mut Record| {
+            for v in r.values_mut() {
+                v.detach_below(depth + 1);
+            }
+        };
+        match self {
+            Value::Tensor(t) => t.buffer_mut().detach_from_file(),
+            Value::ComplexTensor(t) => t.buffer_mut().detach_from_file(),
+            Value::Vector(items) => items.iter_mut().for_each(|v| v.detach_below(depth + 1)),
+            Value::Record(r) => fields(r),
+            Value::Edge(e) => fields(&mut e.properties),
+            Value::MutableRef(r) => r
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .detach_below(depth + 1),
+            _ => {}
+        }
+    }
 }
 
 impl PartialEq for Value {
