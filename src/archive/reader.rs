@@ -445,6 +445,15 @@ impl Archive {
         spent: u64,
         limit: u64,
     ) -> Result<(Value, u64)> {
+        let left = limit.saturating_sub(spent);
+        let worst = (payload.len() as u64).saturating_mul(encoding::MAX_BYTES_PER_ENCODED_BYTE);
+        if payload.len() <= encoding::SMALL_PAYLOAD && worst <= left {
+            // Small enough that even the worst case fits: one pass.
+            let (v, cost) = encoding::decode_small(payload, left)
+                .map_err(|err| self.decode_error(e, err, spent, limit))?;
+            self.check_tag(e, tag, payload)?;
+            return Ok((v, cost));
+        }
         let cost = self.check_encoding(e, tag, payload, spent, limit)?;
         let v = encoding::build_exact(payload, cost)
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
@@ -465,11 +474,17 @@ impl Archive {
     ) -> Result<u64> {
         let cost = encoding::measure_exact(payload, limit.saturating_sub(spent))
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
-        // The value decoded, so its first byte is its tag.
+        self.check_tag(e, tag, payload)?;
+        Ok(cost)
+    }
+
+    /// A value that decoded has its tag as first byte: it must be the
+    /// entry's.
+    fn check_tag(&self, e: &RawEntry, tag: Tag, payload: &[u8]) -> Result<()> {
         if payload.first() != Some(&(tag as u8)) {
             return Err(self.invalid(e, "value's type differs from its table entry"));
         }
-        Ok(cost)
+        Ok(())
     }
 
     fn decode_error(&self, e: &RawEntry, err: DecodeError, spent: u64, limit: u64) -> Error {

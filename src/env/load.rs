@@ -1,7 +1,6 @@
 //! Reading without restoring: `env_info` (spec 3.1) and `env_load_var`
 //! (spec 8.3), each from the table of contents and the one blob it needs.
 
-
 use std::path::Path;
 
 use crate::archive::info::EnvInfo;

@@ -160,6 +160,29 @@ pub(crate) fn build_exact(bytes: &[u8], cost: u64) -> Result<Value, DecodeError>
     Ok(v)
 }
 
+/// Payloads up to this size may be decoded in one pass ([`decode_small`]).
+pub(crate) const SMALL_PAYLOAD: usize = 64 << 10;
+
+/// Memory one encoded byte can become, at most, while a value is decoded in
+/// one pass: a `Null` (one byte) is a whole `Value` in a vector reserved
+/// from its declared count, before its items are charged.
+pub(crate) const MAX_BYTES_PER_ENCODED_BYTE: u64 = 128;
+
+/// Decodes exactly one value in one pass, counting its memory against
+/// `limit` as it goes; returns it with that cost. The rules and errors are
+/// those of [`decode_exact`], but a container is reserved at the count its
+/// bytes declare before its items are charged, so before it refuses it may
+/// allocate up to [`MAX_BYTES_PER_ENCODED_BYTE`] times the payload: callers
+/// use it for payloads of at most [`SMALL_PAYLOAD`] bytes whose worst case
+/// fits the budget anyway, and save the measuring pass (most values of an
+/// environment are a few bytes).
+pub(crate) fn decode_small(bytes: &[u8], limit: u64) -> Result<(Value, u64), DecodeError> {
+    let mut r = Reader::<true>::new(bytes, limit);
+    let v = r.value(0)?;
+    let cost = r.finish()?;
+    Ok((v, cost))
+}
+
 /// Why decoding failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DecodeError {
@@ -471,6 +494,37 @@ impl<'a, const BUILD: bool> Reader<'a, BUILD> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_and_two_pass_decoding_agree() {
+        for (name, v) in crate::testdata::every_type().iter() {
+            let bytes = bytes_of(v);
+            let exact = decode_exact(&bytes, u64::MAX).unwrap();
+            let small = decode_small(&bytes, u64::MAX).unwrap();
+            assert_eq!(small, exact, "{name}");
+            // Just under its cost, both refuse it (a Null or a number costs
+            // nothing beyond the Value that holds it).
+            if let Some(under) = exact.1.checked_sub(1) {
+                assert!(matches!(
+                    decode_small(&bytes, under),
+                    Err(DecodeError::TooLarge(_))
+                ));
+                assert!(matches!(
+                    decode_exact(&bytes, under),
+                    Err(DecodeError::TooLarge(_))
+                ));
+            }
+            // Cut short anywhere, both give the same error.
+            for cut in 0..bytes.len() {
+                let prefix = &bytes[..cut];
+                assert_eq!(
+                    decode_small(prefix, u64::MAX).map(|(_, c)| c),
+                    decode_exact(prefix, u64::MAX).map(|(_, c)| c),
+                    "{name} cut at {cut}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn tag_names_are_the_value_type_names() {
