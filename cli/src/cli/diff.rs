@@ -100,6 +100,18 @@ fn metadata_diffs(a: &EnvInfo, b: &EnvInfo) -> Vec<MetaDiff> {
 /// `ach diff A B [--json]`; returns whether the archives are identical.
 pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
     let (a, b) = (Archive::open(a_path)?, Archive::open(b_path)?);
+    let report = compare(&a, &b)?;
+    if json {
+        println!("{}", super::json_text(&report));
+    } else {
+        print_text(&report);
+    }
+    Ok(report.identical)
+}
+
+/// What differs between `a` and `b`: both tables are sorted by (section,
+/// name), so one merge pass pairs their bindings.
+fn compare(a: &Archive, b: &Archive) -> CliResult<Report> {
     let (ai, bi) = (a.info(), b.info());
     let key = |e: &BindingInfo| (e.section, e.name.clone());
     let (ae, be) = (&*ai.entries, &*bi.entries);
@@ -110,7 +122,6 @@ pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
         changed: Vec::new(),
         metadata: metadata_diffs(&ai, &bi),
     };
-    // Both tables are sorted by (section, name): merge them.
     let (mut i, mut j) = (0, 0);
     while i < ae.len() || j < be.len() {
         let order = match (ae.get(i), be.get(j)) {
@@ -128,36 +139,7 @@ pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                let (x, y) = (&ae[i], &be[j]);
-                let mut differs = Vec::new();
-                if x.type_name != y.type_name {
-                    differs.push("type");
-                }
-                if x.shape != y.shape {
-                    differs.push("shape");
-                }
-                if x.raw_bytes != y.raw_bytes {
-                    differs.push("size");
-                }
-                if x.codec != y.codec {
-                    differs.push("codec");
-                }
-                if differs.is_empty() {
-                    let same = same_content(&a, &b, x)
-                        .map_err(|e| failed(format!("comparing {}: {e}", printable(&x.name))))?;
-                    if !same {
-                        differs.push("content");
-                    }
-                }
-                if !differs.is_empty() {
-                    report.changed.push(Changed {
-                        name: x.name.clone(),
-                        section: section_name(x.section),
-                        differs,
-                        a: x.into(),
-                        b: y.into(),
-                    });
-                }
+                report.changed.extend(changed(a, b, &ae[i], &be[j])?);
                 i += 1;
                 j += 1;
             }
@@ -167,10 +149,49 @@ pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
         && report.removed.is_empty()
         && report.changed.is_empty()
         && report.metadata.is_empty();
-    if json {
-        println!("{}", super::json_text(&report));
-        return Ok(report.identical);
+    Ok(report)
+}
+
+/// How a binding present in both archives differs, if it does: by what the
+/// tables say, then by the stored digests.
+fn changed(
+    a: &Archive,
+    b: &Archive,
+    x: &BindingInfo,
+    y: &BindingInfo,
+) -> CliResult<Option<Changed>> {
+    let mut differs = Vec::new();
+    if x.type_name != y.type_name {
+        differs.push("type");
     }
+    if x.shape != y.shape {
+        differs.push("shape");
+    }
+    if x.raw_bytes != y.raw_bytes {
+        differs.push("size");
+    }
+    if x.codec != y.codec {
+        differs.push("codec");
+    }
+    if differs.is_empty() {
+        let same = same_content(a, b, x)
+            .map_err(|e| failed(format!("comparing {}: {e}", printable(&x.name))))?;
+        if !same {
+            differs.push("content");
+        }
+    }
+    Ok((!differs.is_empty()).then(|| Changed {
+        name: x.name.clone(),
+        section: section_name(x.section),
+        differs,
+        a: x.into(),
+        b: y.into(),
+    }))
+}
+
+/// The report as people read it: one row per binding, then metadata, then
+/// a count.
+fn print_text(report: &Report) {
     let describe = |it: &Item| {
         let mut d = it.type_name.to_string();
         if !it.shape.is_empty() || it.type_name.ends_with("Tensor") {
@@ -228,7 +249,6 @@ pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
             report.metadata.len()
         );
     }
-    Ok(report.identical)
 }
 
 fn name_width(rows: &[Vec<String>]) -> usize {
