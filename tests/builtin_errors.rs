@@ -1,21 +1,12 @@
 //! Bad input to the language-level builtins: each error names the function,
 //! the argument or option, and what was expected, and changes nothing.
 
+#[macro_use]
+mod common;
+
 use achronyme_env::builtins::{BUILTINS, BuiltinError, call};
 use achronyme_env::*;
-
-fn rec(fields: &[(&str, Value)]) -> Value {
-    Value::Record(
-        fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
-}
-
-fn path(dir: &tempfile::TempDir, name: &str) -> Value {
-    Value::from(dir.path().join(name).to_string_lossy().into_owned())
-}
+use common::{path, rec};
 
 /// Calls `name`, expects an error, checks that `env` did not change, and
 /// returns the message.

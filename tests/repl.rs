@@ -7,23 +7,14 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 
+#[macro_use]
+mod common;
+
 use achronyme_env::builtins::call;
 use achronyme_env::*;
+use common::{path, rec};
 
 const TRUE: Value = Value::Boolean(true);
-
-fn rec(fields: &[(&str, Value)]) -> Value {
-    Value::Record(
-        fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
-}
-
-fn path(dir: &tempfile::TempDir, name: &str) -> Value {
-    Value::from(dir.path().join(name).to_string_lossy().into_owned())
-}
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
     let Value::Record(r) = v else {

@@ -2,8 +2,12 @@
 //! language-level builtins with `Value` arguments, exactly as an evaluator
 //! would call them. The spec's line is in a comment above each call.
 
+#[macro_use]
+mod common;
+
 use achronyme_env::builtins::call as builtin;
 use achronyme_env::*;
+use common::{path, rec};
 
 /// Calls a builtin that must succeed.
 fn call(name: &str, args: &[Value], env: &mut Environment) -> Value {
@@ -11,25 +15,12 @@ fn call(name: &str, args: &[Value], env: &mut Environment) -> Value {
 }
 
 /// A record literal.
-fn rec(fields: &[(&str, Value)]) -> Value {
-    Value::Record(
-        fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    )
-}
-
 /// A vector of strings.
 fn strs(items: &[&str]) -> Value {
     Value::Vector(items.iter().map(|s| Value::from(*s)).collect())
 }
 
 /// A path in `dir`, as the String value the language passes.
-fn path(dir: &tempfile::TempDir, name: &str) -> Value {
-    Value::from(dir.path().join(name).to_string_lossy().into_owned())
-}
-
 fn num(n: f64) -> Value {
     Value::Number(n)
 }

@@ -16,6 +16,7 @@ use zerocopy::FromBytes;
 
 /// Asserts that an expression matches a pattern, printing the value when it
 /// does not.
+#[allow(unused_macros)]
 macro_rules! assert_matches {
     ($e:expr, $p:pat $(if $g:expr)? $(,)?) => {
         match $e {
@@ -238,4 +239,19 @@ pub fn archive_bytes_with(env: &Environment, options: &SaveOptions) -> Vec<u8> {
     let path = path_in(&dir, "hostile.ach");
     save_environment(env, &path, options).expect("save succeeds");
     fs::read(&path).unwrap()
+}
+
+/// A record of `fields`, as the language's `{k: v, ...}` builds it.
+pub fn rec(fields: &[(&str, Value)]) -> Value {
+    Value::Record(
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+/// The path of `name` in `dir`, as the string a builtin takes.
+pub fn path(dir: &tempfile::TempDir, name: &str) -> Value {
+    Value::from(dir.path().join(name).to_string_lossy().into_owned())
 }
