@@ -172,7 +172,7 @@ impl Write for Counter {
 
 /// Writes a whole archive to `file`, from offset 0 (it is rewound first).
 /// Returns the archive's length. Generic so tests can inject I/O errors.
-pub(crate) fn write_archive<F: Write + Seek>(
+pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     file: &mut F,
     path: &Path,
     items: &[Planned<'_>],

@@ -420,23 +420,17 @@ pub fn save_environment(
     let mut write_time = Duration::ZERO;
     let published = atomic_write(path, &publish, |file| {
         let started = Instant::now();
+        // Tests make the disk fill up after a chosen number of bytes.
         #[cfg(test)]
-        if let Some(ok_bytes) = tests::FAIL_WRITES_AFTER.get() {
-            let mut failing = tests::FailAfter {
-                inner: file,
-                left: ok_bytes,
-            };
-            writer::write_archive(
-                &mut failing,
-                path,
-                &planned,
-                &meta,
-                &header,
-                options.max_file_size,
-                compression,
-            )?;
-            unreachable!("the injected failure happens before the end");
-        }
+        let mut failing;
+        #[cfg(test)]
+        let file: &mut dyn tests::WriteSeek = match tests::FAIL_WRITES_AFTER.get() {
+            Some(left) => {
+                failing = tests::FailAfter { inner: file, left };
+                &mut failing
+            }
+            None => file,
+        };
         let bytes = writer::write_archive(
             file,
             path,
@@ -617,6 +611,10 @@ mod tests {
         /// that fails with "no space left on device" after this many bytes.
         pub(super) static FAIL_WRITES_AFTER: Cell<Option<u64>> = const { Cell::new(None) };
     }
+
+    /// What the writer writes to: a file, or one that fills up.
+    pub(super) trait WriteSeek: Write + Seek {}
+    impl<T: Write + Seek> WriteSeek for T {}
 
     /// A file that fills up: accepts `left` bytes, then fails like a full disk.
     pub(super) struct FailAfter<'f> {
