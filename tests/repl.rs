@@ -110,6 +110,23 @@ fn big_tensor() -> Value {
     Value::Tensor(Tensor::from_vec((0..100_000).map(f64::from).collect()))
 }
 
+/// An environment holding [`big_tensor`] as `t`, saved raw (mappable) to
+/// `w.ach` in `dir` through `save_env`.
+fn saved_big_tensor(dir: &tempfile::TempDir) -> Environment {
+    let mut env = Environment::new();
+    env.set("t", big_tensor());
+    call(
+        "save_env",
+        &[
+            path(dir, "w.ach"),
+            rec(&[("compress", Value::Boolean(false))]),
+        ],
+        &mut env,
+    )
+    .unwrap();
+    env
+}
+
 /// Rewrites the file at `p` in place (same inode): truncated first, then
 /// filled with other bytes, as `cp other.ach p` or a careless tool would.
 fn rewrite_in_place(p: &std::path::Path) {
@@ -126,17 +143,7 @@ fn rewrite_in_place(p: &std::path::Path) {
 #[test]
 fn restored_tensors_are_owned_by_default_and_survive_the_file_changing_in_place() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = Environment::new();
-    env.set("t", big_tensor());
-    call(
-        "save_env",
-        &[
-            path(&dir, "w.ach"),
-            rec(&[("compress", Value::Boolean(false))]),
-        ],
-        &mut env,
-    )
-    .unwrap();
+    let env = saved_big_tensor(&dir);
 
     let mut restored = Environment::new();
     call("restore_env", &[path(&dir, "w.ach")], &mut restored).unwrap();
@@ -161,17 +168,7 @@ fn restored_tensors_are_owned_by_default_and_survive_the_file_changing_in_place(
 #[test]
 fn copy_false_restores_views_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = Environment::new();
-    env.set("t", big_tensor());
-    call(
-        "save_env",
-        &[
-            path(&dir, "w.ach"),
-            rec(&[("compress", Value::Boolean(false))]),
-        ],
-        &mut env,
-    )
-    .unwrap();
+    saved_big_tensor(&dir);
     let mut restored = Environment::new();
     let mapped = rec(&[("copy", Value::Boolean(false))]);
     call(
