@@ -550,17 +550,7 @@ fn a_compressed_blob_declaring_a_tebibyte_is_an_error_not_an_abort() {
     toc.extend_from_slice(&(raw_len / 8).to_le_bytes()); // shape
     toc.push(b't');
     toc.extend_from_slice(&meta);
-    let toc_len = toc.len() as u64;
-    file.extend_from_slice(&toc);
-    file.resize(file.len() + 64, 0); // trailer, sealed below
-    file[..4].copy_from_slice(b"ACH\0");
-    file[4..6].copy_from_slice(&1u16.to_le_bytes());
-    file[6..8].copy_from_slice(&1u16.to_le_bytes());
-    file[8..12].copy_from_slice(&8u32.to_le_bytes()); // FLAG_COMPRESSED
-    file[12] = Codec::Zstd as u8;
-    file[40..48].copy_from_slice(&toc_offset.to_le_bytes());
-    file[48..56].copy_from_slice(&toc_len.to_le_bytes());
-    Map::of(&file).reseal(&mut file);
+    close_hand_made(&mut file, &toc, toc_offset);
 
     let archive = Archive::from_bytes(file).unwrap();
     assert_eq!(archive.info().entries[0].raw_bytes, 1 << 40);
@@ -649,17 +639,7 @@ fn one_compressed_binding(tag: u8, raw_len: u64, fill: impl Fn(u64, &mut [u8])) 
     toc.extend_from_slice(&[tag, 0, Codec::Zstd as u8, 0, 0, 0, 0, 0]);
     toc.push(b'v');
     toc.extend_from_slice(&meta);
-    let toc_len = toc.len() as u64;
-    file.extend_from_slice(&toc);
-    file.resize(file.len() + 64, 0); // trailer, sealed below
-    file[..4].copy_from_slice(b"ACH\0");
-    file[4..6].copy_from_slice(&1u16.to_le_bytes());
-    file[6..8].copy_from_slice(&1u16.to_le_bytes());
-    file[8..12].copy_from_slice(&8u32.to_le_bytes()); // FLAG_COMPRESSED
-    file[12] = Codec::Zstd as u8;
-    file[40..48].copy_from_slice(&toc_offset.to_le_bytes());
-    file[48..56].copy_from_slice(&toc_len.to_le_bytes());
-    Map::of(&file).reseal(&mut file);
+    close_hand_made(&mut file, &toc, toc_offset);
     file
 }
 
@@ -886,4 +866,21 @@ fn a_view_of_bytes_in_memory_is_charged_like_a_copy() {
     };
     assert!(!t.is_mapped());
     assert_eq!(t.len(), 1 << 16);
+}
+
+/// Ends a hand-made compressed (format 1.1) archive: appends its table of
+/// contents `toc` (which starts at `toc_offset`) and a trailer, writes the
+/// header, and seals the checksums.
+fn close_hand_made(file: &mut Vec<u8>, toc: &[u8], toc_offset: u64) {
+    let toc_len = toc.len() as u64;
+    file.extend_from_slice(toc);
+    file.resize(file.len() + 64, 0); // trailer, sealed below
+    file[..4].copy_from_slice(b"ACH\0");
+    file[4..6].copy_from_slice(&1u16.to_le_bytes());
+    file[6..8].copy_from_slice(&1u16.to_le_bytes());
+    file[8..12].copy_from_slice(&8u32.to_le_bytes()); // FLAG_COMPRESSED
+    file[12] = Codec::Zstd as u8;
+    file[40..48].copy_from_slice(&toc_offset.to_le_bytes());
+    file[48..56].copy_from_slice(&toc_len.to_le_bytes());
+    Map::of(file).reseal(file);
 }
