@@ -264,25 +264,13 @@ fn a_link_another_user_planted_in_a_shared_sticky_directory_is_not_followed() {
 #[cfg(unix)]
 #[test]
 fn a_fifo_named_like_a_temporary_does_not_block_a_save() {
-    use std::sync::mpsc;
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join(".w.ach.AbC123.ach-tmp");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo failed");
-    let (tx, rx) = mpsc::channel();
+    make_fifo(&fifo);
     let path = dir.path().join("w.ach");
-    std::thread::spawn(move || {
-        tx.send(save_environment(&env_of(0), &path, &fast()).map(drop))
-            .unwrap();
+    let result = unless_blocked_on(&fifo, "a save beside it", move || {
+        save_environment(&env_of(0), &path, &fast()).map(drop)
     });
-    // A hang guard, not a speed check.
-    let Ok(result) = rx.recv_timeout(Duration::from_secs(60)) else {
-        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
-        panic!("a save blocked for a minute on a FIFO beside its target");
-    };
     result.unwrap();
     assert!(fifo.exists(), "a FIFO is not a temporary of ours: kept");
 }

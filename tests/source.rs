@@ -188,33 +188,19 @@ fn tensors_of_an_opened_file_are_mapped() {
 #[cfg(unix)]
 #[test]
 fn opening_a_fifo_fails_at_once_instead_of_waiting_for_a_writer() {
-    use std::sync::mpsc;
-    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let fifo = path_in(&dir, "pipe.ach");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success(), "mkfifo failed");
-    let (tx, rx) = mpsc::channel();
+    make_fifo(&fifo);
     let p = fifo.clone();
-    std::thread::spawn(move || {
-        let results = [
+    // The opens either return or block until a writer comes.
+    let results = unless_blocked_on(&fifo, "opening it", move || {
+        [
             Archive::open(&p).map(drop),
             env_info(&p).map(drop),
             Archive::open_copied(&p).map(drop),
             MemorySource::map_file(&p).map(drop),
-        ];
-        tx.send(results).unwrap();
+        ]
     });
-    // A hang guard, not a speed check: the opens either return or block
-    // until a writer comes.
-    let Ok(results) = rx.recv_timeout(Duration::from_secs(60)) else {
-        // Unblock the stuck open so the process can end, then fail.
-        drop(std::fs::OpenOptions::new().write(true).open(&fifo));
-        panic!("opening a FIFO blocked for a minute");
-    };
     for r in results {
         assert_matches!(
             r,

@@ -255,3 +255,35 @@ pub fn rec(fields: &[(&str, Value)]) -> Value {
 pub fn path(dir: &tempfile::TempDir, name: &str) -> Value {
     Value::from(dir.path().join(name).to_string_lossy().into_owned())
 }
+
+/// Makes a named pipe (FIFO) at `path`.
+pub fn make_fifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+}
+
+/// Runs `f` on another thread and returns what it returns: a hang guard
+/// for code that could block on the FIFO at `fifo`, not a speed check. If
+/// `f` has not returned within a minute, the FIFO is opened for writing
+/// (which releases a blocked open, so the process can end) and the test
+/// fails saying `what` blocked.
+pub fn unless_blocked_on<T: Send + 'static>(
+    fifo: &Path,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(t) => t,
+        Err(_) => {
+            drop(fs::OpenOptions::new().write(true).open(fifo));
+            panic!("{what} blocked for a minute on a FIFO");
+        }
+    }
+}
