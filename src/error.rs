@@ -445,7 +445,112 @@ pub enum Error {
     /// `verify` found damage.
     #[error("{0}")]
     VerificationFailed(Box<VerifyReport>),
+
+    /// An object store failed or refused a request: the object is missing,
+    /// access was denied, the object changed between two reads, the
+    /// connection dropped... (never damage to the archive). [`RemoteFailure::kind`]
+    /// says which; the message says what to do.
+    #[error("{0}")]
+    Remote(Box<RemoteFailure>),
+
+    /// A URL was given where this build can only open local files: it was
+    /// built without the `remote` feature, or the URL names a store that
+    /// cannot do what was asked (saving to `https://`).
+    #[error("cannot use {url:?}: {reason}")]
+    RemoteUnsupported {
+        /// The URL given.
+        url: String,
+        /// Why not, and what to do instead.
+        reason: String,
+    },
 }
+
+/// What went wrong talking to an object store (an [`Error::Remote`]), or
+/// what a read of a remote archive met (inside [`Error::SourceRead`]; see
+/// [`Error::remote_failure`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteFailure {
+    /// Which kind of failure.
+    pub kind: RemoteErrorKind,
+    /// The object's URL.
+    pub url: String,
+    /// What the store reported, for people.
+    pub detail: String,
+}
+
+/// Kinds of [`RemoteFailure`], each with its own remedy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum RemoteErrorKind {
+    /// No object at that URL (or no such bucket).
+    NotFound,
+    /// The credentials were refused or are missing.
+    AccessDenied,
+    /// The object was replaced between the open and a later read: its
+    /// ETag or version no longer matches.
+    Changed,
+    /// Saving without `allow_overwrite` and an object is already there.
+    AlreadyExists,
+    /// The store kept answering "slow down" (HTTP 429 or 503) after every
+    /// retry.
+    Throttled,
+    /// The store redirected or rejected the request as addressed: a wrong
+    /// region or endpoint.
+    WrongEndpoint,
+    /// The connection failed or dropped, or the store served fewer bytes
+    /// than asked, after every retry.
+    Connection,
+    /// The URL or an option is not valid for this store.
+    Config,
+    /// The store cannot do this (a conditional or multipart write, ...).
+    Unsupported,
+    /// Anything else the store reported.
+    Other,
+}
+
+impl fmt::Display for RemoteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, todo) = match self.kind {
+            RemoteErrorKind::NotFound => (
+                "no object at",
+                "check the bucket and key (ach ls on a prefix is not supported; list it with the store's own tool)",
+            ),
+            RemoteErrorKind::AccessDenied => (
+                "access denied to",
+                "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY...) and the object's permissions",
+            ),
+            RemoteErrorKind::Changed => (
+                "the object changed while it was being read:",
+                "it was replaced after it was opened; open it again to read the new archive",
+            ),
+            RemoteErrorKind::AlreadyExists => (
+                "an object already exists at",
+                "pass allow_overwrite: true to replace it, or choose another key",
+            ),
+            RemoteErrorKind::Throttled => (
+                "the store kept throttling requests to",
+                "retry later, or lower the concurrency (RemoteOptions::concurrency)",
+            ),
+            RemoteErrorKind::WrongEndpoint => (
+                "the store rejected the address of",
+                "check the region (AWS_REGION) and endpoint (AWS_ENDPOINT_URL)",
+            ),
+            RemoteErrorKind::Connection => (
+                "the connection failed while reading or writing",
+                "check the network and the endpoint, then try again (transient failures were already retried)",
+            ),
+            RemoteErrorKind::Config => ("invalid address or option for", "fix the URL or option"),
+            RemoteErrorKind::Unsupported => (
+                "the store cannot do this for",
+                "use another store or option",
+            ),
+            RemoteErrorKind::Other => ("the store failed on", "try again"),
+        };
+        write!(f, "{what} {}: {}; {todo}", self.url, self.detail)
+    }
+}
+
+impl std::error::Error for RemoteFailure {}
 
 /// The structure of an archive that an [`Error::InvalidToc`] is about
 /// (layout.md sections 2, 4 and 6).
@@ -518,6 +623,19 @@ impl Error {
 
     pub(crate) fn toc(part: Part, reason: &'static str) -> Self {
         Error::InvalidToc { part, reason }
+    }
+
+    /// The object-store failure behind this error, if any: an
+    /// [`Error::Remote`], or an [`Error::SourceRead`] whose storage was an
+    /// object store (a read after the open failed).
+    pub fn remote_failure(&self) -> Option<&RemoteFailure> {
+        match self {
+            Error::Remote(f) => Some(f),
+            Error::SourceRead { source, .. } => source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<RemoteFailure>()),
+            _ => None,
+        }
     }
 }
 

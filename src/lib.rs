@@ -33,6 +33,14 @@
 //! convention (`Value` arguments, options as a Record) for the language to
 //! register as is.
 //!
+//! Archives can live on object storage too (the `remote` feature, which
+//! the `ach` command enables): every function that opens or saves by name
+//! takes a [`Location`], a path or a URL (`s3://bucket/key.ach`, `gs://`,
+//! `az://`, `https://`, `file://`, `memory://`), and `Archive::open_url`
+//! opens one with ranged reads: the header and table of contents in one
+//! round trip, one more request per binding loaded. A remote tensor is
+//! never mapped: it loads into a buffer of its own.
+//!
 //! The byte layout is specified in `layout.md`.
 //!
 //! ```
@@ -83,8 +91,11 @@ pub use env::testdata;
 pub use format::{hash, layout};
 
 pub use archive::info::{BindingInfo, Entries, EnvInfo, Names};
+pub use archive::location::Location;
 pub use archive::publish::{PublishOptions, Published, atomic_write};
 pub use archive::reader::{Archive, LoadOptions};
+#[cfg(feature = "remote")]
+pub use archive::remote::{RemoteOptions, RemoteSource};
 pub use archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
 pub use env::builtins;
 pub use env::environment::{
@@ -102,9 +113,13 @@ pub use env::save::{
 pub use env::snapshot::{
     Snapshot, SnapshotOptions, SnapshotRestoreOptions, restore_snapshot, snapshot_env,
 };
-pub use error::{Damage, Error, Part, Result, VerifyReport};
+pub use error::{Damage, Error, Part, RemoteErrorKind, RemoteFailure, Result, VerifyReport};
 pub use format::layout::{Codec, Section};
 pub use format::metadata::Metadata;
+/// The object store client (the `remote` feature), re-exported so that a
+/// program builds stores with the same version this crate uses.
+#[cfg(feature = "remote")]
+pub use object_store;
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
 
 /// Entry points for the fuzz targets in `fuzz/` (not a stable API).

@@ -6,7 +6,7 @@
 
 mod cli;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,8 @@ enum Command {
     /// Show what an archive holds (header and table of contents only).
     Info {
         /// The archive.
-        file: PathBuf,
+        #[arg(value_parser = location)]
+        file: Location,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -57,7 +58,8 @@ enum Command {
     /// List the bindings: name, type, shape, sizes, codec, section.
     Ls {
         /// The archive.
-        file: PathBuf,
+        #[arg(value_parser = location)]
+        file: Location,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -68,14 +70,16 @@ enum Command {
     /// Print one value for a person (large tensors are summarised).
     Show {
         /// The archive.
-        file: PathBuf,
+        #[arg(value_parser = location)]
+        file: Location,
         /// The binding (or constant).
         name: String,
     },
     /// Check every byte of an archive; exit 1 naming damaged bindings.
     Verify {
         /// The archive.
-        file: PathBuf,
+        #[arg(value_parser = location)]
+        file: Location,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -83,7 +87,8 @@ enum Command {
     /// Write one value to a .npy, .csv or .json file.
     Export {
         /// The archive.
-        file: PathBuf,
+        #[arg(value_parser = location)]
+        file: Location,
         /// The binding (or constant).
         name: String,
         /// Output file; its extension (.npy, .csv, .json) picks the format.
@@ -93,7 +98,8 @@ enum Command {
     /// Build an archive from .npy, .csv and .json files.
     Import {
         /// The archive to write.
-        out: PathBuf,
+        #[arg(value_parser = location)]
+        out: Location,
         /// Input files, each FILE (named after its stem) or NAME=FILE.
         #[arg(required = true, value_name = "[NAME=]FILE")]
         inputs: Vec<String>,
@@ -103,9 +109,11 @@ enum Command {
     /// Rewrite an archive with another codec, keeping its metadata.
     Repack {
         /// The archive to read.
-        input: PathBuf,
+        #[arg(value_parser = location)]
+        input: Location,
         /// The archive to write.
-        out: PathBuf,
+        #[arg(value_parser = location)]
+        out: Location,
         /// Codec: none, zstd, zstd:LEVEL (1-22) or lz4.
         #[arg(long, value_parser = parse_compression, value_name = "CODEC", default_value = "zstd:3")]
         compress: Compression,
@@ -119,13 +127,20 @@ enum Command {
     /// Compare two archives; exit 0 when identical, 1 when different.
     Diff {
         /// The first archive.
-        a: PathBuf,
+        #[arg(value_parser = location)]
+        a: Location,
         /// The second archive.
-        b: PathBuf,
+        #[arg(value_parser = location)]
+        b: Location,
         /// Print the differences as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// An archive's path or URL (`s3://bucket/key.ach`, ...).
+fn location(s: &str) -> std::result::Result<Location, String> {
+    Ok(Location::from(s))
 }
 
 /// A byte count: digits, then optionally K, M, G or T (powers of 1024),
@@ -227,10 +242,10 @@ fn shape_text(shape: &[u64]) -> String {
     cli::shape_text(shape)
 }
 
-fn print_info(path: &Path, info: &EnvInfo) {
+fn print_info(path: &Location, info: &EnvInfo) {
     println!(
         "archive      {} ({}, format {})",
-        path.display(),
+        path,
         human(info.file_size),
         info.version
     );
@@ -302,7 +317,7 @@ fn print_info(path: &Path, info: &EnvInfo) {
     }
 }
 
-fn info(path: &Path, json: bool) -> CliResult<ExitCode> {
+fn info(path: &Location, json: bool) -> CliResult<ExitCode> {
     let info = env_info(path)?;
     if json {
         println!("{}", cli::json_text(&info));
@@ -312,8 +327,8 @@ fn info(path: &Path, json: bool) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(path: &Path, json: bool, load: LoadOptions, bars: bool) -> CliResult<ExitCode> {
-    let archive = Archive::open(path)?;
+fn verify(path: &Location, json: bool, load: LoadOptions, bars: bool) -> CliResult<ExitCode> {
+    let archive = Archive::open_location(path)?;
     let report = progress::spin(bars, "verifying", || {
         archive.verify_report_within(load.max_decoded_bytes)
     });
@@ -322,7 +337,7 @@ fn verify(path: &Path, json: bool, load: LoadOptions, bars: bool) -> CliResult<E
     } else if report.is_ok() {
         println!(
             "{}: intact ({} bindings, {} checked)",
-            path.display(),
+            path,
             report.bindings_checked,
             human(report.bytes_hashed)
         );
@@ -335,7 +350,7 @@ fn verify(path: &Path, json: bool, load: LoadOptions, bars: bool) -> CliResult<E
                 printable(&d.error)
             );
         }
-        eprintln!("{}: {report}", path.display());
+        eprintln!("{}: {report}", path);
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
@@ -461,7 +476,7 @@ fn demo(size_mib: usize, keep: Option<PathBuf>) -> CliResult<ExitCode> {
     let t = Instant::now();
     let info = env_info(&path)?;
     timings.push(("env_info (open + table of contents)".into(), t.elapsed()));
-    print_info(&path, &info);
+    print_info(&Location::from(&path), &info);
 
     println!("\n== load one variable lazily");
     let t = Instant::now();

@@ -1,18 +1,20 @@
 //! Reading without restoring: `env_info` (spec 3.1) and `env_load_var`
 //! (spec 8.3), each from the table of contents and the one blob it needs.
 
-use std::path::Path;
-
 use crate::archive::info::EnvInfo;
+use crate::archive::location::Location;
 use crate::archive::reader::{Archive, LoadOptions};
 use crate::error::{Error, Result};
 use crate::format::layout::Section;
 use crate::value::Value;
 
 /// Describes the archive at `path` from its header and table of contents
-/// (spec 3.1 `env_info`); its cost does not grow with the data.
-pub fn env_info(path: impl AsRef<Path>) -> Result<EnvInfo> {
-    Ok(Archive::open(path)?.info())
+/// (spec 3.1 `env_info`); its cost does not grow with the data. `path` is
+/// a local path or, with the `remote` feature, a URL (see [`Location`]):
+/// a remote archive is described after one round trip when its table of
+/// contents is under a MiB.
+pub fn env_info(path: impl Into<Location>) -> Result<EnvInfo> {
+    Ok(Archive::open_location(path)?.info())
 }
 
 /// Options of [`env_load_var_with`].
@@ -40,10 +42,11 @@ impl Default for LoadVarOptions {
     }
 }
 
-/// Loads one binding from the archive at `path` without reading the others
-/// (spec 8.3 `env_load_var`), with the default [`LoadVarOptions`]: a
-/// binding, else a constant of that name; an owned copy.
-pub fn env_load_var(path: impl AsRef<Path>, name: &str) -> Result<Value> {
+/// Loads one binding from the archive at `path` (a path or a URL, see
+/// [`Location`]) without reading the others (spec 8.3 `env_load_var`),
+/// with the default [`LoadVarOptions`]: a binding, else a constant of that
+/// name; an owned copy.
+pub fn env_load_var(path: impl Into<Location>, name: &str) -> Result<Value> {
     env_load_var_with(path, name, &LoadVarOptions::default())
 }
 
@@ -67,11 +70,11 @@ pub fn env_load_var(path: impl AsRef<Path>, name: &str) -> Result<Value> {
 /// assert!(view.is_mapped());
 /// ```
 pub fn env_load_var_with(
-    path: impl AsRef<Path>,
+    path: impl Into<Location>,
     name: &str,
     options: &LoadVarOptions,
 ) -> Result<Value> {
-    let archive = Archive::open(path.as_ref())?;
+    let archive = Archive::open_location(path)?;
     let section = match options.section {
         Some(s) => s,
         None if !archive.contains(Section::Bindings, name)

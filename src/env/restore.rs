@@ -3,10 +3,10 @@
 //! a failed restore leaves the environment as it was.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use serde::Serialize;
 
+use crate::archive::location::Location;
 use crate::archive::reader::{Archive, LoadOptions};
 use crate::env::environment::Environment;
 use crate::env::load::charge_copy;
@@ -127,6 +127,13 @@ fn valid_namespace(name: &str) -> bool {
 /// Restores `path` into `env` (spec 3.1 `restore_env`). All or nothing: if
 /// any selected binding fails to load, `env` is unchanged.
 ///
+/// `path` is a local path or, with the `remote` feature, a URL (see
+/// [`Location`]); a remote archive's tensors load into buffers of their own
+/// (a remote object cannot be mapped), and [`RestoreOptions::copy`] changes
+/// nothing for them. To restore with explicit `RemoteOptions`,
+/// open the archive with `Archive::open_url_with` and call
+/// [`restore_from_archive`].
+///
 /// ```
 /// use achronyme_env::*;
 /// let dir = tempfile::tempdir().unwrap();
@@ -143,10 +150,10 @@ fn valid_namespace(name: &str) -> bool {
 /// ```
 pub fn restore_environment(
     env: &mut Environment,
-    path: impl AsRef<Path>,
+    path: impl Into<Location>,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    let archive = Archive::open(path.as_ref())?;
+    let archive = Archive::open_location(path)?;
     restore_loaded(env, &archive, options, options.copy)
 }
 

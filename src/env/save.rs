@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::archive::publish::{PublishOptions, atomic_write};
+use crate::archive::location::Location;
+use crate::archive::publish::{PublishOptions, Published, atomic_write};
 use crate::archive::writer::{self, HeaderFields, Planned};
 use crate::env::environment::{Environment, check_name};
 use crate::env::select::NameSelection;
@@ -159,6 +160,10 @@ pub struct SaveOptions {
     /// first 16 bytes, and the metadata the full string when it is longer
     /// (`layout.md` 6.1).
     pub achronyme_version: String,
+    /// How to reach the store when saving to a URL (the `remote` feature):
+    /// endpoint, credentials, part size, parts in flight.
+    #[cfg(feature = "remote")]
+    pub remote: crate::archive::remote::RemoteOptions,
 }
 
 impl Default for SaveOptions {
@@ -181,8 +186,41 @@ impl Default for SaveOptions {
             strict: false,
             created_by: String::new(),
             achronyme_version: String::new(),
+            #[cfg(feature = "remote")]
+            remote: crate::archive::remote::RemoteOptions::default(),
         }
     }
+}
+
+/// Writes an archive with `write` and uploads it to `url`.
+#[cfg(feature = "remote")]
+fn save_url(
+    url: &str,
+    options: &SaveOptions,
+    write: impl FnOnce(&mut std::fs::File) -> Result<u64>,
+) -> Result<u64> {
+    use crate::archive::remote::{self, Resolved};
+    match remote::resolve(url, &options.remote)? {
+        Resolved::Object(target) => {
+            remote::upload(&target, &options.remote, options.allow_overwrite, write)
+        }
+        Resolved::Local(path) => {
+            let publish = PublishOptions {
+                overwrite: options.allow_overwrite,
+                durable: options.durable,
+            };
+            Ok(atomic_write(&path, &publish, write)?.value)
+        }
+    }
+}
+
+#[cfg(not(feature = "remote"))]
+fn save_url(
+    url: &str,
+    _: &SaveOptions,
+    _: impl FnOnce(&mut std::fs::File) -> Result<u64>,
+) -> Result<u64> {
+    Err(crate::archive::location::unsupported(url))
 }
 
 /// A binding a save did not write, and why.
@@ -197,7 +235,8 @@ pub struct Skipped {
 /// What a save did.
 #[derive(Clone, Debug, Serialize)]
 pub struct SaveReport {
-    /// The archive written.
+    /// The archive written: its path, or for a save to a URL the URL as
+    /// given.
     pub path: PathBuf,
     /// Its size in bytes.
     pub bytes: u64,
@@ -364,7 +403,18 @@ fn version_bytes(v: &str) -> [u8; 16] {
     out
 }
 
-/// Saves `env` to `path` (spec 3.1 `save_env`).
+/// Saves `env` to `path` (spec 3.1 `save_env`): a local path, or with the
+/// `remote` feature the URL of an object (see [`Location`]).
+///
+/// A local save writes a temporary file beside the target and renames it
+/// over the path. A save to a URL writes the archive to a local spool file
+/// and uploads it (one PUT when it fits in one part, else a multipart
+/// upload, [`SaveOptions::remote`](SaveOptions) parts in flight): the object
+/// appears only once the upload completes, and a failure aborts the upload
+/// and leaves the previous object untouched. Without `allow_overwrite`, a
+/// one-part save only creates (atomically where the store has conditional
+/// writes); a multipart one checks before writing and before completing,
+/// which another writer can race.
 ///
 /// ```
 /// use achronyme_env::*;
@@ -381,10 +431,10 @@ fn version_bytes(v: &str) -> [u8; 16] {
 /// ```
 pub fn save_environment(
     env: &Environment,
-    path: impl AsRef<Path>,
+    path: impl Into<Location>,
     options: &SaveOptions,
 ) -> Result<SaveReport> {
-    let path = path.as_ref();
+    let location = path.into();
     let compression = options.compression.settings(options.filters)?;
     let version = match options.achronyme_version.as_str() {
         "" => env.runtime_version(),
@@ -413,12 +463,8 @@ pub fn save_environment(
             .map_or(0, |d| d.as_secs()),
         achronyme_version: version_bytes(version),
     };
-    let publish = PublishOptions {
-        overwrite: options.allow_overwrite,
-        durable: options.durable,
-    };
     let mut write_time = Duration::ZERO;
-    let published = atomic_write(path, &publish, |file| {
+    let write = |file: &mut std::fs::File, path: &Path, write_time: &mut Duration| {
         let started = Instant::now();
         // Tests make the disk fill up after a chosen number of bytes.
         #[cfg(test)]
@@ -440,9 +486,29 @@ pub fn save_environment(
             options.max_file_size,
             compression,
         )?;
-        write_time = started.elapsed();
+        *write_time = started.elapsed();
         Ok(bytes)
-    })?;
+    };
+    let published = match &location {
+        Location::Path(path) => {
+            let publish = PublishOptions {
+                overwrite: options.allow_overwrite,
+                durable: options.durable,
+            };
+            atomic_write(path, &publish, |file| write(file, path, &mut write_time))?
+        }
+        Location::Url(url) => {
+            let bytes = save_url(url, options, |file| {
+                write(file, Path::new(url), &mut write_time)
+            })?;
+            Published {
+                value: bytes,
+                target: PathBuf::from(url),
+                warnings: Vec::new(),
+                sync_time: Duration::ZERO,
+            }
+        }
+    };
 
     let names = |s: Section| -> Vec<String> {
         chosen
@@ -455,7 +521,10 @@ pub fn save_environment(
     let mut warnings = chosen.warnings;
     warnings.extend(published.warnings);
     Ok(SaveReport {
-        path: path.to_path_buf(),
+        path: match location {
+            Location::Path(p) => p,
+            Location::Url(u) => PathBuf::from(u),
+        },
         bytes: published.value,
         written: names(Section::Bindings),
         constants_written: names(Section::Constants),

@@ -37,6 +37,19 @@ impl Bytes {
         }
     }
 
+    /// All the bytes of `owner`, memory the process holds (not a mapping):
+    /// a buffer another library filled, shared without a copy.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn from_shared(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        let end = (*owner).as_ref().len();
+        Bytes {
+            owner,
+            start: 0,
+            end,
+            mapped: false,
+        }
+    }
+
     /// True when these bytes are part of a file mapping; false when they are
     /// memory the process holds (a vector, a copy read from a file).
     pub fn is_mapped(&self) -> bool {

@@ -3,7 +3,7 @@
 //! archive stores (checked against its closing SHA-256; no blob is read
 //! and no value decoded).
 
-use std::path::Path;
+use achronyme_env::Location;
 
 use achronyme_env::{Archive, BindingInfo, EnvInfo};
 use serde::Serialize;
@@ -98,8 +98,11 @@ fn metadata_diffs(a: &EnvInfo, b: &EnvInfo) -> Vec<MetaDiff> {
 }
 
 /// `ach diff A B [--json]`; returns whether the archives are identical.
-pub fn diff(a_path: &Path, b_path: &Path, json: bool) -> CliResult<bool> {
-    let (a, b) = (Archive::open(a_path)?, Archive::open(b_path)?);
+pub fn diff(a_path: &Location, b_path: &Location, json: bool) -> CliResult<bool> {
+    let (a, b) = (
+        Archive::open_location(a_path)?,
+        Archive::open_location(b_path)?,
+    );
     let report = compare(&a, &b)?;
     if json {
         println!("{}", super::json_text(&report));

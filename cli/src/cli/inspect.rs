@@ -1,6 +1,6 @@
 //! `ach ls` and `ach show`.
 
-use std::path::Path;
+use achronyme_env::Location;
 
 use achronyme_env::{Archive, Complex, Function, LoadOptions, Record, Value};
 use serde::Serialize;
@@ -22,8 +22,8 @@ struct LsRow<'a> {
 }
 
 /// `ach ls FILE [--json] [--long]`.
-pub fn ls(path: &Path, json: bool, long: bool) -> CliResult<()> {
-    let archive = Archive::open(path)?;
+pub fn ls(path: &Location, json: bool, long: bool) -> CliResult<()> {
+    let archive = Archive::open_location(path)?;
     let info = archive.info();
     let offset = |e: &achronyme_env::BindingInfo| {
         archive
@@ -85,8 +85,8 @@ pub fn ls(path: &Path, json: bool, long: bool) -> CliResult<()> {
 }
 
 /// `ach show FILE NAME`.
-pub fn show(path: &Path, name: &str, load: LoadOptions) -> CliResult<()> {
-    let archive = Archive::open(path)?;
+pub fn show(path: &Location, name: &str, load: LoadOptions) -> CliResult<()> {
+    let archive = Archive::open_location(path)?;
     let section = find_section(&archive, name)?;
     let value = archive.get_with(section, name, load)?;
     let label = printable(name);

@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use achronyme_env::Location;
+
 use achronyme_env::{
     Archive, Complex, ComplexTensor, Compression, Environment, Error, LARGE_VALUE_BYTES,
     LoadOptions, PublishOptions, SaveOptions, SaveReport, Section, Tensor, Value, atomic_write,
@@ -70,7 +72,7 @@ fn check_exportable(kind: &str, value: &Value, label: &str, what: &str) -> CliRe
 
 /// `ach export FILE NAME -o OUT`.
 pub fn export(
-    path: &Path,
+    path: &Location,
     name: &str,
     out: &Path,
     load: LoadOptions,
@@ -83,7 +85,7 @@ pub fn export(
             out.display()
         )));
     }
-    let archive = Archive::open(path)?;
+    let archive = Archive::open_location(path)?;
     let section = find_section(&archive, name)?;
     let value = spin(progress, "loading", || {
         archive.get_with(section, name, load)
@@ -240,7 +242,12 @@ fn name_and_file(spec: &str) -> CliResult<(String, PathBuf)> {
 }
 
 /// `ach import OUT.ach [NAME=]FILE...`.
-pub fn import(out: &Path, specs: &[String], opts: &ImportOptions, progress: bool) -> CliResult<()> {
+pub fn import(
+    out: &Location,
+    specs: &[String],
+    opts: &ImportOptions,
+    progress: bool,
+) -> CliResult<()> {
     let mut inputs = Vec::new();
     for spec in specs {
         let (name, file) = name_and_file(spec)?;
@@ -257,10 +264,10 @@ pub fn import(out: &Path, specs: &[String], opts: &ImportOptions, progress: bool
         }
         inputs.push((name, file));
     }
-    if !opts.allow_overwrite && out.exists() {
+    // A URL is checked by the save itself (the store answers).
+    if !opts.allow_overwrite && out.as_path().is_some_and(Path::exists) {
         return Err(failed(format!(
-            "{} already exists; pass --allow-overwrite to replace it, or choose another path",
-            out.display()
+            "{out} already exists; pass --allow-overwrite to replace it, or choose another path"
         )));
     }
     let mut env = Environment::new();
@@ -477,19 +484,19 @@ fn read_csv(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
 
 /// `ach repack IN OUT`.
 pub fn repack(
-    input: &Path,
-    out: &Path,
+    input: &Location,
+    out: &Location,
     compression: Compression,
     no_filters: bool,
     allow_overwrite: bool,
     load: LoadOptions,
     progress: bool,
 ) -> CliResult<()> {
-    let archive = Archive::open(input)?;
+    let archive = Archive::open_location(input)?;
     if archive.names(Section::Functions).next().is_some() {
         return Err(failed(format!(
             "{} has a functions section, which this version cannot write; nothing was changed",
-            input.display()
+            input
         )));
     }
     let meta = archive.metadata().clone();
@@ -500,7 +507,7 @@ pub fn repack(
         for name in names {
             let v = archive
                 .get_with(section, &name, load)
-                .map_err(|e| failed(format!("{}: {e}", input.display())))?;
+                .map_err(|e| failed(format!("{}: {e}", input)))?;
             match section {
                 Section::Constants => env.set_constant(name, v),
                 _ => env.set(name, v),
