@@ -511,10 +511,7 @@ pub enum RemoteErrorKind {
 impl fmt::Display for RemoteFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (what, todo) = match self.kind {
-            RemoteErrorKind::NotFound => (
-                "no object at",
-                "check the bucket and key (ach ls on a prefix is not supported; list it with the store's own tool)",
-            ),
+            RemoteErrorKind::NotFound => ("no object at", "check the bucket and the key"),
             RemoteErrorKind::AccessDenied => (
                 "access denied to",
                 "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY...) and the object's permissions",
@@ -539,7 +536,10 @@ impl fmt::Display for RemoteFailure {
                 "the connection failed while reading or writing",
                 "check the network and the endpoint, then try again (transient failures were already retried)",
             ),
-            RemoteErrorKind::Config => ("invalid address or option for", "fix the URL or option"),
+            RemoteErrorKind::Config => (
+                "invalid address or option for",
+                "fix the URL or option (a plain http:// endpoint needs AWS_ALLOW_HTTP=true or allow_http)",
+            ),
             RemoteErrorKind::Unsupported => (
                 "the store cannot do this for",
                 "use another store or option",

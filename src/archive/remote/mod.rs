@@ -110,7 +110,8 @@ impl Archive {
 /// `AWS_ALLOW_HTTP`; `GOOGLE_SERVICE_ACCOUNT`; `AZURE_STORAGE_ACCOUNT_NAME`,
 /// `AZURE_STORAGE_ACCOUNT_KEY`...); [`RemoteOptions::config`] overrides
 /// them with the same keys, in lower case, with or without the store's
-/// prefix (`endpoint`, `aws_region`).
+/// prefix (`endpoint`, `aws_region`), HTTP client keys included
+/// (`allow_http`, `timeout`, `connect_timeout`, `proxy_url`).
 ///
 /// ```
 /// use achronyme_env::RemoteOptions;
@@ -128,8 +129,6 @@ pub struct RemoteOptions {
     /// Store configuration as key/value pairs, applied after the
     /// environment (see the type's documentation).
     pub config: Vec<(String, String)>,
-    /// HTTP client options (timeouts, proxies, `allow_http`).
-    pub client: ClientOptions,
     /// How requests are retried with backoff (object_store's default: up
     /// to 10 retries within 3 minutes).
     pub retry: RetryConfig,
@@ -158,7 +157,6 @@ impl Default for RemoteOptions {
     fn default() -> Self {
         RemoteOptions {
             config: Vec::new(),
-            client: ClientOptions::default(),
             retry: RetryConfig::default(),
             part_size: 8 << 20,
             concurrency: 16,
@@ -193,10 +191,10 @@ impl RemoteOptions {
             .with_option("secret_access_key", secret)
     }
 
-    /// Allows plain `http://` endpoints (a local test server).
-    pub fn with_allow_http(mut self, allow: bool) -> Self {
-        self.client = self.client.with_allow_http(allow);
-        self
+    /// Allows plain `http://` endpoints (a local test server;
+    /// `AWS_ALLOW_HTTP=true` in the environment does the same).
+    pub fn with_allow_http(self, allow: bool) -> Self {
+        self.with_option("allow_http", allow.to_string())
     }
 
     /// Bytes per ranged read and per upload part.
@@ -308,10 +306,7 @@ pub(crate) fn resolve(url_text: &str, opts: &RemoteOptions) -> Result<Resolved> 
     let bad_key = |e: object_store::Error| config_error(url_text, e.to_string());
     macro_rules! build {
         ($builder:expr, $key:ty) => {{
-            let mut b = $builder
-                .with_url(url_text)
-                .with_client_options(opts.client.clone())
-                .with_retry(opts.retry.clone());
+            let mut b = $builder.with_url(url_text).with_retry(opts.retry.clone());
             for (k, v) in &opts.config {
                 let key: $key = k.to_ascii_lowercase().parse().map_err(bad_key)?;
                 b = b.with_config(key, v);
@@ -340,9 +335,15 @@ pub(crate) fn resolve(url_text: &str, opts: &RemoteOptions) -> Result<Resolved> 
             object_store::azure::AzureConfigKey
         ),
         ObjectStoreScheme::Http => {
+            let mut client = ClientOptions::new();
+            for (k, v) in &opts.config {
+                let key: object_store::ClientConfigKey =
+                    k.to_ascii_lowercase().parse().map_err(bad_key)?;
+                client = client.with_config(key, v);
+            }
             let b = object_store::http::HttpBuilder::new()
                 .with_url(url_text)
-                .with_client_options(opts.client.clone())
+                .with_client_options(client)
                 .with_retry(opts.retry.clone());
             // The HTTP store's URL is the server; the key is the path.
             Arc::new(b.build().map_err(|e| failure_error(url_text, &e))?) as Arc<dyn ObjectStore>
@@ -440,10 +441,11 @@ fn chain_text(e: &dyn std::error::Error) -> String {
 
 /// The failure an object_store error is, for `url`.
 pub(crate) fn failure(url: &str, e: &object_store::Error) -> RemoteFailure {
+    // object_store's messages already quote their sources.
     RemoteFailure {
         kind: classify(e),
         url: url.to_string(),
-        detail: chain_text(e),
+        detail: e.to_string(),
     }
 }
 
