@@ -96,7 +96,7 @@ pub use archive::publish::{PublishOptions, Published, atomic_write};
 pub use archive::reader::{Archive, LoadOptions};
 #[cfg(feature = "remote")]
 pub use archive::remote::{RemoteOptions, RemoteSource};
-pub use archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
+pub use archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 pub use env::builtins;
 pub use env::environment::{
     DEFAULT_RUNTIME_NAME, Environment, Warning, WarningSink, env_bindings, env_clear, env_get,

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::info::{Entries, EnvInfo, Names};
-use crate::archive::source::{Bytes, FileSource, MemorySource, ReadError, Source};
+use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
 use crate::format::codec;
 use crate::format::encoding::{self, DecodeError};
@@ -322,6 +322,44 @@ impl Archive {
         })
     }
 
+    /// A raw blob with its digests checked: by the source as it reads the
+    /// blob when it can ([`Source::view_checked`], a remote source checking
+    /// parts as they arrive), else here.
+    fn blob_verified(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
+        let tag = Tag::from_u8(e.tag).expect("validated");
+        let span = tag.payload_start() + e.stored_len.get();
+        let expected = self.digests_of(e)?;
+        let expected = expected.as_slice();
+        let check = |k: u64, piece: &[u8]| {
+            let at = k as usize * DIGEST_LEN;
+            expected.get(at..at + DIGEST_LEN) == Some(&hash::sha256(&[piece])[..])
+        };
+        let checks = Checks {
+            chunk: self.chunk,
+            check: &check,
+        };
+        let got = self.source.view_checked(e.blob_offset.get(), span, &checks);
+        let (blob, checked) = match got {
+            Ok((b, c)) => (Ok(b), c),
+            Err(err) => (Err(err), Checked::NotRun),
+        };
+        let blob = self.served(e, "reading the blob", span, blob)?;
+        match checked {
+            Checked::NotRun => self.check_digests(e, blob.as_slice())?,
+            Checked::Passed => {}
+            // The count is checked too, to report a table that disagrees.
+            Checked::Failed(k) => {
+                self.check_digests(e, blob.as_slice())?;
+                return Err(Error::ChecksumMismatch {
+                    name: self.toc.name_of(e).to_string(),
+                    chunk: k,
+                    offset: e.blob_offset.get() + k * self.chunk,
+                });
+            }
+        }
+        Ok((tag, blob))
+    }
+
     fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
         let found = hash::chunk_digests(&[], blob, self.chunk as usize);
         let expected = self.digests_of(e)?;
@@ -347,12 +385,13 @@ impl Archive {
     /// Loads entry `e`, holding at most `limit` bytes of memory for it;
     /// returns the value and the bytes it holds.
     fn load(&self, e: &RawEntry, verify: bool, limit: u64) -> Result<(Value, u64)> {
-        let (tag, blob) = self.blob(e)?;
-        if e.codec != Codec::None as u8 {
+        let packed = e.codec != Codec::None as u8;
+        let (tag, blob) = match verify && !packed {
+            true => self.blob_verified(e)?,
+            false => self.blob(e)?,
+        };
+        if packed {
             return self.load_packed(e, tag, blob.as_slice(), verify, limit);
-        }
-        if verify {
-            self.check_digests(e, blob.as_slice())?;
         }
         self.check_frame(e, tag, blob.as_slice())?;
         let start = tag.payload_start();

@@ -58,6 +58,43 @@ pub trait Source: Send + Sync {
     fn view(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         self.read(offset, len)
     }
+
+    /// Like [`Source::view`], for a range the caller will check piece by
+    /// piece (a blob against its per-chunk digests). A source that reads the
+    /// range in parts over a network may run `checks` on each piece as it
+    /// arrives, overlapping the checking with the transfer, and say so in
+    /// the [`Checked`] it returns; the default runs nothing
+    /// ([`Checked::NotRun`]) and the caller checks.
+    fn view_checked(
+        &self,
+        offset: u64,
+        len: u64,
+        checks: &Checks<'_>,
+    ) -> Result<(Bytes, Checked), ReadError> {
+        let _ = checks;
+        Ok((self.view(offset, len)?, Checked::NotRun))
+    }
+}
+
+/// The checks of [`Source::view_checked`]: the range is cut into pieces of
+/// `chunk` bytes (the last may be shorter), and `check(k, piece)` says
+/// whether piece `k` holds what it should.
+pub struct Checks<'a> {
+    /// Bytes per piece.
+    pub chunk: u64,
+    /// True when piece `k` is intact.
+    pub check: &'a (dyn Fn(u64, &[u8]) -> bool + Sync),
+}
+
+/// Whether a [`Source::view_checked`] ran the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// The source ran no check: the caller must.
+    NotRun,
+    /// Every piece passed.
+    Passed,
+    /// Piece `k` (the first the source found) failed.
+    Failed(u64),
 }
 
 /// Maps `file` read-only: the one place this crate maps files.

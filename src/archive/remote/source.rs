@@ -9,7 +9,7 @@ use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
 use tokio::runtime::Handle;
 
 use super::{RemoteOptions, Target, block_on, failure, failure_error, failure_io};
-use crate::archive::source::{Bytes, ReadError, Source};
+use crate::archive::source::{Bytes, Checked, Checks, ReadError, Source};
 use crate::error::{Error, RemoteErrorKind, RemoteFailure, Result};
 use crate::format::layout::HEADER_LEN;
 
@@ -285,22 +285,35 @@ impl RemoteSource {
         }
     }
 
-    /// A large range as parts fetched concurrently into one buffer.
-    async fn fetch_parts(
+    /// A large range as parts of `part` bytes fetched concurrently into one
+    /// buffer; each part, once whole, goes to `done` with its offset in the
+    /// range.
+    async fn fetch_parts<'b>(
         &self,
         range: Range<u64>,
-        buf: &mut [u8],
+        buf: &'b mut [u8],
+        part: usize,
+        done: impl Fn(usize, &'b [u8]),
     ) -> std::result::Result<(), RemoteFailure> {
-        let part = usize::try_from(self.part_size).unwrap_or(usize::MAX);
         let jobs = buf.chunks_mut(part).enumerate().map(|(k, out)| {
             let start = range.start + (k * part) as u64;
             let end = start + out.len() as u64;
-            self.fill(start..end, out)
+            async move {
+                self.fill(start..end, out).await?;
+                Ok::<_, RemoteFailure>((k * part, &*out))
+            }
         });
         futures::stream::iter(jobs)
             .buffer_unordered(self.concurrency)
-            .try_collect::<()>()
+            .try_for_each(|(at, piece)| {
+                done(at, piece);
+                futures::future::ready(Ok(()))
+            })
             .await
+    }
+
+    fn part_len(&self) -> usize {
+        usize::try_from(self.part_size).unwrap_or(usize::MAX)
     }
 
     fn fetch(&self, offset: u64, len: u64) -> std::result::Result<Bytes, ReadError> {
@@ -309,8 +322,59 @@ impl RemoteSource {
             return run(block_on(&self.handle, self.fetch_small(range)));
         }
         let mut buf = zeroed(len)?;
-        run(block_on(&self.handle, self.fetch_parts(range, &mut buf)))?;
+        let part = self.part_len();
+        run(block_on(
+            &self.handle,
+            self.fetch_parts(range, &mut buf, part, |_, _| ()),
+        ))?;
         Ok(Bytes::from_vec(buf))
+    }
+
+    /// [`RemoteSource::fetch`] of a large range with its pieces checked as
+    /// the parts arrive, on a thread of their own while this one keeps
+    /// fetching: parts are whole multiples of the pieces, and the checks
+    /// overlap the transfer.
+    fn fetch_checked(
+        &self,
+        offset: u64,
+        len: u64,
+        checks: &Checks<'_>,
+    ) -> std::result::Result<(Bytes, Checked), ReadError> {
+        let chunk = usize::try_from(checks.chunk.max(1)).unwrap_or(usize::MAX);
+        let part = (self.part_len() / chunk).max(1).saturating_mul(chunk);
+        let mut buf = zeroed(len)?;
+        let range = offset..offset + len;
+        let (fetched, checked) = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, &[u8])>();
+            let checker = s.spawn(move || {
+                let mut first_bad: Option<u64> = None;
+                for (at, part) in rx {
+                    for (j, piece) in part.chunks(chunk).enumerate() {
+                        let k = ((at / chunk) + j) as u64;
+                        if first_bad.is_none_or(|b| k < b) && !(checks.check)(k, piece) {
+                            first_bad = Some(k);
+                        }
+                    }
+                }
+                first_bad
+            });
+            let fetched = block_on(
+                &self.handle,
+                self.fetch_parts(range, &mut buf, part, |at, piece| {
+                    // The checker only stops early if this thread panicked.
+                    let _ = tx.send((at, piece));
+                }),
+            );
+            drop(tx);
+            (fetched, checker.join())
+        });
+        run(fetched)?;
+        let checked = match checked {
+            Ok(None) => Checked::Passed,
+            Ok(Some(k)) => Checked::Failed(k),
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        Ok((Bytes::from_vec(buf), checked))
     }
 }
 
@@ -392,6 +456,26 @@ async fn is_empty(target: &Target) -> bool {
 impl Source for RemoteSource {
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn view_checked(
+        &self,
+        offset: u64,
+        len: u64,
+        checks: &Checks<'_>,
+    ) -> std::result::Result<(Bytes, Checked), ReadError> {
+        let end = offset.checked_add(len).ok_or(ReadError::OutOfRange)?;
+        if end > self.len {
+            return Err(ReadError::OutOfRange);
+        }
+        let cached = self
+            .cached
+            .iter()
+            .any(|(at, b)| offset >= *at && end <= at + b.len() as u64);
+        if len <= self.part_size || cached {
+            return Ok((self.read(offset, len)?, Checked::NotRun));
+        }
+        self.fetch_checked(offset, len, checks)
     }
 
     fn read(&self, offset: u64, len: u64) -> std::result::Result<Bytes, ReadError> {
