@@ -82,10 +82,12 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn row(op: &str, place: &str, requests: &str, bytes: &str, secs: f64, extra: &str) {
-    println!(
-        "| {op} | {place} | {requests} | {bytes} | {:.1} ms | {extra} |",
-        secs * 1e3
-    );
+    let time = match secs {
+        s if s < 1e-3 => format!("{:.1} µs", s * 1e6),
+        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
+        s => format!("{s:.2} s"),
+    };
+    println!("| {op} | {place} | {requests} | {bytes} | {time} | {extra} |");
 }
 
 fn main() {

@@ -3,6 +3,7 @@
 //! (in `s3.rs`) a real S3-protocol server on 127.0.0.1.
 
 mod s3;
+mod server;
 mod stores;
 
 use std::sync::{Arc, OnceLock};

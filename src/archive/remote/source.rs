@@ -344,11 +344,16 @@ impl RemoteSource {
         let part = (self.part_len() / chunk).max(1).saturating_mul(chunk);
         let mut buf = zeroed(len)?;
         let range = offset..offset + len;
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, &[u8])>();
+        let rx = std::sync::Mutex::new(rx);
         let (fetched, checked) = std::thread::scope(|s| {
-            let (tx, rx) = std::sync::mpsc::channel::<(usize, &[u8])>();
-            let checker = s.spawn(move || {
+            // One checker per core: hashing, not the network, is what a
+            // fast store leaves to wait for.
+            let check_parts = || {
                 let mut first_bad: Option<u64> = None;
-                for (at, part) in rx {
+                loop {
+                    let next = rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok((at, part))) = next else { break };
                     for (j, piece) in part.chunks(chunk).enumerate() {
                         let k = ((at / chunk) + j) as u64;
                         if first_bad.is_none_or(|b| k < b) && !(checks.check)(k, piece) {
@@ -357,22 +362,37 @@ impl RemoteSource {
                     }
                 }
                 first_bad
-            });
+            };
+            let checkers: Vec<_> = (0..crate::parallel::cores().max(1))
+                .map(|_| s.spawn(check_parts))
+                .collect();
             let fetched = block_on(
                 &self.handle,
                 self.fetch_parts(range, &mut buf, part, |at, piece| {
-                    // The checker only stops early if this thread panicked.
+                    // The checkers only stop early if one panicked.
                     let _ = tx.send((at, piece));
                 }),
             );
             drop(tx);
-            (fetched, checker.join())
+            let mut first_bad: Option<u64> = None;
+            for c in checkers {
+                match c.join() {
+                    Ok(bad) => {
+                        first_bad = match (first_bad, bad) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        }
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            (fetched, first_bad)
         });
+        drop(rx);
         run(fetched)?;
         let checked = match checked {
-            Ok(None) => Checked::Passed,
-            Ok(Some(k)) => Checked::Failed(k),
-            Err(panic) => std::panic::resume_unwind(panic),
+            None => Checked::Passed,
+            Some(k) => Checked::Failed(k),
         };
         Ok((Bytes::from_vec(buf), checked))
     }
@@ -398,10 +418,9 @@ fn zeroed(len: u64) -> io::Result<Vec<u8>> {
         )
     };
     let n = usize::try_from(len).map_err(|_| oom())?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| oom())?;
-    v.resize(n, 0);
-    Ok(v)
+    // Zeroed by the allocator (fresh pages from the system are zero
+    // already): no pass over a gigabyte before the parts arrive.
+    bytemuck::try_zeroed_vec(n).map_err(|()| oom())
 }
 
 /// The open's two requests, concurrently: the header and the tail. Both
