@@ -240,11 +240,18 @@ fn main() {
         );
     }
 
-    // The tensor, whole.
-    let load = |archive: &Archive| match archive.get("data").unwrap() {
-        Value::Tensor(t) => t.len(),
-        _ => unreachable!(),
+    // The tensor, whole, with its digests checked (the default) or not.
+    let load_with = |archive: &Archive, verify_checksum: bool| {
+        let opts = LoadOptions {
+            verify_checksum,
+            ..LoadOptions::default()
+        };
+        match archive.get_with(Section::Bindings, "data", opts).unwrap() {
+            Value::Tensor(t) => t.len(),
+            _ => unreachable!(),
+        }
     };
+    let load = |archive: &Archive| load_with(archive, true);
     let ((), local, up) = peak(|| {
         let a = Archive::open(&path).unwrap();
         load(&a);
@@ -283,29 +290,35 @@ fn main() {
         let sequential = RemoteOptions::default()
             .with_store(counting.clone())
             .with_part_size(u64::MAX);
-        let mut secs = Vec::new();
-        for (how, opts) in [
-            ("concurrent ranged reads", &concurrent),
-            ("one sequential GET", &sequential),
-        ] {
-            let archive = Archive::open_url_with(url, opts).unwrap();
-            let before = counting.counts();
-            let (n, s, up) = peak(|| load(&archive));
-            let c = counting.since(before);
-            assert_eq!(n, mib * 128 * 1024);
-            secs.push(s);
-            row(
-                &format!("load the tensor (checked), {how}"),
-                place,
-                &format!("{} GET", c.gets),
-                &c.get_bytes.to_string(),
-                s,
-                &format!("peak +{up:.0} MiB (tensor {} MiB)", mib),
+        for checked in [true, false] {
+            let what = match checked {
+                true => "checked",
+                false => "unchecked",
+            };
+            let mut secs = Vec::new();
+            for (how, opts) in [
+                ("concurrent ranged reads", &concurrent),
+                ("one sequential GET", &sequential),
+            ] {
+                let archive = Archive::open_url_with(url, opts).unwrap();
+                let before = counting.counts();
+                let (n, s, up) = peak(|| load_with(&archive, checked));
+                let c = counting.since(before);
+                assert_eq!(n, mib * 128 * 1024);
+                secs.push(s);
+                row(
+                    &format!("load the tensor ({what}), {how}"),
+                    place,
+                    &format!("{} GET", c.gets),
+                    &c.get_bytes.to_string(),
+                    s,
+                    &format!("peak +{up:.0} MiB (tensor {} MiB)", mib),
+                );
+            }
+            println!(
+                "|  | {place}, {what}: sequential / concurrent | | | {:.1}x | |",
+                secs[1] / secs[0]
             );
         }
-        println!(
-            "|  | {place}: sequential / concurrent | | | {:.1}x | |",
-            secs[1] / secs[0]
-        );
     }
 }
