@@ -29,24 +29,14 @@
 #[allow(dead_code, unreachable_pub)]
 #[path = "../benches/compare.rs"]
 mod compare;
+#[path = "support/rss.rs"]
+mod rss;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use compare::systems::*;
-
-/// A `kB` field of `/proc/self/status`, in MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-            rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
-        })
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status")) as f64
-        / 1024.0
-}
+use rss::status_mib;
 
 fn usage() -> ! {
     eprintln!(

@@ -20,6 +20,8 @@
 //! byte: 100 MB/s per request) and from the server, with peak memory above
 //! the start of the read. Linux only (`/proc/self/status`).
 
+#[path = "support/rss.rs"]
+mod rss;
 #[allow(dead_code)]
 #[path = "../tests/remote/stores.rs"]
 mod stores;
@@ -33,20 +35,8 @@ use achronyme_env::object_store::throttle::{ThrottleConfig, ThrottledStore};
 use achronyme_env::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use achronyme_env::testdata::{normal_tensor, tensor_workspace};
 use achronyme_env::*;
+use rss::status_mib;
 use stores::Counting;
-
-/// A `kB` field of `/proc/self/status`, in MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-            rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()
-        })
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status")) as f64
-        / 1024.0
-}
 
 /// Runs `f`, returning its result, seconds, and the peak resident memory
 /// above the resident set before it, in MiB.

@@ -18,6 +18,36 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+/// Implements `ObjectStore` for a wrapper: its own methods, then the ones
+/// both wrappers hand unchanged to the store they wrap (`inner`).
+macro_rules! wrapper_store {
+    ($name:ident { $($own:tt)* }) => {
+        #[async_trait]
+        impl ObjectStore for $name {
+            $($own)*
+
+            fn delete_stream(
+                &self,
+                locations: BoxStream<'static, Result<Path>>,
+            ) -> BoxStream<'static, Result<Path>> {
+                self.inner.delete_stream(locations)
+            }
+
+            fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+                self.inner.list(prefix)
+            }
+
+            async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+                self.inner.list_with_delimiter(prefix).await
+            }
+
+            async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+                self.inner.copy_opts(from, to, options).await
+            }
+        }
+    };
+}
+
 /// Requests and bytes seen by a [`Counting`] store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -134,8 +164,7 @@ fn counted(r: GetResult, bytes: Arc<Counters>) -> GetResult {
     }
 }
 
-#[async_trait]
-impl ObjectStore for Counting {
+wrapper_store!(Counting {
     async fn put_opts(
         &self,
         location: &Path,
@@ -172,25 +201,7 @@ impl ObjectStore for Counting {
         Ok(counted(r, self.c.clone()))
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+});
 
 #[derive(Debug)]
 struct CountingUpload {
@@ -276,8 +287,7 @@ fn dropped() -> object_store::Error {
     }
 }
 
-#[async_trait]
-impl ObjectStore for Faulty {
+wrapper_store!(Faulty {
     async fn put_opts(
         &self,
         location: &Path,
@@ -341,25 +351,7 @@ impl ObjectStore for Faulty {
         })
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+});
 
 #[derive(Debug)]
 struct FaultyUpload {
