@@ -125,10 +125,10 @@ impl From<&Location> for Location {
 
 impl Archive {
     /// Opens the archive at `location`: a local file as [`Archive::open`]
-    /// does (mapped), a URL as [`Archive::open_url`] does (ranged reads,
-    /// default [`RemoteOptions`](crate::RemoteOptions): credentials and
-    /// endpoint from the environment). Without the `remote` feature a URL
-    /// is [`Error::RemoteUnsupported`].
+    /// does (mapped), a URL as `Archive::open_url` does (ranged reads,
+    /// default `RemoteOptions`: credentials and endpoint from the
+    /// environment; both come with the `remote` feature). Without the
+    /// feature a URL is [`Error::RemoteUnsupported`](crate::Error::RemoteUnsupported).
     ///
     /// ```
     /// use achronyme_env::*;
