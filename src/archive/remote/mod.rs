@@ -133,7 +133,9 @@ pub struct RemoteOptions {
     /// to 10 retries within 3 minutes).
     pub retry: RetryConfig,
     /// Bytes per ranged read of a large blob, and per part of an upload
-    /// (default 8 MiB; S3 wants parts of at least 5 MiB).
+    /// (default 8 MiB; uploads use at least 5 MiB, the smallest part S3
+    /// takes). Reads of a checked blob round it down to whole digest
+    /// chunks (1 MiB).
     pub part_size: u64,
     /// Ranged reads in flight at once for one large blob (default 32: at
     /// about 100 MB/s per S3 connection, a client needs dozens to fill a
