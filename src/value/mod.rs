@@ -340,6 +340,12 @@ impl Record {
         &self.fields
     }
 
+    /// The fields in order, by value (a tensor among them keeps its storage
+    /// to itself, with no clone sharing it).
+    pub fn into_fields(self) -> Vec<(String, Value)> {
+        self.fields
+    }
+
     /// The fields' values, mutable (names stay as they are, so they stay
     /// distinct).
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
