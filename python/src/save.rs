@@ -110,7 +110,7 @@ pub fn save<'py>(
     filters: bool,
     description: Option<String>,
     tags: Option<Vec<String>>,
-    custom: Option<Vec<(String, String)>>,
+    custom: Option<&Bound<'py, PyDict>>,
     allow_overwrite: bool,
     max_file_size: Option<u64>,
     warn_large_values: bool,
@@ -150,7 +150,13 @@ pub fn save<'py>(
         filters,
         description,
         tags: tags.unwrap_or_default(),
-        custom: custom.unwrap_or_default(),
+        custom: match custom {
+            Some(d) => d
+                .iter()
+                .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+                .collect::<PyResult<_>>()?,
+            None => Vec::new(),
+        },
         allow_overwrite,
         max_file_size,
         large_value_warning: warn_large_values.then_some(LARGE_VALUE_BYTES),
