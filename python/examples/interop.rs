@@ -214,6 +214,13 @@ fn write_all(dir: &Path) -> Result<()> {
             ..Default::default()
         },
     )?;
+    // Empty tensors with large dimensions: valid values, one of which no
+    // NumPy array can have the shape of.
+    let mut shapes = Environment::new();
+    let empty = |shape: Vec<usize>| Tensor::new(shape, Vec::new()).map(Value::Tensor);
+    shapes.set("fits", empty(vec![0, 1 << 40])?);
+    shapes.set("too_big", empty(vec![1 << 61, 0, 4])?);
+    save("empty_shapes.ach", &shapes, SaveOptions::default())?;
     Ok(())
 }
 

@@ -75,6 +75,7 @@ impl Archive {
         }
         .map_err(errors::load_to_py)?;
         value_to_py(py, value)
+            .map_err(|e| errors::with_context(py, e, &format!("binding {name:?}")))
     }
 }
 

@@ -119,3 +119,14 @@ pub fn warning_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     static WARNING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     WARNING.import(py, "achronyme_env._errors", "AchronymeWarning")
 }
+
+/// `err` of the same class, its message prefixed with `context` (which
+/// binding it is about). An exception whose class cannot be called with one
+/// message is returned as it is.
+pub fn with_context(py: Python<'_>, err: PyErr, context: &str) -> PyErr {
+    let msg = format!("{context}: {}", err.value(py));
+    match err.get_type(py).call1((msg,)) {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => err,
+    }
+}

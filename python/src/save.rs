@@ -34,18 +34,29 @@ fn convert_all<'py>(
         let name: String = name.extract().map_err(|_| {
             pyo3::exceptions::PyTypeError::new_err(format!("{what}: names must be str"))
         })?;
-        let v = conv.value(&value).map_err(|e| {
-            // Say which binding held the value that could not be saved.
-            let py = mapping.py();
-            let msg = format!("binding {name:?}: {}", e.value(py));
-            match e.get_type(py).call1((msg,)) {
-                Ok(exc) => PyErr::from_value(exc),
-                Err(_) => e,
-            }
-        })?;
+        // Say which binding held the value that could not be saved.
+        let v = conv
+            .value(&value)
+            .map_err(|e| errors::with_context(mapping.py(), e, &format!("binding {name:?}")))?;
         put(name, v);
     }
     Ok(())
+}
+
+/// The `custom` option: a dict of str to str, in its order.
+fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
+    d.iter()
+        .map(
+            |(k, v)| match (k.extract::<String>(), v.extract::<String>()) {
+                (Ok(k), Ok(v)) => Ok((k, v)),
+                _ => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "custom must be a dict of str to str, got {} for {}",
+                    v.repr().map(|r| r.to_string()).unwrap_or_default(),
+                    k.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))),
+            },
+        )
+        .collect()
 }
 
 /// save(path_or_url, mapping, /, *, constants=None, include_constants=True,
@@ -151,10 +162,7 @@ pub fn save<'py>(
         description,
         tags: tags.unwrap_or_default(),
         custom: match custom {
-            Some(d) => d
-                .iter()
-                .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
-                .collect::<PyResult<_>>()?,
+            Some(d) => custom_pairs(d)?,
             None => Vec::new(),
         },
         allow_overwrite,

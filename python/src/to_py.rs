@@ -15,6 +15,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyComplex, PyDict, PyList, PyString, PyType};
 
+use crate::errors::Kind;
+
 /// The elements of one tensor, shared with the engine.
 #[derive(Clone)]
 enum Elements {
@@ -74,6 +76,11 @@ fn tensor_to_py<'py>(
     shape: &[usize],
     elements: Elements,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let item = match &elements {
+        Elements::Real(_) => size_of::<f64>(),
+        Elements::Complex(_) => size_of::<Complex>(),
+    };
+    numpy_can_hold(shape, item)?;
     match elements {
         Elements::Real(b) => match b.try_into_vec() {
             Ok(v) => owned_array(py, shape, v),
@@ -91,8 +98,29 @@ fn tensor_to_py<'py>(
 }
 
 fn shape_error(e: impl std::fmt::Display) -> PyErr {
-    // Cannot happen: the engine checked the shape against the elements.
+    // Cannot happen: the engine checked the shape against the elements, and
+    // `numpy_can_hold` the shape against NumPy's limit.
     pyo3::exceptions::PyRuntimeError::new_err(format!("tensor shape: {e}"))
+}
+
+/// Refuses a shape NumPy cannot make an array of: NumPy (and ndarray)
+/// need the product of the non-zero dimensions, times the element size,
+/// to fit in an `isize`, even for an empty array. The engine reads such
+/// shapes (an empty tensor of shape `[0, 2**62]` is a valid value), so
+/// this is an error, not a bug.
+fn numpy_can_hold(shape: &[usize], item: usize) -> PyResult<()> {
+    let bytes = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(item, |acc, &d| acc.checked_mul(d))
+        .filter(|&b| isize::try_from(b).is_ok());
+    match bytes {
+        Some(_) => Ok(()),
+        None => Err(Kind::TooLarge.err(format!(
+            "a tensor of shape {shape:?} cannot be a NumPy array: NumPy needs the product of \
+             its non-zero dimensions times {item} bytes to be below 2**63"
+        ))),
+    }
 }
 
 fn owned_array<'py, T: Element>(
