@@ -13,8 +13,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use achronyme_env::{Codec, EnvInfo, LoadOptions, Section, Value, VerifyReport};
+use achronyme_env::{BindingInfo, Codec, EnvInfo, LoadOptions, Section, Value, VerifyReport};
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -155,15 +156,52 @@ impl Archive {
     }
 
     /// info(): the archive described from its header and table of contents
-    /// (the spec's `env_info`), as a dict: `version`, `created_at`,
+    /// (the spec's `env_info` record), as a dict: `version`, `created_at`,
     /// `created_timestamp`, `created_by`, `platform`, `achronyme_version`,
     /// `num_bindings`, `num_constants`, `num_functions`, `compressed`,
     /// `codec`, `compressed_blobs`, `file_size`, `description` (None when
-    /// the save gave none), `tags`, `custom` (a dict), `bindings` (the
-    /// names, sorted) and `entries` (a dict per binding: `name`, `section`,
-    /// `type`, `shape`, `stored_bytes`, `raw_bytes`, `codec`).
+    /// the save gave none), `tags`, `custom` (a dict) and `bindings` (the
+    /// names, sorted). No blob is read.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         info_dict(py, &self.get_open()?.info())
+    }
+
+    /// entries(): every binding as the table of contents describes it, in
+    /// table order (section, then name): dicts of `name`, `section`,
+    /// `type`, `shape` (a tuple; empty but for tensors), `stored_bytes`,
+    /// `raw_bytes` and `codec`. No blob is read.
+    fn entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let info = self.get_open()?.info();
+        let list = PyList::empty(py);
+        for e in info.entries.iter() {
+            list.append(entry_dict(py, e)?)?;
+        }
+        Ok(list)
+    }
+
+    /// entry(name, section="bindings"): one binding as the table of
+    /// contents describes it (as in `entries()`), without reading its
+    /// blob. Raises `NotFoundError` when there is none.
+    #[pyo3(signature = (name, section = "bindings"))]
+    fn entry<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        section: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let archive = self.get_open()?;
+        let section = section_of(section)?;
+        match archive.binding_info(section, name) {
+            Some(e) => entry_dict(py, &e),
+            // The engine's error, with its suggestion of a close name.
+            None => Err(archive
+                .get_with(section, name, LoadOptions::default())
+                .err()
+                .map_or_else(
+                    || Kind::NotFound.err(format!("no binding named {name:?}")),
+                    errors::to_py,
+                )),
+        }
     }
 
     /// verify(*, max_decoded_bytes=4 GiB): checks every byte of the
@@ -288,20 +326,20 @@ fn info_dict<'py>(py: Python<'py>, info: &EnvInfo) -> PyResult<Bound<'py, PyDict
     }
     d.set_item("custom", custom)?;
     d.set_item("bindings", strings(py, &info.bindings)?)?;
-    let entries = PyList::empty(py);
-    for e in info.entries.iter() {
-        let x = PyDict::new(py);
-        x.set_item("name", &e.name)?;
-        x.set_item("section", section_name(e.section))?;
-        x.set_item("type", e.type_name)?;
-        x.set_item("shape", PyTuple::new(py, &e.shape)?)?;
-        x.set_item("stored_bytes", e.stored_bytes)?;
-        x.set_item("raw_bytes", e.raw_bytes)?;
-        x.set_item("codec", e.codec.name())?;
-        entries.append(x)?;
-    }
-    d.set_item("entries", entries)?;
     Ok(d)
+}
+
+/// One table entry as a dict (`entries()`, `entry()`).
+fn entry_dict<'py>(py: Python<'py>, e: &BindingInfo) -> PyResult<Bound<'py, PyDict>> {
+    let x = PyDict::new(py);
+    x.set_item(intern!(py, "name"), &e.name)?;
+    x.set_item(intern!(py, "section"), section_name(e.section))?;
+    x.set_item(intern!(py, "type"), e.type_name)?;
+    x.set_item(intern!(py, "shape"), PyTuple::new(py, &e.shape)?)?;
+    x.set_item(intern!(py, "stored_bytes"), e.stored_bytes)?;
+    x.set_item(intern!(py, "raw_bytes"), e.raw_bytes)?;
+    x.set_item(intern!(py, "codec"), e.codec.name())?;
+    Ok(x)
 }
 
 /// A `VerifyReport` as a dict (the fields of `ach verify --json`, and
@@ -330,8 +368,8 @@ fn report_dict<'py>(py: Python<'py>, r: &VerifyReport) -> PyResult<Bound<'py, Py
 /// nanoseconds over `rounds` rounds, of one part of `names()` measured
 /// alone in the engine. `what="engine"`: listing the bindings' names as
 /// `&str` (the Rust figure). `what="strings"`: making a Python `str` of each
-/// of those names, already listed, and dropping it (the cost of building
-/// Python strings).
+/// of those names, already listed, all alive at once, then dropping them
+/// (the cost of building Python strings).
 #[pyfunction]
 pub fn _bench_names(py: Python<'_>, archive: &Archive, rounds: usize, what: &str) -> PyResult<u64> {
     let archive = archive.get_open()?;
@@ -345,9 +383,10 @@ pub fn _bench_names(py: Python<'_>, archive: &Archive, rounds: usize, what: &str
                 std::hint::black_box(&names);
             }
             "strings" => {
-                for n in &listed {
-                    std::hint::black_box(PyString::new(py, n));
-                }
+                // All alive at once, as in the list names() returns.
+                let made: Vec<Bound<'_, PyString>> =
+                    listed.iter().map(|n| PyString::new(py, n)).collect();
+                std::hint::black_box(&made);
             }
             other => {
                 return Err(PyValueError::new_err(format!(

@@ -94,8 +94,9 @@ fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
 ///
 /// Returns a report (a dict): `path`, `bytes`, `written`,
 /// `constants_written`, `skipped` (dicts of `name` and `reason`),
-/// `filtered_out`, `not_found`, `warnings`, `arrays_borrowed` and
-/// `arrays_copied`. Each warning is also issued as an `AchronymeWarning`.
+/// `filtered_out`, `not_found`, `warnings`, `arrays_borrowed`,
+/// `arrays_copied`, `write_seconds` (writing and hashing) and
+/// `sync_seconds`. Each warning is also issued as an `AchronymeWarning`.
 #[pyfunction]
 #[pyo3(signature = (
     path_or_url, mapping, /, *, constants = None, include_constants = true,
@@ -212,5 +213,7 @@ pub fn save<'py>(
     d.set_item("warnings", &report.warnings)?;
     d.set_item("arrays_borrowed", conv.borrowed_arrays)?;
     d.set_item("arrays_copied", conv.copied_arrays)?;
+    d.set_item("write_seconds", report.write_time.as_secs_f64())?;
+    d.set_item("sync_seconds", report.sync_time.as_secs_f64())?;
     Ok(d)
 }

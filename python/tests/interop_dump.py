@@ -70,7 +70,7 @@ def dump_archive(path, *, indexed: bool = False) -> str:
     loaded with get() (or, with `indexed`, bindings with archive[name])."""
     with ae.open(path) as archive:
         info = archive.info()
-        codecs = {(e["section"], e["name"]): e["codec"] for e in info["entries"]}
+        codecs = {(e["section"], e["name"]): e["codec"] for e in archive.entries()}
         desc = info["description"]
         lines = [
             "description " + ("-" if desc is None else hx(desc)),

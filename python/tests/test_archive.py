@@ -61,9 +61,22 @@ def test_info_is_the_env_info_record(path):
     assert info["custom"] == {"k": "v"}
     assert info["file_size"] == path.stat().st_size
     assert info["created_by"].startswith("achronyme_env (Python)")
-    t = next(e for e in info["entries"] if e["name"] == "t")
-    assert t == {"name": "t", "section": "bindings", "type": "Tensor", "shape": (4,),
-                 "stored_bytes": 32, "raw_bytes": 32, "codec": "none"}
+    assert "entries" not in info  # entries() has them: a dict per binding
+
+
+def test_entries_describe_bindings_without_loading_them(path):
+    with ae.open(path) as a:
+        entries = a.entries()
+        t = {"name": "t", "section": "bindings", "type": "Tensor", "shape": (4,),
+             "stored_bytes": 32, "raw_bytes": 32, "codec": "none"}
+        assert [e["name"] for e in entries] == ["a", "b", "t", "ä", "PI"]
+        assert entries[2] == t == a.entry("t")
+        assert a.entry("PI", "constants")["type"] == "Number"
+        assert a.entry("a")["shape"] == () and a.entry("a")["type"] == "String"
+        with pytest.raises(ae.NotFoundError, match='did you mean "t"'):
+            a.entry("tt")
+        with pytest.raises(ae.NotFoundError):
+            a.entry("t", "constants")
 
 
 def test_close_and_context_manager(path):

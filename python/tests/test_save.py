@@ -15,7 +15,7 @@ def roundtrip(tmp_path, value, **opts):
     p = tmp_path / "r.ach"
     ae.save(p, {"v": value}, allow_overwrite=True, **opts)
     with ae.open(p) as a:
-        return a["v"], a.info()["entries"][0]["type"]
+        return a["v"], a.entry("v")["type"]
 
 
 @pytest.mark.parametrize(
