@@ -239,27 +239,22 @@ impl<'py> Converter<'py> {
             converted
         };
         let shape = a.shape().to_vec();
-        if complex {
-            let bytes = borrow_array::<Complex64>(&a)?;
-            let buffer = match bytes {
-                Some(b) => Buffer::<Complex>::from_bytes(b),
-                None => Some(Buffer::from_vec(Vec::new())),
-            };
-            let buffer = buffer.ok_or_else(misaligned)?;
-            ComplexTensor::from_buffer(shape, buffer)
+        let value = if complex {
+            ComplexTensor::from_buffer(shape, buffer_of::<Complex64, Complex>(&a)?)
                 .map(Value::ComplexTensor)
-                .map_err(crate::errors::to_py)
         } else {
-            let bytes = borrow_array::<f64>(&a)?;
-            let buffer = match bytes {
-                Some(b) => Buffer::<f64>::from_bytes(b),
-                None => Some(Buffer::from_vec(Vec::new())),
-            };
-            let buffer = buffer.ok_or_else(misaligned)?;
-            Tensor::from_buffer(shape, buffer)
-                .map(Value::Tensor)
-                .map_err(crate::errors::to_py)
-        }
+            Tensor::from_buffer(shape, buffer_of::<f64, f64>(&a)?).map(Value::Tensor)
+        };
+        value.map_err(crate::errors::to_py)
+    }
+}
+
+/// The elements of a C-contiguous NumPy array of `N` as engine storage of
+/// `T` (the same layout), borrowed; empty storage when it has none.
+fn buffer_of<N: Element, T: bytemuck::Pod>(a: &Bound<'_, PyUntypedArray>) -> PyResult<Buffer<T>> {
+    match borrow_array::<N>(a)? {
+        Some(bytes) => Buffer::from_bytes(bytes).ok_or_else(misaligned),
+        None => Ok(Buffer::from_vec(Vec::new())),
     }
 }
 
