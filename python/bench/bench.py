@@ -9,9 +9,9 @@ W2 (100,000 small bindings):
   - names() against the engine listing the same names in Rust, and the
     cost of making those names Python strings.
 
-Medians of --rounds rounds (fewer for operations of a second or more),
-the systems alternating round by round so that a noisy machine slows them
-alike. Run with the package built in release mode:
+Medians of --rounds rounds (fewer for slower operations; a round of the
+fastest ones is a batch of 20 calls), the systems alternating round by
+round so that a noisy machine slows them alike. Run with the package built in release mode:
 
     pip install ./python safetensors
     python python/bench/bench.py            # prints Markdown tables
@@ -53,15 +53,23 @@ def rss_kib() -> int:
     raise RuntimeError("no VmRSS")
 
 
-def alternate(cases: dict, rounds: int) -> dict:
-    """Runs each case once per round, in turn; returns the median in ms."""
+def alternate(cases: dict, rounds: int, batch: int = 1) -> dict:
+    """Runs each case `batch` times in a row per round, the cases in turn;
+    returns the median over rounds of the time per call, in ms. A batch of
+    fast calls keeps one preemption of this shared machine from being a
+    sample of its own."""
     times = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, run in cases.items():
-            gc.collect()
-            t = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, run in cases.items():
+                t = time.perf_counter()
+                for _ in range(batch):
+                    run()
+                times[name].append((time.perf_counter() - t) / batch)
+    finally:
+        gc.enable()
     return {name: median_ms(ts) for name, ts in times.items()}
 
 
@@ -102,7 +110,7 @@ def w1(dirpath: pathlib.Path, size_mib: int, rounds: int) -> None:
         assert x.shape == data.shape
 
     fast = alternate({"ach: open + archive[\"data\"]": ach_open_get,
-                      "np.load(mmap_mode=\"r\")": npy_mmap}, rounds)
+                      "np.load(mmap_mode=\"r\")": npy_mmap}, rounds, batch=20)
     slow = alternate({"safetensors safe_open + get_tensor": st_get}, max(3, rounds // 50))
     table("Open and get the tensor", {**fast, **slow}, "ach: open + archive[\"data\"]",
           {"safetensors safe_open + get_tensor": " (copies)"})
@@ -163,9 +171,9 @@ def w2(dirpath: pathlib.Path, rounds: int) -> None:
     print(f"\n## W2: {n:,} small bindings")
     a = ae.open(path)
     assert len(a.names()) == n
-    times = alternate({"names()": a.names}, rounds)
-    engine = ae._native._bench_names(a, rounds, "engine") / 1e6
-    strings = ae._native._bench_names(a, rounds, "strings") / 1e6
+    times = alternate({"names()": a.names}, rounds // 4)
+    engine = ae._native._bench_names(a, rounds // 4, "engine") / 1e6
+    strings = ae._native._bench_names(a, rounds // 4, "strings") / 1e6
     rows = {
         "names() (a list of Python str)": times["names()"],
         "engine alone: the names as &str (Rust)": engine,
@@ -176,7 +184,7 @@ def w2(dirpath: pathlib.Path, rounds: int) -> None:
     print(f"\nTarget: names() <= 2 x Rust + strings = {fmt(bound)}; "
           f"measured {fmt(times['names()'])} ({times['names()'] / bound:.2f} of the bound)")
     info = alternate({"open + info()": lambda: ae.open(path).info(),
-                      "open + archive[\"v050002\"]": lambda: ae.open(path)["v050002"]}, rounds)
+                      "open + archive[\"v050002\"]": lambda: ae.open(path)["v050002"]}, rounds // 10)
     table("Open and read", info, "open + archive[\"v050002\"]")
 
 

@@ -130,7 +130,10 @@ impl Archive {
     fn names<'py>(&self, py: Python<'py>, section: &str) -> PyResult<Bound<'py, PyList>> {
         let archive = self.get_open()?;
         let section = section_of(section)?;
-        PyList::new(py, archive.names(section).map(|n| PyString::new(py, n)))
+        // Listed first, so the Python list is made at its final size
+        // (the table's iterator does not know its length in advance).
+        let names: Vec<&str> = archive.names(section).collect();
+        PyList::new(py, names.iter().map(|n| PyString::new(py, n)))
     }
 
     /// The names of the bindings section (so `dict(archive)` loads them
