@@ -44,10 +44,13 @@ impl AsRef<[u8]> for ArrayMemory {
         // C-contiguous, non-empty NumPy array `_array` holds a reference
         // to (checked in `borrow_array`), so it is one live allocation of
         // `len` bytes. NumPy frees or moves an array's memory only when the
-        // array dies or on `ndarray.resize`, which is Python code; saves
-        // hold the GIL from the moment this value is made until the engine
-        // has dropped every tensor that borrows it (before `save` returns),
-        // so no Python code runs meanwhile. The same holds for writes to
+        // array dies (`_array` keeps it alive) or on `ndarray.resize`,
+        // which is Python code. Python code may run while the rest of the
+        // mapping is converted, so `Converter::check_borrowed_arrays`
+        // confirms every array is still where it was, after conversion and
+        // before the engine reads any; from then until the engine has
+        // dropped every tensor that borrows it (before `save` returns) the
+        // GIL is held and no Python code runs. The same holds for writes to
         // the elements from Python; the package documents that other
         // threads must not write to the arrays from native code during a
         // save, as with any NumPy function that reads them.
@@ -69,6 +72,9 @@ pub struct Converter<'py> {
     pub copied_arrays: usize,
     /// Arrays streamed from their own memory.
     pub borrowed_arrays: usize,
+    /// Every array whose memory a tensor borrows, and where that memory
+    /// was (address, bytes) when it was borrowed.
+    borrowed: Vec<(Py<PyUntypedArray>, Option<(usize, usize)>)>,
 }
 
 impl<'py> Converter<'py> {
@@ -79,6 +85,7 @@ impl<'py> Converter<'py> {
             refs: HashMap::new(),
             copied_arrays: 0,
             borrowed_arrays: 0,
+            borrowed: Vec::new(),
         }
     }
 
@@ -165,6 +172,25 @@ impl<'py> Converter<'py> {
         )))
     }
 
+    /// Checks that no array a tensor borrows was reallocated or reshaped
+    /// while later values were converted (conversion can run Python code:
+    /// a mapping's `items()`, a `Ref` subclass, NumPy's conversions, any
+    /// of which could call `resize(refcheck=False)` on an array already
+    /// borrowed). Called once everything is converted, right before the
+    /// engine reads the arrays; from then until the save returns, the GIL
+    /// is held and no Python code runs.
+    pub fn check_borrowed_arrays(&self) -> PyResult<()> {
+        for (array, then) in &self.borrowed {
+            if extent(array.bind(self.py)) != *then {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "a numpy array being saved was resized while the save converted the other \
+                     values; nothing was written, save again",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn record(&mut self, d: &Bound<'py, PyDict>, depth: usize) -> PyResult<Record> {
         let mut fields = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
@@ -238,6 +264,7 @@ impl<'py> Converter<'py> {
             }
             converted
         };
+        self.borrowed.push((a.clone().unbind(), extent(&a)));
         let shape = a.shape().to_vec();
         let value = if complex {
             ComplexTensor::from_buffer(shape, buffer_of::<Complex64, Complex>(&a)?)
@@ -247,6 +274,17 @@ impl<'py> Converter<'py> {
         };
         value.map_err(crate::errors::to_py)
     }
+}
+
+/// Where a float64 or complex128 NumPy array's elements are (address,
+/// bytes) while it is C-contiguous; `None` otherwise.
+fn extent(a: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
+    fn of<T: Element>(a: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
+        let typed = a.cast::<PyArrayDyn<T>>().ok()?;
+        let len = typed.len() * std::mem::size_of::<T>();
+        a.is_c_contiguous().then_some((typed.data() as usize, len))
+    }
+    of::<f64>(a).or_else(|| of::<Complex64>(a))
 }
 
 /// The elements of a C-contiguous NumPy array of `N` as engine storage of

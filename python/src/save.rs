@@ -187,6 +187,7 @@ pub fn save<'py>(
     }
     // The GIL stays held: tensors borrow the arrays' memory, which no
     // Python code may change or free until the save is done (from_py.rs).
+    conv.check_borrowed_arrays()?;
     let report = save_location(&location, &env, &options).map_err(errors::to_py)?;
     drop(env);
 

@@ -189,3 +189,28 @@ def test_mapping_must_be_a_mapping_with_str_names(tmp_path):
 def test_save_to_a_directory_is_an_io_error(tmp_path):
     with pytest.raises(ae.ArchiveIOError):
         ae.save(tmp_path, {"v": 1.0})
+
+
+def test_an_array_reallocated_during_the_save_is_refused(tmp_path):
+    # Converting the mapping runs Python code (here its items()), which
+    # could reallocate an array the save already borrows: the save notices
+    # before the engine reads it, instead of reading freed memory.
+    arr = np.arange(1000.0)
+
+    class Resizing(dict):
+        def items(self):
+            yield "a", arr
+            arr.resize(10**6, refcheck=False)
+            yield "b", 1.0
+
+    with pytest.raises(RuntimeError, match="resized while the save"):
+        ae.save(tmp_path / "x.ach", Resizing())
+    assert not (tmp_path / "x.ach").exists()
+    # Unchanged arrays save as usual through the same path.
+    class Plain(dict):
+        def items(self):
+            yield "a", arr
+            yield "b", 1.0
+
+    ae.save(tmp_path / "y.ach", Plain())
+    assert np.array_equal(ae.open(tmp_path / "y.ach")["a"], arr)
