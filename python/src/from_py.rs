@@ -74,7 +74,7 @@ pub struct Converter<'py> {
     pub borrowed_arrays: usize,
     /// Every array whose memory a tensor borrows, and where that memory
     /// was (address, bytes) when it was borrowed.
-    borrowed: Vec<(Py<PyUntypedArray>, Option<(usize, usize)>)>,
+    borrowed: Vec<(Py<PyUntypedArray>, Option<Extent>)>,
 }
 
 impl<'py> Converter<'py> {
@@ -276,10 +276,13 @@ impl<'py> Converter<'py> {
     }
 }
 
-/// Where a float64 or complex128 NumPy array's elements are (address,
-/// bytes) while it is C-contiguous; `None` otherwise.
-fn extent(a: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
-    fn of<T: Element>(a: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
+/// Where an array's elements are in memory: address and length in bytes.
+type Extent = (usize, usize);
+
+/// Where a float64 or complex128 NumPy array's elements are while it is
+/// C-contiguous; `None` otherwise.
+fn extent(a: &Bound<'_, PyUntypedArray>) -> Option<Extent> {
+    fn of<T: Element>(a: &Bound<'_, PyUntypedArray>) -> Option<Extent> {
         let typed = a.cast::<PyArrayDyn<T>>().ok()?;
         let len = typed.len() * std::mem::size_of::<T>();
         a.is_c_contiguous().then_some((typed.data() as usize, len))
