@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde::{Serialize, Serializer};
 
-use crate::format::layout::{Codec, Section, Tag};
+use crate::format::layout::{Codec, RawEntry, Section, Tag};
 use crate::format::toc::TocView;
 
 /// What `env_info` reports, plus per-binding details.
@@ -220,15 +220,20 @@ impl Entries {
         self.toc
             .entries()
             .iter()
-            .map(|e| BindingInfo {
-                name: self.toc.name_of(e).to_string(),
-                section: Section::from_u8(e.section).unwrap_or(Section::Bindings),
-                type_name: Tag::from_u8(e.tag).map_or("?", Tag::name),
-                shape: self.toc.shape_of(e).iter().map(|d| d.get()).collect(),
-                stored_bytes: e.stored_len.get(),
-                raw_bytes: e.raw_len.get(),
-                codec: Codec::from_u8(e.codec).unwrap_or(Codec::None),
-            })
+            .map(|e| binding_info(&self.toc, e))
             .collect()
+    }
+}
+
+/// How the table of contents describes entry `e`.
+pub(crate) fn binding_info(toc: &TocView, e: &RawEntry) -> BindingInfo {
+    BindingInfo {
+        name: toc.name_of(e).to_string(),
+        section: Section::from_u8(e.section).unwrap_or(Section::Bindings),
+        type_name: Tag::from_u8(e.tag).map_or("?", Tag::name),
+        shape: toc.shape_of(e).iter().map(|d| d.get()).collect(),
+        stored_bytes: e.stored_len.get(),
+        raw_bytes: e.raw_len.get(),
+        codec: Codec::from_u8(e.codec).unwrap_or(Codec::None),
     }
 }

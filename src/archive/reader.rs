@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::archive::info::{Entries, EnvInfo, Names};
+use crate::archive::info::{BindingInfo, Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
 use crate::format::codec;
@@ -221,6 +221,27 @@ impl Archive {
     /// True when `section` holds `name`.
     pub fn contains(&self, section: Section, name: &str) -> bool {
         self.toc.find(section, name).is_some()
+    }
+
+    /// How the table of contents describes `name` in `section` (type,
+    /// shape, stored and raw size, codec), without reading its blob: one
+    /// lookup, whatever the number of bindings. `None` when it is absent.
+    ///
+    /// ```
+    /// use achronyme_env::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("w.ach");
+    /// let mut env = Environment::new();
+    /// env.set("t", Value::Tensor(Tensor::new(vec![2, 1], vec![1.0, 2.0]).unwrap()));
+    /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    /// let archive = Archive::open(&path).unwrap();
+    /// let t = archive.binding_info(Section::Bindings, "t").unwrap();
+    /// assert_eq!((t.type_name, t.shape.as_slice(), t.codec), ("Tensor", &[2, 1][..], Codec::None));
+    /// assert!(archive.binding_info(Section::Constants, "t").is_none());
+    /// ```
+    pub fn binding_info(&self, section: Section, name: &str) -> Option<BindingInfo> {
+        let e = self.toc.find(section, name)?;
+        Some(crate::archive::info::binding_info(&self.toc, e))
     }
 
     /// Describes the archive from its header and table of contents alone.

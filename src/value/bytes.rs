@@ -26,6 +26,42 @@ impl Bytes {
         }
     }
 
+    /// All the bytes of `owner`, kept alive by this value and its clones:
+    /// memory that something else allocated (a host language's array, a
+    /// buffer shared with another library), borrowed without a copy. Not
+    /// [`Bytes::is_mapped`], whatever the owner is.
+    ///
+    /// The owner must hand out the same bytes (same address, length and
+    /// contents) for as long as it lives; that is what every other owner of
+    /// `Bytes` does. One that does not cannot cause undefined behaviour,
+    /// only a panic on access (a range now out of bounds) or a tensor whose
+    /// elements changed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use achronyme_env::{Buffer, Bytes, Tensor};
+    /// // Elements some other code allocated, shared with this crate.
+    /// struct Elements(Vec<f64>);
+    /// impl AsRef<[u8]> for Elements {
+    ///     fn as_ref(&self) -> &[u8] {
+    ///         bytemuck::cast_slice(&self.0)
+    ///     }
+    /// }
+    /// let bytes = Bytes::from_owner(Arc::new(Elements(vec![1.5, -2.0])));
+    /// assert!(!bytes.is_mapped());
+    /// let t = Tensor::from_buffer(vec![2], Buffer::from_bytes(bytes).unwrap()).unwrap();
+    /// assert_eq!(t.data(), &[1.5, -2.0]);
+    /// ```
+    pub fn from_owner(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
+        let end = (*owner).as_ref().len();
+        Bytes {
+            owner,
+            start: 0,
+            end,
+            mapped: false,
+        }
+    }
+
     /// All the bytes of a file mapping (only `archive::source` makes one).
     pub(crate) fn from_mapping(map: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
         let end = (*map).as_ref().len();
@@ -34,19 +70,6 @@ impl Bytes {
             start: 0,
             end,
             mapped: true,
-        }
-    }
-
-    /// All the bytes of `owner`, memory the process holds (not a mapping):
-    /// a buffer another library filled, shared without a copy.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub(crate) fn from_shared(owner: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Self {
-        let end = (*owner).as_ref().len();
-        Bytes {
-            owner,
-            start: 0,
-            end,
-            mapped: false,
         }
     }
 

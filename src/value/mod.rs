@@ -72,9 +72,11 @@ impl<T: Pod> Buffer<T> {
         }
     }
 
-    /// A view of `bytes` as elements of `T`, or `None` when the bytes are not
-    /// aligned for `T` or not a whole number of elements long.
-    pub(crate) fn from_bytes(bytes: Bytes) -> Option<Self> {
+    /// A view of `bytes` as elements of `T`, without a copy, or `None` when
+    /// the bytes are not aligned for `T` or not a whole number of elements
+    /// long. The view keeps `bytes`' owner alive (a file mapping, or memory
+    /// borrowed with [`Bytes::from_owner`]) and copies on first write.
+    pub fn from_bytes(bytes: Bytes) -> Option<Self> {
         bytemuck::try_cast_slice::<u8, T>(bytes.as_slice()).ok()?;
         Some(Buffer {
             storage: Storage::View(bytes),
@@ -88,6 +90,28 @@ impl<T: Pod> Buffer<T> {
             // Cannot fail: alignment and length were checked in `from_bytes`
             // and the mapped bytes never move.
             Storage::View(b) => bytemuck::cast_slice(b.as_slice()),
+        }
+    }
+
+    /// The elements as a vector of their own, without a copy when this
+    /// buffer owns them alone; otherwise (a view of an archive or of
+    /// borrowed memory, or storage shared with a clone) gives the buffer
+    /// back unchanged, for the caller to borrow or copy.
+    ///
+    /// ```
+    /// use achronyme_env::Buffer;
+    /// let b = Buffer::from_vec(vec![1.0f64, 2.0]);
+    /// let shared = b.clone();
+    /// let b = b.try_into_vec().unwrap_err(); // shared with `shared`
+    /// drop(shared);
+    /// assert_eq!(b.try_into_vec().unwrap(), [1.0, 2.0]);
+    /// ```
+    pub fn try_into_vec(self) -> std::result::Result<Vec<T>, Self> {
+        match self.storage {
+            Storage::Owned(v) => Arc::try_unwrap(v).map_err(|v| Buffer {
+                storage: Storage::Owned(v),
+            }),
+            view => Err(Buffer { storage: view }),
         }
     }
 
@@ -314,6 +338,12 @@ impl Record {
     /// The fields in order.
     pub fn fields(&self) -> &[(String, Value)] {
         &self.fields
+    }
+
+    /// The fields in order, by value (a tensor among them keeps its storage
+    /// to itself, with no clone sharing it).
+    pub fn into_fields(self) -> Vec<(String, Value)> {
+        self.fields
     }
 
     /// The fields' values, mutable (names stay as they are, so they stay

@@ -56,7 +56,7 @@ impl std::fmt::Debug for RemoteSource {
 
 /// Object store bytes as this crate's, without a copy.
 fn shared(b: bytes::Bytes) -> Bytes {
-    Bytes::from_shared(Arc::new(b))
+    Bytes::from_owner(Arc::new(b))
 }
 
 impl RemoteSource {
