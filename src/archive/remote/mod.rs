@@ -384,7 +384,14 @@ pub(crate) fn classify(e: &object_store::Error) -> RemoteErrorKind {
         E::NotSupported { .. } | E::NotImplemented { .. } => RemoteErrorKind::Unsupported,
         E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => RemoteErrorKind::Config,
         other => {
-            let text = chain_text(other);
+            // The request's URL is in the text, and a key or bucket may hold
+            // anything ("run-4290.ach" is not throttling): words that
+            // contain "://" are left out before looking.
+            let text = chain_text(other)
+                .split_whitespace()
+                .filter(|w| !w.contains("://"))
+                .collect::<Vec<_>>()
+                .join(" ");
             let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
             if has(&[
                 "429",
@@ -469,4 +476,57 @@ pub(crate) fn failure_io(f: RemoteFailure) -> io::Error {
         _ => io::ErrorKind::Other,
     };
     io::Error::new(kind, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generic(message: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_status_code_inside_the_url_is_not_the_status() {
+        // The key's digits hold "429" and "301"; the failure is a refused
+        // connection. (Found in CI: a timestamped key read as throttling.)
+        let e = generic(
+            "Error performing GET http://127.0.0.1:9/ach-ci/changed-9418-1795977804298942859.ach \
+             in 1.9ms - HTTP error: error sending request",
+        );
+        assert_eq!(classify(&e), RemoteErrorKind::Connection);
+        let e =
+            generic("Error performing GET https://b.s3.amazonaws.com/runs/403/301.ach - timed out");
+        assert_eq!(classify(&e), RemoteErrorKind::Connection);
+    }
+
+    #[test]
+    fn status_codes_and_service_words_still_classify() {
+        let cases = [
+            (
+                "Client error with status 429 Too Many Requests: ",
+                RemoteErrorKind::Throttled,
+            ),
+            (
+                "Received 503 Service Unavailable: SlowDown",
+                RemoteErrorKind::Throttled,
+            ),
+            (
+                "status 301 Moved Permanently: PermanentRedirect",
+                RemoteErrorKind::WrongEndpoint,
+            ),
+            (
+                "Client error with status 403 Forbidden: ",
+                RemoteErrorKind::AccessDenied,
+            ),
+            ("something odd happened", RemoteErrorKind::Other),
+        ];
+        for (text, kind) in cases {
+            let msg = format!("Error performing GET http://127.0.0.1:5/b/k.ach - {text}");
+            assert_eq!(classify(&generic(&msg)), kind, "{text}");
+        }
+    }
 }
