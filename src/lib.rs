@@ -9,7 +9,7 @@
 //! f64 and complex tensors, records, edges, builtin functions, `mut`
 //! references) and holds a constants section. [`save_environment`] streams
 //! it to disk blob by blob, each binding in its own 64-byte-aligned,
-//! SHA-256-hashed blob, then writes a table of contents sorted by name and a
+//! checksummed blob (XXH3-128 by default, SHA-256 on request), then writes a table of contents sorted by name and a
 //! closing checksum; the old file at the path survives any failure.
 //!
 //! [`Archive::open`] reads and validates only the header and the table of
@@ -103,6 +103,7 @@ pub use env::snapshot::{
     Snapshot, SnapshotOptions, SnapshotRestoreOptions, restore_snapshot, snapshot_env,
 };
 pub use error::{Damage, Error, Part, Result, VerifyReport};
+pub use format::hash::Checksum;
 pub use format::layout::{Codec, Section};
 pub use format::metadata::Metadata;
 pub use value::{Buffer, Complex, ComplexTensor, Edge, Function, Record, Tensor, Value};
@@ -181,7 +182,12 @@ pub mod fuzzing {
         parts.extend(chunks.iter().map(|d| d.as_slice()));
         let toc_sha = sha256(&parts);
         let pool_start = usize::try_from(th.hashes_offset.get()).ok()?;
-        let pool_len = usize::try_from(th.hash_count.get()).ok()?.checked_mul(32)?;
+        // An unknown algorithm byte is left for open to refuse; its pool
+        // length is then taken as SHA-256's.
+        let dlen = crate::hash::Checksum::from_u8(th.checksum).map_or(32, |c| c.len());
+        let pool_len = usize::try_from(th.hash_count.get())
+            .ok()?
+            .checked_mul(dlen)?;
         let pool = bytes.get(pool_start..pool_start.checked_add(pool_len)?)?;
         let closing = sha256(&[&toc_sha, pool]);
         let trailer = bytes.get_mut(toc_end..toc_end.checked_add(64)?)?;

@@ -10,13 +10,12 @@
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, EncodeError};
-use crate::format::hash::{self, Digest32};
+use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
 use crate::parallel;
@@ -59,16 +58,16 @@ struct Sink<W: Write> {
 struct ChunkHasher {
     chunk: usize,
     filled: usize,
-    h: Sha256,
+    h: ChunkState,
     digests: Vec<Digest32>,
 }
 
 impl ChunkHasher {
-    fn new() -> Self {
+    fn new(algo: Checksum) -> Self {
         ChunkHasher {
             chunk: 1 << HASH_CHUNK_LOG2,
             filled: 0,
-            h: Sha256::new(),
+            h: ChunkState::new(algo),
             digests: Vec::new(),
         }
     }
@@ -80,7 +79,7 @@ impl ChunkHasher {
             self.filled += n;
             buf = &buf[n..];
             if self.filled == self.chunk {
-                self.digests.push(self.h.finalize_reset().into());
+                self.digests.push(self.h.finish_reset());
                 self.filled = 0;
             }
         }
@@ -88,7 +87,7 @@ impl ChunkHasher {
 
     fn finish(mut self) -> Vec<Digest32> {
         if self.filled > 0 || self.digests.is_empty() {
-            self.digests.push(self.h.finalize().into());
+            self.digests.push(self.h.finish());
         }
         self.digests
     }
@@ -170,6 +169,14 @@ impl Write for Counter {
     }
 }
 
+/// How the blobs are stored: compressed (where it pays) or not, and the
+/// algorithm of their chunk digests.
+#[derive(Clone, Copy)]
+pub(crate) struct Storage {
+    pub compression: Option<Settings>,
+    pub checksum: Checksum,
+}
+
 /// Writes a whole archive to `file`, from offset 0 (it is rewound first).
 /// Returns the archive's length. Generic so tests can inject I/O errors.
 pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
@@ -179,8 +186,9 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     meta: &Metadata,
     header: &HeaderFields,
     limit: Option<u64>,
-    compression: Option<Settings>,
+    storage: Storage,
 ) -> Result<u64> {
+    let compression = storage.compression;
     let io_err = |e| Error::io("writing", path, e);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut sink = Sink {
@@ -191,7 +199,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         hasher: None,
         high_water: 0,
     };
-    let mut toc = TocBuilder::default();
+    let mut toc = TocBuilder::new(storage.checksum);
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
@@ -216,7 +224,8 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
 
     // Hash pool, table of contents, trailer.
     let hashes_offset = sink.pos;
-    let pool: &[u8] = toc.digests.as_flattened();
+    let pool = toc.pool();
+    let pool: &[u8] = &pool;
     let tail = (|| -> io::Result<(u64, u64, RawTrailer, RawHeader)> {
         sink.write_all(pool)?;
         sink.pad_to_align()?;
@@ -229,7 +238,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
             items,
             (toc_offset, toc_bytes.len() as u64),
             default_codec,
-            toc.compressed,
+            (toc.compressed, storage.checksum),
         );
         let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
         let closing_sha256 = hash::sha256(&[&toc_sha256, pool]);
@@ -269,7 +278,7 @@ fn build_header(
     items: &[Planned<'_>],
     (toc_offset, toc_len): (u64, u64),
     default_codec: Codec,
-    compressed: bool,
+    (compressed, checksum): (bool, Checksum),
 ) -> RawHeader {
     let mut flags = 0;
     if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
@@ -278,8 +287,13 @@ fn build_header(
     if items.iter().any(|i| i.section == Section::Constants) {
         flags |= FLAG_CONSTANTS;
     }
-    let minor = if compressed {
+    if compressed {
         flags |= FLAG_COMPRESSED;
+    }
+    // The lowest minor version whose readers read every byte written.
+    let minor = if checksum != Checksum::Sha256 {
+        FORMAT_VERSION_MINOR_CHECKSUM
+    } else if compressed {
         FORMAT_VERSION_MINOR_COMPRESSED
     } else {
         FORMAT_VERSION_MINOR
@@ -477,16 +491,21 @@ fn write_raw<W: Write + Seek>(
     let digests = match payload {
         Some(bytes) if bytes.len() >= PARALLEL_HASH_MIN => {
             sink.reserve(prefix.len() as u64 + payload_len)?;
-            let (digests, written) =
-                hash::chunk_digests_alongside(prefix, bytes, 1 << HASH_CHUNK_LOG2, || {
+            let (digests, written) = hash::chunk_digests_alongside(
+                toc.checksum,
+                prefix,
+                bytes,
+                1 << HASH_CHUNK_LOG2,
+                || {
                     sink.write_all(prefix)?;
                     sink.write_all(bytes)
-                });
+                },
+            );
             written?;
             digests
         }
         _ => {
-            sink.hasher = Some(ChunkHasher::new());
+            sink.hasher = Some(ChunkHasher::new(toc.checksum));
             let written = (|| -> Result<(), WriteError> {
                 sink.write_all(prefix)?;
                 match payload {
@@ -540,12 +559,13 @@ fn write_packed<W: Write + Seek>(
     let mut table = Vec::with_capacity(chunks.len());
     let mut digests = Vec::with_capacity(chunks.len() + 1);
     digests.push([0u8; 32]);
+    let algo = toc.checksum;
     // On the pool: compress and hash one chunk.
     let pack = |p: &mut Packer, k: usize| {
         let out = p.chunk(lag, chunks[k], plans[k])?;
         let d = match &out {
-            ChunkOut::Raw => hash::sha256(&[chunks[k]]),
-            ChunkOut::Packed { bytes, .. } => hash::sha256(&[bytes]),
+            ChunkOut::Raw => algo.of(&[chunks[k]]),
+            ChunkOut::Packed { bytes, .. } => algo.of(&[bytes]),
         };
         io::Result::Ok((out, d))
     };
@@ -588,7 +608,7 @@ fn write_packed<W: Write + Seek>(
     let mut head = vec![0u8; start];
     head[..FRAME_LEN as usize].copy_from_slice(frame.as_bytes());
     head.extend_from_slice(table.as_bytes());
-    digests[0] = hash::sha256(&[&head]);
+    digests[0] = algo.of(&[&head]);
     sink.patch(blob_offset, &head)?;
     let stored = Stored {
         offset: blob_offset,
@@ -609,16 +629,37 @@ struct Stored {
 }
 
 /// Accumulates the table of contents while blobs are written.
-#[derive(Default)]
 struct TocBuilder {
     entries: Vec<RawEntry>,
     dims: Vec<u64>,
     names: Vec<u8>,
     digests: Vec<Digest32>,
     compressed: bool,
+    checksum: Checksum,
 }
 
 impl TocBuilder {
+    fn new(checksum: Checksum) -> Self {
+        TocBuilder {
+            entries: Vec::new(),
+            dims: Vec::new(),
+            names: Vec::new(),
+            digests: Vec::new(),
+            compressed: false,
+            checksum,
+        }
+    }
+
+    /// The hash pool: each digest at its algorithm's length.
+    fn pool(&self) -> Vec<u8> {
+        let dlen = self.checksum.len();
+        let mut out = Vec::with_capacity(self.digests.len() * dlen);
+        for d in &self.digests {
+            out.extend_from_slice(&d[..dlen]);
+        }
+        out
+    }
+
     fn push(
         &mut self,
         item: &Planned<'_>,
@@ -674,7 +715,8 @@ impl TocBuilder {
             } else {
                 0
             },
-            reserved: [0; 3],
+            checksum: self.checksum as u8,
+            reserved: [0; 2],
         };
         let mut out = Vec::with_capacity(
             64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len(),

@@ -45,7 +45,7 @@ pub struct RestoreOptions {
     pub include_only: Option<Vec<String>>,
     /// Skip names matching any of these glob patterns.
     pub exclude: Vec<String>,
-    /// Check each loaded blob's SHA-256 (default true).
+    /// Check each loaded blob's chunk digests (default true).
     pub verify_checksum: bool,
     /// Most bytes of memory the restored values may hold, all together
     /// (default [`LoadOptions::DEFAULT_MAX_DECODED_BYTES`], 4 GiB), counted

@@ -33,6 +33,8 @@ pub(crate) struct TocFacts {
     pub compressed: bool,
     /// Entries whose blob is compressed.
     pub compressed_blobs: u64,
+    /// The algorithm of the chunk digests.
+    pub checksum: hash::Checksum,
 }
 
 impl TocView {
@@ -54,7 +56,7 @@ impl TocView {
         if th.entry_size.get() as u64 != ENTRY_LEN {
             return Err(Error::toc(Part::TocHeader, "entry size is not 56"));
         }
-        if th.reserved != [0; 3] {
+        if th.reserved != [0; 2] {
             return Err(Error::ReservedNotZero {
                 field: "table of contents header",
                 offset: toc_offset,
@@ -67,6 +69,8 @@ impl TocView {
                 "hash chunk size is outside 4 KiB..1 GiB",
             ));
         }
+        let checksum = hash::Checksum::from_u8(th.checksum)
+            .ok_or(Error::toc(Part::TocHeader, "unknown checksum algorithm"))?;
         let sizes = (|| {
             let entries = th.entry_count.get().checked_mul(ENTRY_LEN)?;
             let dims = th.dims_count.get().checked_mul(8)?;
@@ -114,6 +118,7 @@ impl TocView {
             counts: [0; 3],
             compressed: false,
             compressed_blobs: 0,
+            checksum,
         };
         view.validate_entries(&mut facts, toc_offset)?;
         Ok((view, facts))
@@ -424,7 +429,7 @@ fn check_totals(
     }
     let pool_end = facts
         .hash_count
-        .checked_mul(DIGEST_LEN as u64)
+        .checked_mul(facts.checksum.len() as u64)
         .and_then(|len| len.checked_add(facts.hashes_offset))
         .and_then(align_up);
     if pool_end != Some(toc_offset) {
@@ -439,9 +444,15 @@ fn check_totals(
 /// The digest that guards the header and the table of contents:
 /// SHA-256(header || d_0 || d_1 || ...), where d_k is the SHA-256 of the
 /// table's k-th 64 KiB chunk. Two levels let a large table be hashed on
-/// every core when it is opened.
+/// every core when it is opened. Always SHA-256, whatever the chunk
+/// digests' algorithm (layout.md 7).
 pub(crate) fn toc_digest(header: &[u8], toc: &[u8]) -> hash::Digest32 {
-    toc_digest_from_chunks(header, &hash::chunk_digests(&[], toc, 1 << TOC_CHUNK_LOG2))
+    toc_digest_from_chunks(header, &toc_chunk_digests(toc))
+}
+
+/// The SHA-256 of each 64 KiB chunk of the table.
+pub(crate) fn toc_chunk_digests(toc: &[u8]) -> Vec<hash::Digest32> {
+    hash::chunk_digests(hash::Checksum::Sha256, &[], toc, 1 << TOC_CHUNK_LOG2)
 }
 
 /// [`toc_digest`] from the chunk digests.

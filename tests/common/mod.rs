@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use achronyme_env::hash::sha256;
+use achronyme_env::hash::{Checksum, sha256};
 use achronyme_env::layout::{RawEntry, RawHeader, RawTocHeader};
 use achronyme_env::{
     Archive, Complex, ComplexTensor, Compression, Environment, SaveOptions, SaveReport, Tensor,
@@ -135,6 +135,8 @@ pub struct Map {
     pub toc_len: usize,
     pub hashes_offset: usize,
     pub hash_count: usize,
+    /// The algorithm of the chunk digests, and so their length in the pool.
+    pub checksum: Checksum,
     pub entries: Vec<RawEntry>,
 }
 
@@ -153,6 +155,7 @@ impl Map {
             toc_len,
             hashes_offset: th.hashes_offset.get() as usize,
             hash_count: th.hash_count.get() as usize,
+            checksum: Checksum::from_u8(th.checksum).unwrap(),
             entries,
         }
     }
@@ -173,7 +176,7 @@ impl Map {
         let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
         parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
         let toc_sha = sha256(&parts);
-        let pool = &bytes[self.hashes_offset..self.hashes_offset + 32 * self.hash_count];
+        let pool = &bytes[self.hashes_offset..self.pool_end()];
         let closing = sha256(&[&toc_sha, pool]);
         let trailer = self.toc_offset + self.toc_len;
         bytes[trailer..trailer + 32].copy_from_slice(&toc_sha);
@@ -196,16 +199,26 @@ impl Map {
         let start = e.blob_offset.get() as usize;
         let end = self.payload(i).end;
         let chunk = 1 << achronyme_env::layout::HASH_CHUNK_LOG2;
-        let digests: Vec<[u8; 32]> = bytes[start..end]
+        let digests: Vec<Vec<u8>> = bytes[start..end]
             .chunks(chunk)
-            .map(|c| sha256(&[c]))
+            .map(|c| self.checksum.digest(c))
             .collect();
         assert_eq!(digests.len(), e.hash_count.get() as usize);
         for (k, d) in digests.iter().enumerate() {
-            let at = self.hashes_offset + 32 * (e.hash_index.get() as usize + k);
-            bytes[at..at + 32].copy_from_slice(d);
+            let at = self.digest_at(e.hash_index.get() as usize + k);
+            bytes[at..at + d.len()].copy_from_slice(d);
         }
         self.reseal(bytes);
+    }
+
+    /// File offset of digest `k` of the hash pool.
+    pub fn digest_at(&self, k: usize) -> usize {
+        self.hashes_offset + self.checksum.len() * k
+    }
+
+    /// File offset just past the hash pool's digests.
+    pub fn pool_end(&self) -> usize {
+        self.digest_at(self.hash_count)
     }
 
     /// File offset of entry `i`'s field at `field` (bytes into the entry).
