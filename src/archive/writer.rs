@@ -49,7 +49,10 @@ struct Sink<W: Write> {
     pos: u64,
     limit: u64,
     over_limit: bool,
-    hasher: Option<ChunkHasher>,
+    /// Hashes what is written while `hashing` is set; one for the whole
+    /// save, so its state is allocated once, not once per blob.
+    hasher: ChunkHasher,
+    hashing: bool,
     /// The furthest offset ever written, when a rewind moved back from it.
     high_water: u64,
 }
@@ -85,11 +88,14 @@ impl ChunkHasher {
         }
     }
 
-    fn finish(mut self) -> Vec<Digest32> {
+    /// The digests of everything hashed since the last call; starts
+    /// afresh for the next blob.
+    fn finish(&mut self) -> Vec<Digest32> {
         if self.filled > 0 || self.digests.is_empty() {
-            self.digests.push(self.h.finish());
+            self.digests.push(self.h.finish_reset());
         }
-        self.digests
+        self.filled = 0;
+        std::mem::take(&mut self.digests)
     }
 }
 
@@ -97,8 +103,8 @@ impl<W: Write> Write for Sink<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.reserve(buf.len() as u64)?;
         self.w.write_all(buf)?;
-        if let Some(h) = &mut self.hasher {
-            h.update(buf);
+        if self.hashing {
+            self.hasher.update(buf);
         }
         self.pos += buf.len() as u64;
         Ok(buf.len())
@@ -196,7 +202,8 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         pos: 0,
         limit: limit.unwrap_or(u64::MAX),
         over_limit: false,
-        hasher: None,
+        hasher: ChunkHasher::new(storage.checksum),
+        hashing: false,
         high_water: 0,
     };
     let mut toc = TocBuilder::new(storage.checksum);
@@ -505,7 +512,7 @@ fn write_raw<W: Write + Seek>(
             digests
         }
         _ => {
-            sink.hasher = Some(ChunkHasher::new(toc.checksum));
+            sink.hashing = true;
             let written = (|| -> Result<(), WriteError> {
                 sink.write_all(prefix)?;
                 match payload {
@@ -516,12 +523,13 @@ fn write_raw<W: Write + Seek>(
                 }
                 Ok(())
             })();
-            let hasher = sink.hasher.take().expect("set above");
+            sink.hashing = false;
+            let digests = sink.hasher.finish();
             written?;
             if sink.pos - blob_offset != prefix.len() as u64 + payload_len {
                 return Err(WriteError::Changed);
             }
-            hasher.finish()
+            digests
         }
     };
     let stored = Stored {

@@ -74,6 +74,9 @@ impl Checksum {
 
     /// The digest of the concatenation of `parts`, zero-padded to 32 bytes.
     pub(crate) fn of(self, parts: &[&[u8]]) -> Digest32 {
+        if let (Checksum::Xxh3, [one]) = (self, parts) {
+            return xxh3(one);
+        }
         let mut h = ChunkState::new(self);
         for p in parts {
             h.update(p);
