@@ -118,7 +118,9 @@ fn an_unknown_or_swapped_checksum_byte_is_refused_at_open() {
     ] {
         let mut b = bytes.clone();
         b[map.toc_offset + 61] = byte;
-        map.reseal(&mut b);
+        // Resealed with the algorithm the edited byte names (SHA-256 for
+        // an unknown byte), as a reader hashes the table with it.
+        achronyme_env::fuzzing::reseal(&mut b).unwrap();
         let err = Archive::from_bytes(b).unwrap_err();
         assert_matches!(err, Error::InvalidToc { part: p, reason: r } if p == part && r == reason);
     }

@@ -20,7 +20,7 @@ use crate::format::encoding::{self, DecodeError};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
-use crate::format::toc::{TocFacts, TocView, toc_digest_from_chunks};
+use crate::format::toc::{TocFacts, TocView, closing_digest, toc_checksum, toc_digest_from_chunks};
 use crate::parallel;
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
@@ -812,8 +812,13 @@ impl Archive {
             self.hashes_offset,
             len,
         )?;
-        Ok(hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
-            == self.trailer.closing_sha256)
+        let closing = closing_digest(
+            &self.trailer.toc_sha256,
+            self.toc.as_bytes(),
+            pool.as_slice(),
+            self.checksum,
+        );
+        Ok(closing == self.trailer.closing_sha256)
     }
 
     fn check_zero(&self, start: u64, end: u64, report: &mut VerifyReport) {
@@ -1046,14 +1051,12 @@ fn check_and_parse_toc(
     // Validate the table on this thread while others hash it. The
     // validation only reads within bounds, so running it on unverified
     // bytes is safe; a checksum mismatch is reported before any rule.
-    let (chunks, parsed) = hash::chunk_digests_alongside(
-        hash::Checksum::Sha256,
-        &[],
-        toc.as_slice(),
-        1 << TOC_CHUNK_LOG2,
-        || TocView::parse(toc.clone(), toc_offset),
-    );
-    if toc_digest_from_chunks(header.as_bytes(), &chunks) != trailer.toc_sha256 {
+    let algo = toc_checksum(toc.as_slice());
+    let (chunks, parsed) =
+        hash::chunk_digests_alongside(algo, &[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
+            TocView::parse(toc.clone(), toc_offset)
+        });
+    if toc_digest_from_chunks(header.as_bytes(), &chunks, algo) != trailer.toc_sha256 {
         return Err(Error::TocChecksum);
     }
     parsed

@@ -247,8 +247,10 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
             default_codec,
             (toc.compressed, storage.checksum),
         );
-        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
-        let closing_sha256 = hash::sha256(&[&toc_sha256, pool]);
+        let algo = storage.checksum;
+        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes, algo);
+        let closing_sha256 =
+            crate::format::toc::closing_digest(&toc_sha256, &toc_bytes, pool, algo);
         let trailer = RawTrailer {
             toc_sha256,
             closing_sha256,

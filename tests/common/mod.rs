@@ -167,17 +167,22 @@ impl Map {
     /// (`achronyme_env::fuzzing::reseal` locates them in the edited bytes).
     pub fn reseal(&self, bytes: &mut [u8]) {
         // layout.md section 7: SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the
-        // SHA-256 of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2).
+        // digest of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2)
+        // with the archive's checksum; the closing digest also covers the
+        // TOC's bytes when that checksum is XXH3-128.
         let toc = &bytes[self.toc_offset..self.toc_offset + self.toc_len];
-        let chunk_digests: Vec<[u8; 32]> = toc
+        let chunk_digests: Vec<Vec<u8>> = toc
             .chunks(1 << achronyme_env::layout::TOC_CHUNK_LOG2)
-            .map(|c| sha256(&[c]))
+            .map(|c| self.checksum.digest(c))
             .collect();
         let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
         parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
         let toc_sha = sha256(&parts);
         let pool = &bytes[self.hashes_offset..self.pool_end()];
-        let closing = sha256(&[&toc_sha, pool]);
+        let closing = match self.checksum {
+            Checksum::Sha256 => sha256(&[&toc_sha, pool]),
+            Checksum::Xxh3 => sha256(&[&toc_sha, toc, pool]),
+        };
         let trailer = self.toc_offset + self.toc_len;
         bytes[trailer..trailer + 32].copy_from_slice(&toc_sha);
         bytes[trailer + 32..trailer + 64].copy_from_slice(&closing);
