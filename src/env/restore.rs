@@ -322,6 +322,11 @@ pub(crate) fn apply(
     let constants = keep(constants, &mut report)?;
 
     match &options.mode {
+        RestoreMode::Merge if env.is_empty() => {
+            // Nothing to conflict with: bound in one pass.
+            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
+            env.set_all(values);
+        }
         RestoreMode::Merge => {
             for (name, v) in values {
                 if env.contains(&name) && !options.overwrite {
@@ -334,10 +339,8 @@ pub(crate) fn apply(
         }
         RestoreMode::Replace => {
             env.clear();
-            for (name, v) in values {
-                report.restored.push(name.clone());
-                env.set(name, v);
-            }
+            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
+            env.set_all(values);
         }
         RestoreMode::Namespace(ns) => {
             report.restored = values.iter().map(|(n, _)| n.clone()).collect();
