@@ -492,7 +492,10 @@ fn demo(size_mib: usize, keep: Option<PathBuf>) -> CliResult<ExitCode> {
     );
     let t = Instant::now();
     archive.get("signal")?;
-    timings.push(("load `signal` with its checksums checked".into(), t.elapsed()));
+    timings.push((
+        "load `signal` with its checksums checked".into(),
+        t.elapsed(),
+    ));
     let t = Instant::now();
     let model = archive.get("model")?;
     timings.push(("load `model` (a record)".into(), t.elapsed()));

@@ -838,8 +838,9 @@ impl Archive {
     /// bytes): one per [`digest_chunk_size`](Archive::digest_chunk_size)
     /// bytes of a raw blob, or one for the head and one per chunk of a
     /// compressed one (layout.md 4). Before any is returned, the whole hash
-    /// pool is checked against the closing SHA-256 (once per archive, about
-    /// 32 bytes per MiB of data), so the digests are the ones the archive
+    /// pool is checked against the closing SHA-256 (once per archive: 16 or
+    /// 32 bytes per MiB of data, plus the table of contents for an archive
+    /// with XXH3-128 digests, layout.md 7), so the digests are the ones the archive
     /// was sealed with; a pool that does not match is
     /// [`Error::UnsealedDigests`]. The blob's bytes are not read.
     ///
