@@ -23,6 +23,11 @@
 //!    `mapped_then_read`, a view restore followed by one pass over the
 //!    elements, the paging a view defers to first use. The file is in the
 //!    page cache after the first sample.
+//! 6. `checksums_256MiB/*`: the candidate chunk checksums on the same
+//!    256 MiB in memory, one thread (`sha256`, `blake3`, `xxh3_128`), and
+//!    the crate's own chunked digests on every core (`chunked_sha256`,
+//!    `chunked_xxh3`, what a verified load computes), next to `sum`, one
+//!    pass adding the same bytes as f64.
 //!
 //! Archives are written once per group into a temporary directory, outside
 //! the timed loops, and only when a benchmark that needs them is selected.
@@ -43,6 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use achronyme_env::hash::{Checksum, chunk_digests};
 use achronyme_env::{
     Archive, Compression, Environment, LoadOptions, RestoreOptions, SaveOptions, SaveReport,
     Section, Value, env_info, env_load_var, restore_environment, save_environment, testdata,
@@ -379,8 +385,44 @@ fn bench_restore_copy(c: &mut Criterion) {
     g.finish();
 }
 
+/// 6. Which chunk checksum is cheap enough to leave on: each candidate on
+///    the same bytes as a sum of them.
+fn bench_checksums(c: &mut Criterion) {
+    const LEN: usize = 256 << 20;
+    let data: Vec<f64> = testdata::normal(LEN / 8, SEED);
+    let bytes: &[u8] = bytemuck::cast_slice(&data);
+    let mut g = c.benchmark_group("checksums_256MiB");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(LEN as u64));
+    g.bench_function("sum", |b| {
+        b.iter(|| black_box(black_box(&data).iter().sum::<f64>()))
+    });
+    g.bench_function("sha256", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(bytes))))
+    });
+    g.bench_function("blake3", |b| {
+        b.iter(|| black_box(blake3::hash(black_box(bytes))))
+    });
+    g.bench_function("xxh3_128", |b| {
+        b.iter(|| black_box(xxhash_rust::xxh3::xxh3_128(black_box(bytes))))
+    });
+    for (name, algo) in [
+        ("chunked_sha256", Checksum::Sha256),
+        ("chunked_xxh3", Checksum::Xxh3),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(chunk_digests(algo, &[], black_box(bytes), 1 << 20)))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    bench_checksums,
     bench_env_info,
     bench_many_small,
     bench_load_big,

@@ -200,7 +200,7 @@ pub enum Error {
     /// A blob's bytes do not match their recorded SHA-256.
     #[error(
         "binding {name:?} is damaged: chunk {chunk} of its blob (file offset {offset}) does not \
-         match its SHA-256; other bindings may still load, restore this one from a backup"
+         match its checksum; other bindings may still load, restore this one from a backup"
     )]
     ChecksumMismatch {
         /// Binding name.

@@ -9,7 +9,7 @@
 //! f64 and complex tensors, records, edges, builtin functions, `mut`
 //! references) and holds a constants section. [`save_environment`] streams
 //! it to disk blob by blob, each binding in its own 64-byte-aligned,
-//! SHA-256-hashed blob, then writes a table of contents sorted by name and a
+//! checksummed blob (XXH3-128 by default, SHA-256 on request), then writes a table of contents sorted by name and a
 //! closing checksum; the old file at the path survives any failure.
 //!
 //! [`Archive::open`] reads and validates only the header and the table of
@@ -114,6 +114,7 @@ pub use env::snapshot::{
     Snapshot, SnapshotOptions, SnapshotRestoreOptions, restore_snapshot, snapshot_env,
 };
 pub use error::{Damage, Error, Part, RemoteErrorKind, RemoteFailure, Result, VerifyReport};
+pub use format::hash::Checksum;
 pub use format::layout::{Codec, Section};
 pub use format::metadata::Metadata;
 /// The object store client (the `remote` feature), re-exported so that a
@@ -188,17 +189,26 @@ pub mod fuzzing {
         let toc_end = toc_offset.checked_add(toc_len)?;
         let toc = bytes.get(toc_offset..toc_end)?;
         let (th, _) = RawTocHeader::read_from_prefix(toc).ok()?;
-        let chunks: Vec<[u8; 32]> = toc
+        // The table's chunks are hashed with the archive's checksum, or
+        // SHA-256 when its byte is unknown (left for open to refuse).
+        let known = crate::hash::Checksum::from_u8(th.checksum);
+        let algo = known.unwrap_or(crate::hash::Checksum::Sha256);
+        let chunks: Vec<Vec<u8>> = toc
             .chunks(1 << TOC_CHUNK_LOG2)
-            .map(|c| sha256(&[c]))
+            .map(|c| algo.digest(c))
             .collect();
         let mut parts: Vec<&[u8]> = vec![bytes.get(..64)?];
         parts.extend(chunks.iter().map(|d| d.as_slice()));
         let toc_sha = sha256(&parts);
         let pool_start = usize::try_from(th.hashes_offset.get()).ok()?;
-        let pool_len = usize::try_from(th.hash_count.get()).ok()?.checked_mul(32)?;
+        let pool_len = usize::try_from(th.hash_count.get())
+            .ok()?
+            .checked_mul(algo.len())?;
         let pool = bytes.get(pool_start..pool_start.checked_add(pool_len)?)?;
-        let closing = sha256(&[&toc_sha, pool]);
+        let closing = match algo {
+            crate::hash::Checksum::Sha256 => sha256(&[&toc_sha, pool]),
+            crate::hash::Checksum::Xxh3 => sha256(&[&toc_sha, toc, pool]),
+        };
         let trailer = bytes.get_mut(toc_end..toc_end.checked_add(64)?)?;
         trailer[..32].copy_from_slice(&toc_sha);
         trailer[32..].copy_from_slice(&closing);

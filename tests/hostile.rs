@@ -124,6 +124,18 @@ fn every_single_bit_flip_of_a_compressed_archive_is_detected() {
     flip_sweep(&env, &bytes);
 }
 
+/// The same sweep over an archive whose chunk digests are SHA-256 (32 bytes
+/// each, format 1.0 bytes): every flip of its pool, table and blobs too.
+#[test]
+fn every_single_bit_flip_of_a_sha256_archive_is_detected() {
+    let env = testdata::every_type();
+    let opts = SaveOptions {
+        checksum: Checksum::Sha256,
+        ..fast()
+    };
+    flip_sweep(&env, &archive_bytes_with(&env, &opts));
+}
+
 fn truncation_sweep(bytes: &[u8]) {
     eprintln!("{} truncations tried", bytes.len());
     for cut in 0..bytes.len() {

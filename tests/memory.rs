@@ -479,9 +479,9 @@ fn a_compressed_chunk_that_inflates_past_its_length_stops_at_the_declared_size()
     chunk.extend_from_slice(&(pad as u32).to_le_bytes());
     chunk.resize(stored, 0);
     bytes[chunk_start..chunk_start + stored].copy_from_slice(&chunk);
-    let digest = achronyme_env::hash::sha256(&[&chunk]);
-    let at = map.hashes_offset + 32 * (e.hash_index.get() as usize + 1);
-    bytes[at..at + 32].copy_from_slice(&digest);
+    let digest = map.checksum.digest(&chunk);
+    let at = map.digest_at(e.hash_index.get() as usize + 1);
+    bytes[at..at + digest.len()].copy_from_slice(&digest);
     map.reseal(&mut bytes);
 
     let (result, peak) = open_and_load_all(bytes);

@@ -14,7 +14,8 @@ use achronyme_env::testdata;
 use achronyme_env::*;
 use clap::{Parser, Subcommand};
 
-use cli::transfer::{ImportOptions, parse_compression};
+use achronyme_env::hash::Checksum;
+use cli::transfer::{ImportOptions, parse_checksum, parse_compression};
 use cli::{CliResult, human, printable, progress};
 
 /// Inspect, check, convert and build Achronyme environment archives (.ach).
@@ -120,6 +121,10 @@ enum Command {
         /// Do not try the float filters before compressing.
         #[arg(long)]
         no_filters: bool,
+        /// Chunk checksum: xxh3 (fast, against accidental damage) or
+        /// sha256 (cryptographic).
+        #[arg(long, value_parser = parse_checksum, value_name = "ALGO", default_value = "xxh3")]
+        checksum: Checksum,
         /// Replace OUT if it exists.
         #[arg(long)]
         allow_overwrite: bool,
@@ -210,12 +215,12 @@ fn main() -> ExitCode {
             out,
             compress,
             no_filters,
+            checksum,
             allow_overwrite,
         } => cli::transfer::repack(
             &input,
             &out,
-            compress,
-            no_filters,
+            (compress, no_filters, checksum),
             allow_overwrite,
             load,
             bars,
@@ -260,6 +265,7 @@ fn print_info(path: &Location, info: &EnvInfo) {
         "compressed   {}",
         if info.compressed { "yes" } else { "no" }
     );
+    println!("checksums    {}", info.checksum.name());
     if let Some(d) = &info.description {
         println!("description  {}", printable(d));
     }
@@ -501,7 +507,10 @@ fn demo(size_mib: usize, keep: Option<PathBuf>) -> CliResult<ExitCode> {
     );
     let t = Instant::now();
     archive.get("signal")?;
-    timings.push(("load `signal` with its SHA-256 checked".into(), t.elapsed()));
+    timings.push((
+        "load `signal` with its checksums checked".into(),
+        t.elapsed(),
+    ));
     let t = Instant::now();
     let model = archive.get("model")?;
     timings.push(("load `model` (a record)".into(), t.elapsed()));

@@ -1148,3 +1148,34 @@ fn max_memory_bounds_show_export_and_verify() {
     let bad = ach(&["show", p(&path), "v", "--max-memory", "lots"]);
     assert_one_line_error(&bad, 2, "a size that is no size");
 }
+
+/// `--checksum` picks the chunk digests' algorithm; diff compares archives
+/// of different algorithms by their blobs, not by digests that could never
+/// agree.
+#[test]
+fn repack_chooses_the_checksum_and_diff_crosses_algorithms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Environment::new();
+    env.set(
+        "t",
+        Value::Tensor(Tensor::from_vec(testdata::normal(1000, 3))),
+    );
+    env.set("x", Value::Number(2.5));
+    let src = dir.path().join("src.ach");
+    save_environment(&env, &src, &SaveOptions::default()).unwrap();
+    assert_eq!(Archive::open(&src).unwrap().checksum(), Checksum::Xxh3);
+    let sha = dir.path().join("sha.ach");
+    let out = ach(&["repack", p(&src), p(&sha), "--checksum", "sha256"]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    let archive = Archive::open(&sha).unwrap();
+    assert_eq!(archive.checksum(), Checksum::Sha256);
+    assert_eq!(archive.format_version(), (1, 0));
+    let out = ach(&["info", p(&sha)]);
+    assert!(text(&out.stdout).contains("checksums    sha256"));
+    let out = ach(&["diff", p(&src), p(&sha)]);
+    assert_eq!(text(&out.stdout), "identical\n", "{}", text(&out.stderr));
+    assert_eq!(
+        code(&ach(&["repack", p(&src), p(&sha), "--checksum", "md5"])),
+        Some(2)
+    );
+}

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use achronyme_env::{
-    Codec, Complex, ComplexTensor, Environment, SaveOptions, Tensor, Value, save_environment,
-    testdata,
+    Checksum, Complex, ComplexTensor, Compression, Environment, SaveOptions, Tensor, Value,
+    save_environment, testdata,
 };
 
 /// Small bindings the default save compresses (tensors, a string, a
@@ -39,14 +39,23 @@ fn main() {
         ("empty", Environment::new()),
         ("compressed_zstd", compressible()),
         ("compressed_lz4", compressible()),
+        ("every_type_sha256", testdata::every_type()),
+        ("compressed_zstd_sha256", compressible()),
     ];
     for (name, env) in &envs {
         let path = dir.join(format!("{name}.ach"));
+        // XXH3-128 chunk digests (the default), and SHA-256 (format 1.0
+        // and 1.1 bytes) for the `_sha256` seeds.
         let options = SaveOptions {
-            codec: if name.ends_with("lz4") {
-                Codec::Lz4
+            compression: if name.contains("lz4") {
+                Compression::Lz4
             } else {
-                Codec::Zstd
+                Compression::default()
+            },
+            checksum: if name.ends_with("sha256") {
+                Checksum::Sha256
+            } else {
+                Checksum::Xxh3
             },
             ..SaveOptions::default()
         };

@@ -32,6 +32,7 @@ class Info(TypedDict):
     num_functions: int
     compressed: bool
     codec: Literal["none", "zstd", "lz4"]
+    checksum: Literal["xxh3", "sha256"]
     compressed_blobs: int
     file_size: int
     description: Optional[str]
@@ -167,6 +168,7 @@ def save(
     warn_large_values: bool = True,
     strict: bool = False,
     durable: bool = True,
+    checksum: Literal["xxh3", "sha256"] = "xxh3",
 ) -> SaveReport:
     """Writes ``mapping`` (and ``constants``) as a new archive, atomically.
     C-contiguous float64/complex128 arrays are streamed without a copy;

@@ -319,6 +319,7 @@ fn info_dict<'py>(py: Python<'py>, info: &EnvInfo) -> PyResult<Bound<'py, PyDict
     d.set_item("num_functions", info.num_functions)?;
     d.set_item("compressed", info.compressed)?;
     d.set_item("codec", info.codec.name())?;
+    d.set_item("checksum", info.checksum.name())?;
     d.set_item("compressed_blobs", info.compressed_blobs)?;
     d.set_item("file_size", info.file_size)?;
     d.set_item("description", info.description.as_deref())?;

@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 
-use achronyme_env::{Compression, Environment, LARGE_VALUE_BYTES, SaveOptions};
+use achronyme_env::{Checksum, Compression, Environment, LARGE_VALUE_BYTES, SaveOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -64,7 +64,7 @@ fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
 /// include_only=None, compress=True, compression_level=None, codec="zstd",
 /// filters=True, description=None, tags=None, custom=None,
 /// allow_overwrite=False, max_file_size=None, warn_large_values=True,
-/// strict=False, durable=True)
+/// strict=False, durable=True, checksum="xxh3")
 ///
 /// Writes `mapping` (names to values: NumPy arrays, numbers, strings,
 /// lists, dicts, ...) as the bindings of a new archive at `path_or_url`,
@@ -89,8 +89,10 @@ fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
 /// `tags`, `custom` (dict of str to str), `allow_overwrite`,
 /// `max_file_size` (bytes; the save aborts past it and the old file stays),
 /// `warn_large_values`, `strict` (refuse, rather than skip, a `Ref` that
-/// contains itself), and `durable` (sync before returning; `False` for
-/// scratch files and benchmarks).
+/// contains itself), `durable` (sync before returning; `False` for
+/// scratch files and benchmarks), and `checksum` (the per-chunk digest:
+/// `"xxh3"`, fast, against accidental damage, or `"sha256"`, against
+/// tampering too, and readable by format 1.0/1.1 readers).
 ///
 /// Returns a report (a dict): `path`, `bytes`, `written`,
 /// `constants_written`, `skipped` (dicts of `name` and `reason`),
@@ -103,7 +105,8 @@ fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
     include_functions = false, include_builtins = false, exclude = None, include_only = None,
     compress = true, compression_level = None, codec = "zstd", filters = true,
     description = None, tags = None, custom = None, allow_overwrite = false,
-    max_file_size = None, warn_large_values = true, strict = false, durable = true
+    max_file_size = None, warn_large_values = true, strict = false, durable = true,
+    checksum = "xxh3"
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn save<'py>(
@@ -128,8 +131,18 @@ pub fn save<'py>(
     warn_large_values: bool,
     strict: bool,
     durable: bool,
+    checksum: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let location = location_from_py(path_or_url)?;
+    let checksum = match checksum {
+        "xxh3" => Checksum::Xxh3,
+        "sha256" => Checksum::Sha256,
+        other => {
+            return Err(Kind::InvalidArgument.err(format!(
+                "invalid option checksum: must be \"xxh3\" or \"sha256\", got {other:?}"
+            )));
+        }
+    };
     let compression = match codec {
         "zstd" => Compression::Zstd {
             level: compression_level.unwrap_or(3),
@@ -171,6 +184,7 @@ pub fn save<'py>(
         large_value_warning: warn_large_values.then_some(LARGE_VALUE_BYTES),
         durable,
         strict,
+        checksum,
         created_by: format!("achronyme_env (Python) {}", env!("CARGO_PKG_VERSION")),
         ..SaveOptions::default()
     };

@@ -165,6 +165,7 @@ def test_durable_false_still_publishes(tmp_path):
         ({"tags": "one"}, TypeError, "tags"),
         ({"custom": {"k": 1}}, TypeError, "custom must be a dict of str to str"),
         ({"compresion": True}, TypeError, "compresion"),
+        ({"checksum": "crc32"}, ae.InvalidArgumentError, "xxh3"),
     ],
 )
 def test_bad_options_are_refused_and_write_nothing(tmp_path, opts, error, match):
@@ -214,3 +215,21 @@ def test_an_array_reallocated_during_the_save_is_refused(tmp_path):
 
     ae.save(tmp_path / "y.ach", Plain())
     assert np.array_equal(ae.open(tmp_path / "y.ach")["a"], arr)
+
+
+@pytest.mark.parametrize("checksum", ["xxh3", "sha256"])
+def test_checksum_option_is_recorded_and_checked(tmp_path, checksum):
+    p = tmp_path / "c.ach"
+    data = np.arange(300_000, dtype=np.float64)
+    ae.save(p, {"d": data}, checksum=checksum, compress=False)
+    with ae.open(p) as a:
+        assert a.info()["checksum"] == checksum
+        assert a.get("d").tobytes() == data.tobytes()
+    # A flipped element byte is caught by either algorithm.
+    raw = bytearray(p.read_bytes())
+    at = raw.find(data[1000:1001].tobytes())
+    raw[at] ^= 0x01
+    p.write_bytes(bytes(raw))
+    with ae.open(p) as a:
+        with pytest.raises(ae.DamagedError):
+            a.get("d")

@@ -44,6 +44,8 @@ pub struct EnvInfo {
     pub codec: Codec,
     /// Blobs stored compressed.
     pub compressed_blobs: u64,
+    /// The algorithm of the blobs' chunk digests (layout.md 4.3).
+    pub checksum: crate::hash::Checksum,
     /// File size in bytes.
     pub file_size: u64,
     /// Description, if any.

@@ -20,7 +20,7 @@ use crate::format::encoding::{self, DecodeError};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
-use crate::format::toc::{TocFacts, TocView, toc_digest_from_chunks};
+use crate::format::toc::{TocFacts, TocView, closing_digest, toc_checksum, toc_digest_from_chunks};
 use crate::parallel;
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
@@ -59,6 +59,8 @@ pub struct Archive {
     /// Whether the hash pool matches the closing SHA-256, once checked.
     pool_sealed: Arc<OnceLock<bool>>,
     compressed_blobs: u64,
+    /// The algorithm of the chunk digests.
+    checksum: hash::Checksum,
 }
 
 /// How to load a binding.
@@ -100,7 +102,7 @@ pub struct Archive {
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
-    /// Check the blob's SHA-256 before decoding (default true).
+    /// Check the blob's chunk digests before decoding (default true).
     pub verify_checksum: bool,
     /// Most bytes of memory one load may hold for the value it decodes
     /// (default [`LoadOptions::DEFAULT_MAX_DECODED_BYTES`]); past it the
@@ -176,6 +178,7 @@ impl Archive {
             compressed: facts.compressed,
             pool_sealed: Arc::new(OnceLock::new()),
             compressed_blobs: facts.compressed_blobs,
+            checksum: facts.checksum,
         })
     }
 
@@ -266,6 +269,7 @@ impl Archive {
             compressed: self.compressed,
             codec: Codec::from_u8(self.header.default_codec).unwrap_or(Codec::None),
             compressed_blobs: self.compressed_blobs,
+            checksum: self.checksum,
             file_size: self.source.len(),
             description: m.description.clone(),
             tags: m.tags.clone(),
@@ -382,17 +386,18 @@ impl Archive {
     }
 
     fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
-        let found = hash::chunk_digests(&[], blob, self.chunk as usize);
+        let found = hash::chunk_digests(self.checksum, &[], blob, self.chunk as usize);
         let expected = self.digests_of(e)?;
-        if expected.len() != found.len() * DIGEST_LEN {
+        let dlen = self.checksum.len();
+        if expected.len() != found.len() * dlen {
             return Err(Error::toc(
                 Part::Entry(self.toc.index_of(e)),
                 "digests do not match the blob's length",
             ));
         }
-        let expected = expected.as_slice().chunks_exact(DIGEST_LEN);
+        let expected = expected.as_slice().chunks_exact(dlen);
         for (k, (f, x)) in found.iter().zip(expected).enumerate() {
-            if f.as_slice() != x {
+            if &f[..dlen] != x {
                 return Err(Error::ChecksumMismatch {
                     name: self.toc.name_of(e).to_string(),
                     chunk: k as u64,
@@ -638,7 +643,8 @@ impl Archive {
         // The table of contents guarantees stored_len >= 17n.
         let head = &blob[..head_end];
         if let Some(x) = &expected
-            && hash::sha256(&[head]) != x.as_slice()[..DIGEST_LEN]
+            && self.checksum.of(&[head])[..self.checksum.len()]
+                != x.as_slice()[..self.checksum.len()]
         {
             return Err(Error::ChecksumMismatch {
                 name: name(),
@@ -697,8 +703,9 @@ impl Archive {
         let run = |(k, c, o): (usize, &codec::ChunkRef, Option<&mut [u8]>)| -> Result<()> {
             let stored = &payload[c.stored_at..c.stored_at + c.stored_len];
             if let Some(x) = expected {
-                let at = (k + 1) * DIGEST_LEN;
-                if hash::sha256(&[stored]) != x[at..at + DIGEST_LEN] {
+                let dlen = self.checksum.len();
+                let at = (k + 1) * dlen;
+                if self.checksum.of(&[stored])[..dlen] != x[at..at + dlen] {
                     return Err(Error::ChecksumMismatch {
                         name: name(),
                         chunk: k as u64 + 1,
@@ -726,8 +733,9 @@ impl Archive {
 
     /// The blob's expected digests, from the hash pool.
     fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
-        let len = e.hash_count.get() as u64 * DIGEST_LEN as u64;
-        let offset = self.hashes_offset + e.hash_index.get() as u64 * DIGEST_LEN as u64;
+        let dlen = self.checksum.len() as u64;
+        let len = e.hash_count.get() as u64 * dlen;
+        let offset = self.hashes_offset + e.hash_index.get() as u64 * dlen;
         self.served(
             e,
             "reading the chunk digests",
@@ -840,7 +848,7 @@ impl Archive {
                 });
             }
         }
-        let pool_len = self.hash_count * DIGEST_LEN as u64;
+        let pool_len = self.hash_count * self.checksum.len() as u64;
         self.check_zero(pad_start, self.hashes_offset, &mut report);
         self.check_zero(
             self.hashes_offset + pool_len,
@@ -857,15 +865,20 @@ impl Archive {
     /// Whether the hash pool matches the closing SHA-256; an error when the
     /// pool cannot be read (a failure of the storage, not damage).
     fn pool_is_sealed(&self) -> Result<bool> {
-        let len = self.hash_count * DIGEST_LEN as u64;
+        let len = self.hash_count * self.checksum.len() as u64;
         let pool = read(
             &*self.source,
             "reading the hash pool",
             self.hashes_offset,
             len,
         )?;
-        Ok(hash::sha256(&[&self.trailer.toc_sha256, pool.as_slice()])
-            == self.trailer.closing_sha256)
+        let closing = closing_digest(
+            &self.trailer.toc_sha256,
+            self.toc.as_bytes(),
+            pool.as_slice(),
+            self.checksum,
+        );
+        Ok(closing == self.trailer.closing_sha256)
     }
 
     fn check_zero(&self, start: u64, end: u64, report: &mut VerifyReport) {
@@ -880,12 +893,14 @@ impl Archive {
         }
     }
 
-    /// The SHA-256 digests this archive stores for one binding's blob, in
-    /// order: one per [`digest_chunk_size`](Archive::digest_chunk_size)
+    /// The chunk digests this archive stores for one binding's blob, in
+    /// order (each [`Archive::checksum`]'s length, zero-padded to 32
+    /// bytes): one per [`digest_chunk_size`](Archive::digest_chunk_size)
     /// bytes of a raw blob, or one for the head and one per chunk of a
     /// compressed one (layout.md 4). Before any is returned, the whole hash
-    /// pool is checked against the closing SHA-256 (once per archive, about
-    /// 32 bytes per MiB of data), so the digests are the ones the archive
+    /// pool is checked against the closing SHA-256 (once per archive: 16 or
+    /// 32 bytes per MiB of data, plus the table of contents for an archive
+    /// with XXH3-128 digests, layout.md 7), so the digests are the ones the archive
     /// was sealed with; a pool that does not match is
     /// [`Error::UnsealedDigests`]. The blob's bytes are not read.
     ///
@@ -908,11 +923,22 @@ impl Archive {
             return Err(Error::UnsealedDigests);
         }
         let digests = self.digests_of(e)?;
+        let dlen = self.checksum.len();
         Ok(digests
             .as_slice()
-            .chunks_exact(DIGEST_LEN)
-            .map(|d| d.try_into().expect("32-byte chunks"))
+            .chunks_exact(dlen)
+            .map(|d| {
+                let mut out = [0u8; 32];
+                out[..dlen].copy_from_slice(d);
+                out
+            })
             .collect())
+    }
+
+    /// The algorithm of this archive's chunk digests (SHA-256 for every
+    /// archive before format 1.2).
+    pub fn checksum(&self) -> hash::Checksum {
+        self.checksum
     }
 
     /// One binding's blob as stored (frame, padding and payload, layout.md
@@ -1086,11 +1112,12 @@ fn check_and_parse_toc(
     // Validate the table on this thread while others hash it. The
     // validation only reads within bounds, so running it on unverified
     // bytes is safe; a checksum mismatch is reported before any rule.
+    let algo = toc_checksum(toc.as_slice());
     let (chunks, parsed) =
-        hash::chunk_digests_alongside(&[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
+        hash::chunk_digests_alongside(algo, &[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
             TocView::parse(toc.clone(), toc_offset)
         });
-    if toc_digest_from_chunks(header.as_bytes(), &chunks) != trailer.toc_sha256 {
+    if toc_digest_from_chunks(header.as_bytes(), &chunks, algo) != trailer.toc_sha256 {
         return Err(Error::TocChecksum);
     }
     parsed

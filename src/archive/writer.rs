@@ -10,13 +10,12 @@
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
 use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, EncodeError};
-use crate::format::hash::{self, Digest32};
+use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
 use crate::parallel;
@@ -50,7 +49,10 @@ struct Sink<W: Write> {
     pos: u64,
     limit: u64,
     over_limit: bool,
-    hasher: Option<ChunkHasher>,
+    /// Hashes what is written while `hashing` is set; one for the whole
+    /// save, so its state is allocated once, not once per blob.
+    hasher: ChunkHasher,
+    hashing: bool,
     /// The furthest offset ever written, when a rewind moved back from it.
     high_water: u64,
 }
@@ -59,16 +61,16 @@ struct Sink<W: Write> {
 struct ChunkHasher {
     chunk: usize,
     filled: usize,
-    h: Sha256,
+    h: ChunkState,
     digests: Vec<Digest32>,
 }
 
 impl ChunkHasher {
-    fn new() -> Self {
+    fn new(algo: Checksum) -> Self {
         ChunkHasher {
             chunk: 1 << HASH_CHUNK_LOG2,
             filled: 0,
-            h: Sha256::new(),
+            h: ChunkState::new(algo),
             digests: Vec::new(),
         }
     }
@@ -80,17 +82,20 @@ impl ChunkHasher {
             self.filled += n;
             buf = &buf[n..];
             if self.filled == self.chunk {
-                self.digests.push(self.h.finalize_reset().into());
+                self.digests.push(self.h.finish_reset());
                 self.filled = 0;
             }
         }
     }
 
-    fn finish(mut self) -> Vec<Digest32> {
+    /// The digests of everything hashed since the last call; starts
+    /// afresh for the next blob.
+    fn finish(&mut self) -> Vec<Digest32> {
         if self.filled > 0 || self.digests.is_empty() {
-            self.digests.push(self.h.finalize().into());
+            self.digests.push(self.h.finish_reset());
         }
-        self.digests
+        self.filled = 0;
+        std::mem::take(&mut self.digests)
     }
 }
 
@@ -98,8 +103,8 @@ impl<W: Write> Write for Sink<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.reserve(buf.len() as u64)?;
         self.w.write_all(buf)?;
-        if let Some(h) = &mut self.hasher {
-            h.update(buf);
+        if self.hashing {
+            self.hasher.update(buf);
         }
         self.pos += buf.len() as u64;
         Ok(buf.len())
@@ -170,6 +175,14 @@ impl Write for Counter {
     }
 }
 
+/// How the blobs are stored: compressed (where it pays) or not, and the
+/// algorithm of their chunk digests.
+#[derive(Clone, Copy)]
+pub(crate) struct Storage {
+    pub compression: Option<Settings>,
+    pub checksum: Checksum,
+}
+
 /// Writes a whole archive to `file`, from offset 0 (it is rewound first).
 /// Returns the archive's length. Generic so tests can inject I/O errors.
 pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
@@ -179,8 +192,9 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     meta: &Metadata,
     header: &HeaderFields,
     limit: Option<u64>,
-    compression: Option<Settings>,
+    storage: Storage,
 ) -> Result<u64> {
+    let compression = storage.compression;
     let io_err = |e| Error::io("writing", path, e);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut sink = Sink {
@@ -188,10 +202,11 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         pos: 0,
         limit: limit.unwrap_or(u64::MAX),
         over_limit: false,
-        hasher: None,
+        hasher: ChunkHasher::new(storage.checksum),
+        hashing: false,
         high_water: 0,
     };
-    let mut toc = TocBuilder::default();
+    let mut toc = TocBuilder::new(storage.checksum);
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
@@ -216,7 +231,8 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
 
     // Hash pool, table of contents, trailer.
     let hashes_offset = sink.pos;
-    let pool: &[u8] = toc.digests.as_flattened();
+    let pool = toc.pool();
+    let pool: &[u8] = &pool;
     let tail = (|| -> io::Result<(u64, u64, RawTrailer, RawHeader)> {
         sink.write_all(pool)?;
         sink.pad_to_align()?;
@@ -229,10 +245,12 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
             items,
             (toc_offset, toc_bytes.len() as u64),
             default_codec,
-            toc.compressed,
+            (toc.compressed, storage.checksum),
         );
-        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes);
-        let closing_sha256 = hash::sha256(&[&toc_sha256, pool]);
+        let algo = storage.checksum;
+        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes, algo);
+        let closing_sha256 =
+            crate::format::toc::closing_digest(&toc_sha256, &toc_bytes, pool, algo);
         let trailer = RawTrailer {
             toc_sha256,
             closing_sha256,
@@ -269,7 +287,7 @@ fn build_header(
     items: &[Planned<'_>],
     (toc_offset, toc_len): (u64, u64),
     default_codec: Codec,
-    compressed: bool,
+    (compressed, checksum): (bool, Checksum),
 ) -> RawHeader {
     let mut flags = 0;
     if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
@@ -278,8 +296,13 @@ fn build_header(
     if items.iter().any(|i| i.section == Section::Constants) {
         flags |= FLAG_CONSTANTS;
     }
-    let minor = if compressed {
+    if compressed {
         flags |= FLAG_COMPRESSED;
+    }
+    // The lowest minor version whose readers read every byte written.
+    let minor = if checksum != Checksum::Sha256 {
+        FORMAT_VERSION_MINOR_CHECKSUM
+    } else if compressed {
         FORMAT_VERSION_MINOR_COMPRESSED
     } else {
         FORMAT_VERSION_MINOR
@@ -477,16 +500,21 @@ fn write_raw<W: Write + Seek>(
     let digests = match payload {
         Some(bytes) if bytes.len() >= PARALLEL_HASH_MIN => {
             sink.reserve(prefix.len() as u64 + payload_len)?;
-            let (digests, written) =
-                hash::chunk_digests_alongside(prefix, bytes, 1 << HASH_CHUNK_LOG2, || {
+            let (digests, written) = hash::chunk_digests_alongside(
+                toc.checksum,
+                prefix,
+                bytes,
+                1 << HASH_CHUNK_LOG2,
+                || {
                     sink.write_all(prefix)?;
                     sink.write_all(bytes)
-                });
+                },
+            );
             written?;
             digests
         }
         _ => {
-            sink.hasher = Some(ChunkHasher::new());
+            sink.hashing = true;
             let written = (|| -> Result<(), WriteError> {
                 sink.write_all(prefix)?;
                 match payload {
@@ -497,12 +525,13 @@ fn write_raw<W: Write + Seek>(
                 }
                 Ok(())
             })();
-            let hasher = sink.hasher.take().expect("set above");
+            sink.hashing = false;
+            let digests = sink.hasher.finish();
             written?;
             if sink.pos - blob_offset != prefix.len() as u64 + payload_len {
                 return Err(WriteError::Changed);
             }
-            hasher.finish()
+            digests
         }
     };
     let stored = Stored {
@@ -540,12 +569,13 @@ fn write_packed<W: Write + Seek>(
     let mut table = Vec::with_capacity(chunks.len());
     let mut digests = Vec::with_capacity(chunks.len() + 1);
     digests.push([0u8; 32]);
+    let algo = toc.checksum;
     // On the pool: compress and hash one chunk.
     let pack = |p: &mut Packer, k: usize| {
         let out = p.chunk(lag, chunks[k], plans[k])?;
         let d = match &out {
-            ChunkOut::Raw => hash::sha256(&[chunks[k]]),
-            ChunkOut::Packed { bytes, .. } => hash::sha256(&[bytes]),
+            ChunkOut::Raw => algo.of(&[chunks[k]]),
+            ChunkOut::Packed { bytes, .. } => algo.of(&[bytes]),
         };
         io::Result::Ok((out, d))
     };
@@ -588,7 +618,7 @@ fn write_packed<W: Write + Seek>(
     let mut head = vec![0u8; start];
     head[..FRAME_LEN as usize].copy_from_slice(frame.as_bytes());
     head.extend_from_slice(table.as_bytes());
-    digests[0] = hash::sha256(&[&head]);
+    digests[0] = algo.of(&[&head]);
     sink.patch(blob_offset, &head)?;
     let stored = Stored {
         offset: blob_offset,
@@ -609,16 +639,37 @@ struct Stored {
 }
 
 /// Accumulates the table of contents while blobs are written.
-#[derive(Default)]
 struct TocBuilder {
     entries: Vec<RawEntry>,
     dims: Vec<u64>,
     names: Vec<u8>,
     digests: Vec<Digest32>,
     compressed: bool,
+    checksum: Checksum,
 }
 
 impl TocBuilder {
+    fn new(checksum: Checksum) -> Self {
+        TocBuilder {
+            entries: Vec::new(),
+            dims: Vec::new(),
+            names: Vec::new(),
+            digests: Vec::new(),
+            compressed: false,
+            checksum,
+        }
+    }
+
+    /// The hash pool: each digest at its algorithm's length.
+    fn pool(&self) -> Vec<u8> {
+        let dlen = self.checksum.len();
+        let mut out = Vec::with_capacity(self.digests.len() * dlen);
+        for d in &self.digests {
+            out.extend_from_slice(&d[..dlen]);
+        }
+        out
+    }
+
     fn push(
         &mut self,
         item: &Planned<'_>,
@@ -674,7 +725,8 @@ impl TocBuilder {
             } else {
                 0
             },
-            reserved: [0; 3],
+            checksum: self.checksum as u8,
+            reserved: [0; 2],
         };
         let mut out = Vec::with_capacity(
             64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len(),

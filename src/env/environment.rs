@@ -119,6 +119,19 @@ impl Environment {
         self.bindings.insert(name.into(), value)
     }
 
+    /// Binds every `(name, value)` of `items`, as [`Environment::set`] on
+    /// each in turn would. Into an environment with no bindings (a restore
+    /// into a fresh one) the map is built in one pass, which for names in
+    /// sorted order (an archive's) is linear instead of a search per name.
+    pub(crate) fn set_all(&mut self, items: Vec<(String, Value)>) {
+        if self.bindings.is_empty() {
+            // Keeps the last value of a repeated name, as `set` would.
+            self.bindings = items.into_iter().collect();
+        } else {
+            self.bindings.extend(items);
+        }
+    }
+
     /// Removes the binding `name`.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         self.bindings.remove(name)

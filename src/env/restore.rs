@@ -45,7 +45,7 @@ pub struct RestoreOptions {
     pub include_only: Option<Vec<String>>,
     /// Skip names matching any of these glob patterns.
     pub exclude: Vec<String>,
-    /// Check each loaded blob's SHA-256 (default true).
+    /// Check each loaded blob's chunk digests (default true).
     pub verify_checksum: bool,
     /// Most bytes of memory the restored values may hold, all together
     /// (default [`LoadOptions::DEFAULT_MAX_DECODED_BYTES`], 4 GiB), counted
@@ -329,6 +329,11 @@ pub(crate) fn apply(
     let constants = keep(constants, &mut report)?;
 
     match &options.mode {
+        RestoreMode::Merge if env.is_empty() => {
+            // Nothing to conflict with: bound in one pass.
+            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
+            env.set_all(values);
+        }
         RestoreMode::Merge => {
             for (name, v) in values {
                 if env.contains(&name) && !options.overwrite {
@@ -341,10 +346,8 @@ pub(crate) fn apply(
         }
         RestoreMode::Replace => {
             env.clear();
-            for (name, v) in values {
-                report.restored.push(name.clone());
-                env.set(name, v);
-            }
+            report.restored = values.iter().map(|(n, _)| n.clone()).collect();
+            env.set_all(values);
         }
         RestoreMode::Namespace(ns) => {
             report.restored = values.iter().map(|(n, _)| n.clone()).collect();

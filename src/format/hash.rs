@@ -1,5 +1,6 @@
-//! SHA-256 over blobs in fixed-size chunks, spread over every core
-//! (through `crate::parallel`).
+//! Chunk checksums over blobs (XXH3-128 or SHA-256, layout.md 4), spread
+//! over every core (through `crate::parallel`), and the SHA-256 that seals
+//! the table of contents and the trailer.
 //!
 //! A blob's chunk `k` is bytes `k*C .. min((k+1)*C, len)` of the blob (frame
 //! included); an empty blob still has one chunk, the digest of nothing.
@@ -8,11 +9,132 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
 use crate::parallel;
 
-/// A SHA-256 digest.
+/// A digest: 32 bytes of SHA-256, or 16 bytes of XXH3-128 followed by 16
+/// zero bytes ([`Checksum::len`] says how many count).
 pub type Digest32 = [u8; 32];
+
+/// The algorithm of an archive's chunk digests (layout.md 4.3), recorded in
+/// its table of contents.
+///
+/// ```
+/// use achronyme_env::hash::Checksum;
+/// assert_eq!(Checksum::default(), Checksum::Xxh3);
+/// assert_eq!(Checksum::Xxh3.len(), 16);
+/// assert_eq!(Checksum::Sha256.digest(b"").len(), 32);
+/// assert_eq!(Checksum::from_u8(Checksum::Sha256 as u8), Some(Checksum::Sha256));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum Checksum {
+    /// SHA-256 of every chunk: content authentication, about 1.4 GB/s per
+    /// core. The only algorithm of archives before format 1.2.
+    Sha256 = 0,
+    /// XXH3-128 of every chunk (the default): catches accidental damage at
+    /// memory speed, but is not a cryptographic hash.
+    #[default]
+    Xxh3 = 1,
+}
+
+impl Checksum {
+    /// The algorithm named by the byte `b`, or None for an unknown byte.
+    pub fn from_u8(b: u8) -> Option<Checksum> {
+        match b {
+            0 => Some(Checksum::Sha256),
+            1 => Some(Checksum::Xxh3),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one digest in the hash pool: 32 or 16.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(self) -> usize {
+        match self {
+            Checksum::Sha256 => 32,
+            Checksum::Xxh3 => 16,
+        }
+    }
+
+    /// The name `ach` and `env_info` use: `"sha256"` or `"xxh3"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checksum::Sha256 => "sha256",
+            Checksum::Xxh3 => "xxh3",
+        }
+    }
+
+    /// The digest of `bytes`, as stored: its first [`Checksum::len`] bytes.
+    pub fn digest(self, bytes: &[u8]) -> Vec<u8> {
+        self.of(&[bytes])[..self.len()].to_vec()
+    }
+
+    /// The digest of the concatenation of `parts`, zero-padded to 32 bytes.
+    pub(crate) fn of(self, parts: &[&[u8]]) -> Digest32 {
+        if let (Checksum::Xxh3, [one]) = (self, parts) {
+            return xxh3(one);
+        }
+        let mut h = ChunkState::new(self);
+        for p in parts {
+            h.update(p);
+        }
+        h.finish()
+    }
+}
+
+/// One digest being computed over bytes that arrive in pieces.
+pub(crate) enum ChunkState {
+    Sha256(Sha256),
+    Xxh3(Box<Xxh3Default>),
+}
+
+impl ChunkState {
+    pub(crate) fn new(algo: Checksum) -> ChunkState {
+        match algo {
+            Checksum::Sha256 => ChunkState::Sha256(Sha256::new()),
+            Checksum::Xxh3 => ChunkState::Xxh3(Box::new(Xxh3Default::new())),
+        }
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        match self {
+            ChunkState::Sha256(h) => h.update(bytes),
+            ChunkState::Xxh3(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest so far, zero-padded to 32 bytes; starts afresh.
+    pub(crate) fn finish_reset(&mut self) -> Digest32 {
+        match self {
+            ChunkState::Sha256(h) => h.finalize_reset().into(),
+            ChunkState::Xxh3(h) => {
+                let d = xxh3_digest(h.digest128());
+                h.reset();
+                d
+            }
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Digest32 {
+        self.finish_reset()
+    }
+}
+
+/// XXH3-128 in its canonical byte order (big-endian, as `XXH128_canonical`
+/// and the Python `xxhash` package's `digest()` give it), zero-padded.
+fn xxh3_digest(h: u128) -> Digest32 {
+    let mut d = [0u8; 32];
+    d[..16].copy_from_slice(&h.to_be_bytes());
+    d
+}
+
+/// XXH3-128 of `bytes`, zero-padded to 32 bytes.
+fn xxh3(bytes: &[u8]) -> Digest32 {
+    xxh3_digest(xxh3_128(bytes))
+}
 
 /// Below this many bytes, hashing stays on the calling thread.
 const PARALLEL_MIN: usize = 4 << 20;
@@ -35,34 +157,38 @@ pub fn chunk_count(len: u64, chunk: u64) -> u64 {
 }
 
 /// Digest of chunk `k` of the concatenation `prefix ++ body`.
-fn chunk_digest(prefix: &[u8], body: &[u8], chunk: usize, k: usize) -> Digest32 {
+fn chunk_digest(algo: Checksum, prefix: &[u8], body: &[u8], chunk: usize, k: usize) -> Digest32 {
     let total = prefix.len() + body.len();
     let start = k * chunk;
     let end = (start + chunk).min(total);
-    let mut h = Sha256::new();
+    let body_start = start.saturating_sub(prefix.len());
+    let body_end = end.saturating_sub(prefix.len());
+    if start >= prefix.len() && algo == Checksum::Xxh3 {
+        // The one-shot function is faster than the streaming state.
+        return xxh3(&body[body_start..body_end]);
+    }
+    let mut h = ChunkState::new(algo);
     if start < prefix.len() {
         h.update(&prefix[start..end.min(prefix.len())]);
     }
-    let body_start = start.saturating_sub(prefix.len());
-    let body_end = end.saturating_sub(prefix.len());
     if body_end > body_start {
         h.update(&body[body_start..body_end]);
     }
-    h.finalize().into()
+    h.finish()
 }
 
 /// The chunk digests of `prefix ++ body`, computed on every core when the
 /// data is large.
-pub fn chunk_digests(prefix: &[u8], body: &[u8], chunk: usize) -> Vec<Digest32> {
+pub fn chunk_digests(algo: Checksum, prefix: &[u8], body: &[u8], chunk: usize) -> Vec<Digest32> {
     let total = prefix.len() + body.len();
     let n = total.div_ceil(chunk).max(1);
     let mut out = vec![[0u8; 32]; n];
     if total < PARALLEL_MIN {
         for (k, d) in out.iter_mut().enumerate() {
-            *d = chunk_digest(prefix, body, chunk, k);
+            *d = chunk_digest(algo, prefix, body, chunk, k);
         }
     } else {
-        parallel::fill(&mut out, |k| chunk_digest(prefix, body, chunk, k));
+        parallel::fill(&mut out, |k| chunk_digest(algo, prefix, body, chunk, k));
     }
     out
 }
@@ -72,6 +198,7 @@ pub fn chunk_digests(prefix: &[u8], body: &[u8], chunk: usize) -> Vec<Digest32> 
 /// done. A save hashes a large tensor this way while it writes it; opening
 /// an archive validates the table of contents while the table is hashed.
 pub fn chunk_digests_alongside<R>(
+    algo: Checksum,
     prefix: &[u8],
     body: &[u8],
     chunk: usize,
@@ -79,7 +206,7 @@ pub fn chunk_digests_alongside<R>(
 ) -> (Vec<Digest32>, R) {
     if prefix.len() + body.len() < ALONGSIDE_MIN {
         let r = work();
-        return (chunk_digests(prefix, body, chunk), r);
+        return (chunk_digests(algo, prefix, body, chunk), r);
     }
     let n = (prefix.len() + body.len()).div_ceil(chunk).max(1);
     let next = AtomicUsize::new(0);
@@ -92,7 +219,7 @@ pub fn chunk_digests_alongside<R>(
             if k >= n {
                 break;
             }
-            mine.push((k, chunk_digest(prefix, body, chunk, k)));
+            mine.push((k, chunk_digest(algo, prefix, body, chunk, k)));
         }
         let mut out = done.lock().expect("hashing does not panic");
         for (k, d) in mine {
@@ -107,43 +234,86 @@ pub fn chunk_digests_alongside<R>(
 mod tests {
     use super::*;
 
+    const BOTH: [Checksum; 2] = [Checksum::Sha256, Checksum::Xxh3];
+
     #[test]
     fn split_prefix_matches_contiguous() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        for split in [0, 1, 63, 64, 100, 4096, 10_000] {
-            let (p, b) = data.split_at(split);
-            assert_eq!(chunk_digests(p, b, 1024), chunk_digests(&[], &data, 1024));
+        for algo in BOTH {
+            for split in [0, 1, 63, 64, 100, 4096, 10_000] {
+                let (p, b) = data.split_at(split);
+                assert_eq!(
+                    chunk_digests(algo, p, b, 1024),
+                    chunk_digests(algo, &[], &data, 1024)
+                );
+            }
+            let direct: Vec<_> = data.chunks(1024).map(|c| algo.of(&[c])).collect();
+            assert_eq!(chunk_digests(algo, &[], &data, 1024), direct);
         }
-        let direct: Vec<_> = data.chunks(1024).map(|c| sha256(&[c])).collect();
-        assert_eq!(chunk_digests(&[], &data, 1024), direct);
+        let sha: Vec<_> = data.chunks(1024).map(|c| sha256(&[c])).collect();
+        assert_eq!(chunk_digests(Checksum::Sha256, &[], &data, 1024), sha);
     }
 
     #[test]
     fn parallel_matches_sequential() {
         let data: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 253) as u8).collect();
-        let direct: Vec<_> = data.chunks(1 << 20).map(|c| sha256(&[c])).collect();
-        assert_eq!(chunk_digests(&data[..64], &data[64..], 1 << 20), direct);
+        for algo in BOTH {
+            let direct: Vec<_> = data.chunks(1 << 20).map(|c| algo.of(&[c])).collect();
+            assert_eq!(
+                chunk_digests(algo, &data[..64], &data[64..], 1 << 20),
+                direct
+            );
+        }
     }
 
     #[test]
     fn alongside_matches_plain_and_runs_the_work() {
-        for len in [0usize, 100, 3 << 20] {
-            let data: Vec<u8> = (0..len as u32).map(|i| (i % 249) as u8).collect();
-            let (d, r) = chunk_digests_alongside(&[], &data, 1 << 16, || 7);
-            assert_eq!(r, 7);
-            assert_eq!(d, chunk_digests(&[], &data, 1 << 16));
-            // With a prefix (a blob's frame), as one contiguous span.
-            if len > 64 {
-                let (d, _) = chunk_digests_alongside(&data[..64], &data[64..], 1 << 16, || ());
-                assert_eq!(d, chunk_digests(&[], &data, 1 << 16));
+        for algo in BOTH {
+            for len in [0usize, 100, 3 << 20] {
+                let data: Vec<u8> = (0..len as u32).map(|i| (i % 249) as u8).collect();
+                let (d, r) = chunk_digests_alongside(algo, &[], &data, 1 << 16, || 7);
+                assert_eq!(r, 7);
+                assert_eq!(d, chunk_digests(algo, &[], &data, 1 << 16));
+                // With a prefix (a blob's frame), as one contiguous span.
+                if len > 64 {
+                    let (d, _) =
+                        chunk_digests_alongside(algo, &data[..64], &data[64..], 1 << 16, || ());
+                    assert_eq!(d, chunk_digests(algo, &[], &data, 1 << 16));
+                }
             }
         }
     }
 
     #[test]
     fn empty_blob_has_one_chunk() {
-        assert_eq!(chunk_digests(&[], &[], 1024), vec![sha256(&[])]);
+        assert_eq!(
+            chunk_digests(Checksum::Sha256, &[], &[], 1024),
+            vec![sha256(&[])]
+        );
         assert_eq!(chunk_count(0, 1024), 1);
         assert_eq!(chunk_count(1025, 1024), 2);
+    }
+
+    /// Known answers: the published XXH3-128 of the empty input, in the
+    /// canonical (big-endian) order layout.md 4.3 stores; streaming in
+    /// pieces gives the one-shot digest; the padding is zero.
+    #[test]
+    fn xxh3_known_answer_and_streaming() {
+        let empty = Checksum::Xxh3.of(&[]);
+        assert_eq!(
+            empty[..16],
+            [
+                0x99, 0xaa, 0x06, 0xd3, 0x01, 0x47, 0x98, 0xd8, 0x60, 0x01, 0xc3, 0x24, 0x46, 0x8d,
+                0x49, 0x7f
+            ]
+        );
+        assert_eq!(empty[16..], [0u8; 16]);
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let mut h = ChunkState::new(Checksum::Xxh3);
+        for piece in data.chunks(333) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), xxh3(&data));
+        assert_ne!(xxh3(&data), Checksum::Sha256.of(&[&data]));
     }
 }

@@ -17,6 +17,10 @@ pub const FORMAT_VERSION_MINOR: u16 = 0;
 /// Format minor version of archives with compressed blobs (1.1 adds
 /// compressed payloads, layout.md section 3.4).
 pub const FORMAT_VERSION_MINOR_COMPRESSED: u16 = 1;
+/// Format minor version of archives whose chunk digests are not SHA-256
+/// (1.2 adds the checksum byte of the table of contents header, layout.md
+/// 4.3).
+pub const FORMAT_VERSION_MINOR_CHECKSUM: u16 = 2;
 /// Every blob, the hash pool and the table of contents start on a multiple of
 /// this many bytes.
 pub const ALIGN: u64 = 64;
@@ -26,7 +30,8 @@ pub const HASH_CHUNK_LOG2: u32 = 20;
 /// by the format, independent of the blobs' chunk size; small enough that a
 /// large table's chunks spread evenly over the cores at open.
 pub const TOC_CHUNK_LOG2: u32 = 16;
-/// Size of one SHA-256 digest.
+/// Size of one SHA-256 digest (the trailer's; a chunk digest's size
+/// depends on the archive's checksum, `hash::Checksum::len`).
 pub const DIGEST_LEN: usize = 32;
 /// Most dimensions a tensor may have.
 pub const MAX_NDIM: u32 = 64;
@@ -103,8 +108,11 @@ pub struct RawTocHeader {
     /// log2 of the raw bytes per chunk of a compressed payload; 0 when no
     /// blob is compressed.
     pub codec_chunk_log2: u8,
+    /// Algorithm of the chunk digests (`hash::Checksum`): 0 SHA-256 (every
+    /// archive before format 1.2), 1 XXH3-128.
+    pub checksum: u8,
     /// Zero.
-    pub reserved: [u8; 3],
+    pub reserved: [u8; 2],
 }
 
 /// Magic of the table of contents.

@@ -33,6 +33,8 @@ pub(crate) struct TocFacts {
     pub compressed: bool,
     /// Entries whose blob is compressed.
     pub compressed_blobs: u64,
+    /// The algorithm of the chunk digests.
+    pub checksum: hash::Checksum,
 }
 
 impl TocView {
@@ -54,7 +56,7 @@ impl TocView {
         if th.entry_size.get() as u64 != ENTRY_LEN {
             return Err(Error::toc(Part::TocHeader, "entry size is not 56"));
         }
-        if th.reserved != [0; 3] {
+        if th.reserved != [0; 2] {
             return Err(Error::ReservedNotZero {
                 field: "table of contents header",
                 offset: toc_offset,
@@ -67,6 +69,8 @@ impl TocView {
                 "hash chunk size is outside 4 KiB..1 GiB",
             ));
         }
+        let checksum = hash::Checksum::from_u8(th.checksum)
+            .ok_or(Error::toc(Part::TocHeader, "unknown checksum algorithm"))?;
         let sizes = (|| {
             let entries = th.entry_count.get().checked_mul(ENTRY_LEN)?;
             let dims = th.dims_count.get().checked_mul(8)?;
@@ -114,6 +118,7 @@ impl TocView {
             counts: [0; 3],
             compressed: false,
             compressed_blobs: 0,
+            checksum,
         };
         view.validate_entries(&mut facts, toc_offset)?;
         Ok((view, facts))
@@ -136,6 +141,11 @@ impl TocView {
                 .map_err(|reason| Error::toc(Part::Entry(i as u64), reason))?;
         }
         check_totals(&at, names.len(), dims.len(), facts, toc_offset)
+    }
+
+    /// The table's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
     }
 
     /// Length of the table in bytes.
@@ -424,7 +434,7 @@ fn check_totals(
     }
     let pool_end = facts
         .hash_count
-        .checked_mul(DIGEST_LEN as u64)
+        .checked_mul(facts.checksum.len() as u64)
         .and_then(|len| len.checked_add(facts.hashes_offset))
         .and_then(align_up);
     if pool_end != Some(toc_offset) {
@@ -436,18 +446,98 @@ fn check_totals(
     Ok(())
 }
 
-/// The digest that guards the header and the table of contents:
-/// SHA-256(header || d_0 || d_1 || ...), where d_k is the SHA-256 of the
-/// table's k-th 64 KiB chunk. Two levels let a large table be hashed on
-/// every core when it is opened.
-pub(crate) fn toc_digest(header: &[u8], toc: &[u8]) -> hash::Digest32 {
-    toc_digest_from_chunks(header, &hash::chunk_digests(&[], toc, 1 << TOC_CHUNK_LOG2))
+/// The digest that guards the header and the table of contents (layout.md
+/// 7): SHA-256(header || d_0 || d_1 || ...), where d_k is the digest of the
+/// table's k-th 64 KiB chunk with the archive's chunk checksum (`algo`).
+/// Two levels let a large table be hashed on every core when it is opened;
+/// with XXH3-128 chunks the open hashes at memory speed, and
+/// [`closing_digest`] covers the table's bytes with SHA-256 instead.
+pub(crate) fn toc_digest(header: &[u8], toc: &[u8], algo: hash::Checksum) -> hash::Digest32 {
+    toc_digest_from_chunks(header, &toc_chunk_digests(toc, algo), algo)
+}
+
+/// The digest of each 64 KiB chunk of the table.
+pub(crate) fn toc_chunk_digests(toc: &[u8], algo: hash::Checksum) -> Vec<hash::Digest32> {
+    hash::chunk_digests(algo, &[], toc, 1 << TOC_CHUNK_LOG2)
 }
 
 /// [`toc_digest`] from the chunk digests.
-pub(crate) fn toc_digest_from_chunks(header: &[u8], chunks: &[hash::Digest32]) -> hash::Digest32 {
+pub(crate) fn toc_digest_from_chunks(
+    header: &[u8],
+    chunks: &[hash::Digest32],
+    algo: hash::Checksum,
+) -> hash::Digest32 {
     let mut parts: Vec<&[u8]> = Vec::with_capacity(chunks.len() + 1);
     parts.push(header);
-    parts.extend(chunks.iter().map(|d| d.as_slice()));
+    parts.extend(chunks.iter().map(|d| &d[..algo.len()]));
     hash::sha256(&parts)
+}
+
+/// The algorithm of the table's chunk digests, read from the unverified
+/// table before its digest is checked: XXH3-128 when the table header's
+/// checksum byte (offset 61) says so, SHA-256 otherwise (every archive
+/// before 1.2, and an unknown byte, which the table's rules then refuse).
+/// A damaged byte makes the table hash with the wrong algorithm, which the
+/// digest check reports.
+pub(crate) fn toc_checksum(toc: &[u8]) -> hash::Checksum {
+    match toc.get(61) {
+        Some(&b) if b == hash::Checksum::Xxh3 as u8 => hash::Checksum::Xxh3,
+        _ => hash::Checksum::Sha256,
+    }
+}
+
+/// The closing digest (layout.md 7): SHA-256(toc_sha256 || pool), and with
+/// XXH3-128 chunk digests SHA-256(toc_sha256 || table || pool), so that it
+/// authenticates the table's bytes whatever their own chunk digests are.
+pub(crate) fn closing_digest(
+    toc_sha256: &[u8],
+    toc: &[u8],
+    pool: &[u8],
+    algo: hash::Checksum,
+) -> hash::Digest32 {
+    match algo {
+        hash::Checksum::Sha256 => hash::sha256(&[toc_sha256, pool]),
+        hash::Checksum::Xxh3 => hash::sha256(&[toc_sha256, toc, pool]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::hash::Checksum;
+
+    /// With XXH3-128 chunk digests the closing digest covers the table's
+    /// bytes themselves (an XXH3 collision in a table chunk would keep
+    /// toc_sha256); with SHA-256 it covers them through toc_sha256 only.
+    #[test]
+    fn the_closing_digest_covers_the_table_bytes_only_with_xxh3() {
+        let toc: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let mut edited = toc.clone();
+        edited[500] ^= 1;
+        let (sha, pool) = ([7u8; 32], [9u8; 48]);
+        let xxh = |t: &[u8]| closing_digest(&sha, t, &pool, Checksum::Xxh3);
+        let sha2 = |t: &[u8]| closing_digest(&sha, t, &pool, Checksum::Sha256);
+        assert_ne!(xxh(&toc), xxh(&edited));
+        assert_eq!(sha2(&toc), sha2(&edited));
+        assert_eq!(sha2(&toc), hash::sha256(&[&sha, &pool]));
+        assert_eq!(xxh(&toc), hash::sha256(&[&sha, &toc, &pool]));
+    }
+
+    /// The table is hashed with XXH3 only when its checksum byte says so.
+    #[test]
+    fn the_table_checksum_byte_picks_the_table_chunk_digests() {
+        let mut toc = vec![0u8; 64];
+        assert_eq!(toc_checksum(&toc), Checksum::Sha256);
+        toc[61] = 1;
+        assert_eq!(toc_checksum(&toc), Checksum::Xxh3);
+        toc[61] = 2;
+        assert_eq!(toc_checksum(&toc), Checksum::Sha256);
+        assert_eq!(toc_checksum(&toc[..10]), Checksum::Sha256);
+        let header = [3u8; 64];
+        let d = toc_chunk_digests(&toc, Checksum::Xxh3);
+        assert_eq!(
+            toc_digest(&header, &toc, Checksum::Xxh3),
+            hash::sha256(&[&header, &d[0][..16]])
+        );
+    }
 }

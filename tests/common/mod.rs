@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use achronyme_env::hash::sha256;
+use achronyme_env::hash::{Checksum, sha256};
 use achronyme_env::layout::{RawEntry, RawHeader, RawTocHeader};
 use achronyme_env::{
     Archive, Complex, ComplexTensor, Compression, Environment, SaveOptions, SaveReport, Tensor,
@@ -135,6 +135,8 @@ pub struct Map {
     pub toc_len: usize,
     pub hashes_offset: usize,
     pub hash_count: usize,
+    /// The algorithm of the chunk digests, and so their length in the pool.
+    pub checksum: Checksum,
     pub entries: Vec<RawEntry>,
 }
 
@@ -153,6 +155,7 @@ impl Map {
             toc_len,
             hashes_offset: th.hashes_offset.get() as usize,
             hash_count: th.hash_count.get() as usize,
+            checksum: Checksum::from_u8(th.checksum).unwrap(),
             entries,
         }
     }
@@ -164,17 +167,22 @@ impl Map {
     /// (`achronyme_env::fuzzing::reseal` locates them in the edited bytes).
     pub fn reseal(&self, bytes: &mut [u8]) {
         // layout.md section 7: SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the
-        // SHA-256 of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2).
+        // digest of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2)
+        // with the archive's checksum; the closing digest also covers the
+        // TOC's bytes when that checksum is XXH3-128.
         let toc = &bytes[self.toc_offset..self.toc_offset + self.toc_len];
-        let chunk_digests: Vec<[u8; 32]> = toc
+        let chunk_digests: Vec<Vec<u8>> = toc
             .chunks(1 << achronyme_env::layout::TOC_CHUNK_LOG2)
-            .map(|c| sha256(&[c]))
+            .map(|c| self.checksum.digest(c))
             .collect();
         let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
         parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
         let toc_sha = sha256(&parts);
-        let pool = &bytes[self.hashes_offset..self.hashes_offset + 32 * self.hash_count];
-        let closing = sha256(&[&toc_sha, pool]);
+        let pool = &bytes[self.hashes_offset..self.pool_end()];
+        let closing = match self.checksum {
+            Checksum::Sha256 => sha256(&[&toc_sha, pool]),
+            Checksum::Xxh3 => sha256(&[&toc_sha, toc, pool]),
+        };
         let trailer = self.toc_offset + self.toc_len;
         bytes[trailer..trailer + 32].copy_from_slice(&toc_sha);
         bytes[trailer + 32..trailer + 64].copy_from_slice(&closing);
@@ -196,16 +204,26 @@ impl Map {
         let start = e.blob_offset.get() as usize;
         let end = self.payload(i).end;
         let chunk = 1 << achronyme_env::layout::HASH_CHUNK_LOG2;
-        let digests: Vec<[u8; 32]> = bytes[start..end]
+        let digests: Vec<Vec<u8>> = bytes[start..end]
             .chunks(chunk)
-            .map(|c| sha256(&[c]))
+            .map(|c| self.checksum.digest(c))
             .collect();
         assert_eq!(digests.len(), e.hash_count.get() as usize);
         for (k, d) in digests.iter().enumerate() {
-            let at = self.hashes_offset + 32 * (e.hash_index.get() as usize + k);
-            bytes[at..at + 32].copy_from_slice(d);
+            let at = self.digest_at(e.hash_index.get() as usize + k);
+            bytes[at..at + d.len()].copy_from_slice(d);
         }
         self.reseal(bytes);
+    }
+
+    /// File offset of digest `k` of the hash pool.
+    pub fn digest_at(&self, k: usize) -> usize {
+        self.hashes_offset + self.checksum.len() * k
+    }
+
+    /// File offset just past the hash pool's digests.
+    pub fn pool_end(&self) -> usize {
+        self.digest_at(self.hash_count)
     }
 
     /// File offset of entry `i`'s field at `field` (bytes into the entry).

@@ -65,9 +65,10 @@ struct Report {
 /// Whether `name`'s blob is stored with the same bytes in `a` and `b`:
 /// from the digests each archive stores (checked against its closing
 /// SHA-256), without reading the blobs; only archives hashed in chunks of
-/// different sizes (another writer's) have their blobs read and hashed.
+/// different sizes (another writer's) or with different checksum
+/// algorithms have their blobs read and hashed.
 fn same_content(a: &Archive, b: &Archive, x: &BindingInfo) -> achronyme_env::Result<bool> {
-    if a.digest_chunk_size() == b.digest_chunk_size() {
+    if a.digest_chunk_size() == b.digest_chunk_size() && a.checksum() == b.checksum() {
         return Ok(a.stored_digests(x.section, &x.name)? == b.stored_digests(x.section, &x.name)?);
     }
     let digest = |archive: &Archive| -> achronyme_env::Result<[u8; 32]> {

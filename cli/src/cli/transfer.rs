@@ -13,6 +13,8 @@ use achronyme_env::{
 };
 
 use super::progress::{Bar, spin};
+use achronyme_env::hash::Checksum;
+
 use super::{CliResult, failed, find_section, human, npy, printable, usage};
 
 /// Parses a `--compress` value: `none`, `zstd`, `zstd:LEVEL` or `lz4`
@@ -179,6 +181,17 @@ fn write_csv(w: &mut impl Write, t: &Tensor, progress: bool) -> std::io::Result<
     Ok(())
 }
 
+/// Parses a `--checksum` value: `xxh3` (the default) or `sha256`.
+pub fn parse_checksum(s: &str) -> Result<Checksum, String> {
+    match s {
+        "xxh3" => Ok(Checksum::Xxh3),
+        "sha256" => Ok(Checksum::Sha256),
+        _ => Err("expected xxh3 (fast, against accidental damage) or sha256 \
+                  (cryptographic, authenticates every byte with the closing digest)"
+            .into()),
+    }
+}
+
 /// Options of `ach import` that become [`SaveOptions`], as clap parses them.
 #[derive(clap::Args, Debug)]
 pub struct ImportOptions {
@@ -188,6 +201,9 @@ pub struct ImportOptions {
     /// Do not try the float filters before compressing.
     #[arg(long)]
     pub no_filters: bool,
+    /// Chunk checksum: xxh3 or sha256 [default: xxh3].
+    #[arg(long, value_parser = parse_checksum, value_name = "ALGO")]
+    pub checksum: Option<Checksum>,
     /// Description stored in the metadata.
     #[arg(long)]
     pub description: Option<String>,
@@ -294,6 +310,7 @@ pub fn import(
         include_only: (!opts.include_only.is_empty()).then(|| opts.include_only.clone()),
         large_value_warning: (!opts.no_warn_large).then_some(LARGE_VALUE_BYTES),
         filters: !opts.no_filters,
+        checksum: opts.checksum.unwrap_or_default(),
         created_by: format!("ach import {}", env!("CARGO_PKG_VERSION")),
         ..Default::default()
     };
@@ -486,8 +503,7 @@ fn read_csv(path: &Path, file: File, bar: &mut Bar) -> CliResult<Value> {
 pub fn repack(
     input: &Location,
     out: &Location,
-    compression: Compression,
-    no_filters: bool,
+    (compression, no_filters, checksum): (Compression, bool, Checksum),
     allow_overwrite: bool,
     load: LoadOptions,
     progress: bool,
@@ -518,6 +534,7 @@ pub fn repack(
     bar.finish();
     let save = SaveOptions {
         compression,
+        checksum,
         description: meta.description,
         tags: meta.tags,
         custom: meta.custom,
