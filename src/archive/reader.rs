@@ -355,9 +355,12 @@ impl Archive {
         let span = tag.payload_start() + e.stored_len.get();
         let expected = self.digests_of(e)?;
         let expected = expected.as_slice();
+        // The archive's own algorithm, as `check_digests` uses.
+        let algo = self.checksum;
+        let dlen = algo.len();
         let check = |k: u64, piece: &[u8]| {
-            let at = k as usize * DIGEST_LEN;
-            expected.get(at..at + DIGEST_LEN) == Some(&hash::sha256(&[piece])[..])
+            let at = k as usize * dlen;
+            expected.get(at..at + dlen) == Some(&algo.of(&[piece])[..dlen])
         };
         let checks = Checks {
             chunk: self.chunk,

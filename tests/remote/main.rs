@@ -277,6 +277,45 @@ fn load_with(faults: Vec<(u64, Fault)>) -> (Result<Value>, Environment, Arc<Coun
 }
 
 #[test]
+fn parts_are_checked_with_the_archive_s_own_checksum() {
+    // Every part is checked as it arrives, with the algorithm the archive
+    // records: an XXH3 archive once failed here, every part "damaged",
+    // because the part check hashed with SHA-256.
+    for checksum in [Checksum::Xxh3, Checksum::Sha256] {
+        let env = tensor_workspace(normal_tensor(1024, 1024, 7));
+        let opts = SaveOptions { checksum, ..raw() };
+        let mut bytes = bytes_of(&env, &opts);
+        let mem = Arc::new(InMemory::new());
+        put(&*mem, "w.ach", bytes.clone());
+        let remote = with(mem.clone()).with_part_size(1 << 20);
+        let archive = Archive::open_url_with("memory:///w.ach", &remote).unwrap();
+        assert_eq!(archive.checksum(), checksum);
+        assert_eq!(
+            &archive.get("data").unwrap(),
+            env.get("data").unwrap(),
+            "{checksum:?}"
+        );
+
+        // One flipped byte in the tensor's fourth MiB: that chunk is named.
+        // (The elements start a few bytes into the blob, whose chunks
+        // are counted from its frame.)
+        let Some(Value::Tensor(t)) = env.get("data") else {
+            panic!("the workspace's data is a tensor")
+        };
+        let first: &[u8] = bytemuck::cast_slice(&t.data()[..8]);
+        let elements = bytes.windows(64).position(|w| w == first).unwrap();
+        bytes[elements + 3 * (1 << 20) + 100] ^= 0x10;
+        put(&*mem, "w.ach", bytes);
+        let archive = Archive::open_url_with("memory:///w.ach", &remote).unwrap();
+        let err = archive.get("data").unwrap_err();
+        assert!(
+            matches!(err, Error::ChecksumMismatch { chunk: 3, .. }),
+            "{checksum:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_dropped_or_short_read_is_retried() {
     // GETs 1 and 2 are the open; 3 is the first part of the tensor.
     for fault in [Fault::Fail, Fault::Short] {
