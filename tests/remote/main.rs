@@ -247,24 +247,32 @@ fn a_failed_upload_is_aborted_and_leaves_the_old_object() {
     save_environment(&old, url, &opts).unwrap();
     let old_bytes = get(&*mem, "fail/w.ach");
 
-    let faulty = Faulty::new(mem.clone(), vec![(2, Fault::FailPart)]);
-    let counting = Counting::new(faulty);
-    let opts = SaveOptions {
-        remote: with(counting.clone()).with_part_size(5 << 20),
-        allow_overwrite: true,
-        ..raw()
-    };
-    let new = tensor_workspace(normal_tensor(1536, 1024, 4));
-    let err = save_environment(&new, url, &opts).unwrap_err();
-    let f = err.remote_failure().expect("a remote failure");
-    assert_eq!(f.kind, RemoteErrorKind::Connection, "{err}");
-    let c = counting.counts();
-    assert_eq!((c.uploads, c.completed, c.aborted), (1, 0, 1));
-    assert_eq!(
-        get(&*mem, "fail/w.ach"),
-        old_bytes,
-        "the old object is untouched"
-    );
+    // A part that fails, or a completion that fails (once left with its
+    // parts stored and never aborted): either way the upload is aborted.
+    for (fault, completed) in [((2, Fault::FailPart), 0), ((0, Fault::FailComplete), 1)] {
+        let faulty = Faulty::new(mem.clone(), vec![fault.clone()]);
+        let counting = Counting::new(faulty);
+        let opts = SaveOptions {
+            remote: with(counting.clone()).with_part_size(5 << 20),
+            allow_overwrite: true,
+            ..raw()
+        };
+        let new = tensor_workspace(normal_tensor(1536, 1024, 4));
+        let err = save_environment(&new, url, &opts).unwrap_err();
+        let f = err.remote_failure().expect("a remote failure");
+        assert_eq!(f.kind, RemoteErrorKind::Connection, "{fault:?}: {err}");
+        let c = counting.counts();
+        assert_eq!(
+            (c.uploads, c.completed, c.aborted),
+            (1, completed, 1),
+            "{fault:?}"
+        );
+        assert_eq!(
+            get(&*mem, "fail/w.ach"),
+            old_bytes,
+            "{fault:?}: the old object is untouched"
+        );
+    }
 }
 
 /// An archive over `faults`, opened, and the result of loading `data`.

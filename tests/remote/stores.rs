@@ -243,6 +243,8 @@ pub enum Fault {
     Replace(Vec<u8>),
     /// The upload part fails.
     FailPart,
+    /// Completing the upload fails (the number is ignored).
+    FailComplete,
 }
 
 /// Injects faults into chosen requests: `faults` maps the 1-based number
@@ -376,6 +378,16 @@ impl MultipartUpload for FaultyUpload {
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
+        let fail = {
+            let mut faults = self.faults.lock().unwrap();
+            let at = faults
+                .iter()
+                .position(|(_, f)| matches!(f, Fault::FailComplete));
+            at.map(|i| faults.remove(i)).is_some()
+        };
+        if fail {
+            return Err(dropped());
+        }
         self.inner.complete().await
     }
 

@@ -62,7 +62,7 @@ pub(crate) fn upload(
     spool
         .seek(SeekFrom::Start(0))
         .map_err(|e| io_err("reading back the spool file of", e))?;
-    let part = opts.part_size.max(5 << 20);
+    let part = upload_part_size(opts.part_size, len);
     let sent = if len <= part {
         let mut all = Vec::new();
         (&mut spool)
@@ -81,6 +81,19 @@ pub(crate) fn upload(
     };
     sent.map_err(|e| io_err("uploading", e))?.map_err(remote)?;
     Ok(len)
+}
+
+/// S3's limits on a multipart upload: parts of at least 5 MiB (but the
+/// last), at most 10,000 of them.
+const MIN_PART: u64 = 5 << 20;
+const MAX_PARTS: u64 = 10_000;
+
+/// The part size for `len` bytes: the asked size, raised to S3's minimum,
+/// and raised again (to whole MiB) when `len` would need more than 10,000
+/// parts, so that a large save does not fail at its last part.
+fn upload_part_size(asked: u64, len: u64) -> u64 {
+    let fits = len.div_ceil(MAX_PARTS).next_multiple_of(1 << 20);
+    asked.max(MIN_PART).max(fits)
 }
 
 async fn exists(target: &Target) -> std::result::Result<bool, RemoteFailure> {
@@ -152,13 +165,18 @@ async fn put_parts(
         .await
         .map_err(fail)?;
     let outcome = send_parts(&mut *upload, target, parts, overwrite).await;
+    let outcome = match outcome {
+        Ok(()) => upload.complete().await.map(drop).map_err(fail),
+        Err(e) => Err(e),
+    };
     if outcome.is_err() {
+        // Whether sending a part or completing failed, the parts are
+        // abandoned: abort, so the store does not keep (and bill) them.
         // Best effort: a store that keeps the parts of an upload that was
         // neither completed nor aborted removes them after its own expiry.
         let _ = upload.abort().await;
-        return outcome;
     }
-    upload.complete().await.map(drop).map_err(fail)
+    outcome
 }
 
 async fn send_parts(
@@ -204,4 +222,22 @@ async fn send_parts(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_stay_within_s3_limits_whatever_the_size() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(upload_part_size(8 * MIB, 100 * MIB), 8 * MIB);
+        assert_eq!(upload_part_size(MIB, 100 * MIB), MIN_PART);
+        // 100 GiB at 8 MiB would be 12,800 parts: raised to fit in 10,000.
+        for len in [100 << 30, 78 << 30, (1u64 << 40) + 1, 5 << 40] {
+            let part = upload_part_size(8 * MIB, len);
+            assert!(len.div_ceil(part) <= MAX_PARTS, "{len}: {part}");
+            assert!(part >= MIN_PART && part % MIB == 0, "{len}: {part}");
+        }
+    }
 }
