@@ -414,6 +414,11 @@ impl Archive {
     /// Loads entry `e`, holding at most `limit` bytes of memory for it;
     /// returns the value and the bytes it holds.
     fn load(&self, e: &RawEntry, verify: bool, limit: u64) -> Result<(Value, u64)> {
+        // A source that reads into memory (an object store) would fetch
+        // the whole blob before the budget below could refuse it.
+        if self.source.allocates_reads() && e.stored_len.get() > limit {
+            return Err(self.too_large(e, e.stored_len.get(), limit));
+        }
         let packed = e.codec != Codec::None as u8;
         let (tag, blob) = match verify && !packed {
             true => self.blob_verified(e)?,

@@ -53,6 +53,16 @@ pub trait Source: Send + Sync {
     /// implementations over memory return a view.
     fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
 
+    /// True when a read allocates memory of its own length and fetches
+    /// bytes from elsewhere (an object store, a file read without a
+    /// mapping): the reader then refuses a range over the load's memory
+    /// budget before asking for it, instead of fetching it first. False
+    /// (the default) for sources whose views cost nothing or that already
+    /// hold their bytes.
+    fn allocates_reads(&self) -> bool {
+        false
+    }
+
     /// Like [`Source::read`], but preferring a view that borrows the storage
     /// (a mapping) over a copy: what tensor loads ask for.
     fn view(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
@@ -306,6 +316,11 @@ impl FileSource {
 impl Source for FileSource {
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn allocates_reads(&self) -> bool {
+        // Unmapped, or mapped and failed: every large read is a copy.
+        !self.may_map || matches!(self.map.get(), Some(Err(_)))
     }
 
     fn read(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {

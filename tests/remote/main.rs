@@ -324,6 +324,32 @@ fn parts_are_checked_with_the_archive_s_own_checksum() {
 }
 
 #[test]
+fn a_binding_over_the_memory_budget_is_refused_before_it_is_fetched() {
+    // Once, a 10 GB remote binding with a 1 MiB budget was downloaded
+    // whole, then refused.
+    let (_, _, mem) = workspace();
+    let counting = Counting::new(mem);
+    let archive = Archive::open_url_with("memory:///w.ach", &with(counting.clone())).unwrap();
+    let opened = counting.counts();
+    let small = LoadOptions {
+        max_decoded_bytes: 1 << 20,
+        ..LoadOptions::default()
+    };
+    let err = archive
+        .get_with(Section::Bindings, "data", small)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { limit: 1048576, .. }),
+        "{err}"
+    );
+    let after = counting.counts();
+    assert_eq!(after.gets, opened.gets, "no request for the refused tensor");
+    assert_eq!(after.get_bytes, opened.get_bytes);
+    // Within the budget it loads.
+    assert!(archive.get("data").is_ok());
+}
+
+#[test]
 fn a_dropped_or_short_read_is_retried() {
     // GETs 1 and 2 are the open; 3 is the first part of the tensor.
     for fault in [Fault::Fail, Fault::Short] {

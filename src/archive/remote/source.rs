@@ -497,6 +497,10 @@ impl Source for RemoteSource {
         self.fetch_checked(offset, len, checks)
     }
 
+    fn allocates_reads(&self) -> bool {
+        true
+    }
+
     fn read(&self, offset: u64, len: u64) -> std::result::Result<Bytes, ReadError> {
         let end = offset.checked_add(len).ok_or(ReadError::OutOfRange)?;
         if end > self.len {
