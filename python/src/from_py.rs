@@ -67,7 +67,10 @@ static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// itself becomes a cycle the engine reports).
 pub struct Converter<'py> {
     py: Python<'py>,
-    refs: HashMap<usize, Arc<RwLock<Value>>>,
+    /// Each `Ref` met, by address, with the object itself: holding it for
+    /// the whole save keeps its address from being reused by another
+    /// `Ref` (a lazy mapping may create and free them one by one).
+    refs: HashMap<usize, (Py<PyAny>, Arc<RwLock<Value>>)>,
     /// Arrays that had to be converted (another dtype or layout).
     pub copied_arrays: usize,
     /// Arrays streamed from their own memory.
@@ -210,13 +213,13 @@ impl<'py> Converter<'py> {
 
     fn reference(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<Value> {
         let id = obj.as_ptr() as usize;
-        if let Some(cell) = self.refs.get(&id) {
+        if let Some((_, cell)) = self.refs.get(&id) {
             return Ok(Value::MutableRef(cell.clone()));
         }
         // Registered before its value is converted, so a reference that
         // contains itself closes into a cycle instead of recursing.
         let cell = Arc::new(RwLock::new(Value::Null));
-        self.refs.insert(id, cell.clone());
+        self.refs.insert(id, (obj.clone().unbind(), cell.clone()));
         let inner = self.value_at(&obj.getattr("value")?, depth + 1)?;
         *cell.write().unwrap_or_else(|e| e.into_inner()) = inner;
         Ok(Value::MutableRef(cell))

@@ -233,3 +233,26 @@ def test_checksum_option_is_recorded_and_checked(tmp_path, checksum):
     with ae.open(p) as a:
         with pytest.raises(ae.DamagedError):
             a.get("d")
+
+
+def test_refs_made_on_the_fly_are_not_mistaken_for_one_another(tmp_path):
+    # A lazy mapping hands out a fresh Ref per item, freed once converted;
+    # the next Ref often reuses its address. Each binding must keep its own
+    # value rather than become a shared reference to an earlier cell.
+    import collections.abc
+
+    class Lazy(collections.abc.Mapping):
+        def __getitem__(self, k):
+            return ae.Ref(float(int(k[1:])))
+
+        def __iter__(self):
+            return iter(f"k{i}" for i in range(32))
+
+        def __len__(self):
+            return 32
+
+    ae.save(tmp_path / "r.ach", Lazy())
+    with ae.open(tmp_path / "r.ach") as a:
+        assert [a[f"k{i}"] for i in range(32)] == [ae.Ref(float(i)) for i in range(32)]
+        assert all(a.entry(f"k{i}")["type"] == "MutableRef" for i in range(32))
+
