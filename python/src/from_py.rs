@@ -4,8 +4,10 @@
 //! A NumPy array of float64 or complex128, C-contiguous, aligned and in the
 //! machine's byte order, is not copied: the engine's tensor borrows its
 //! memory ([`Bytes::from_owner`]) and the save streams the elements from
-//! it. Any other array is converted once, by NumPy, into a new C-ordered
-//! float64 or complex128 array that the tensor then borrows.
+//! it, provided the owner of that memory can be held in place and checked
+//! (see [`Converter::check_borrowed_arrays`]). Any other array is copied
+//! once, by NumPy, into a new C-ordered float64 or complex128 array that
+//! the tensor then borrows.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,13 +17,14 @@ use numpy::{
     Complex64, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
 };
+use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyComplex, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::errors::Kind;
-use crate::to_py::{builtin_class, edge_class, ref_class};
+use crate::to_py::{TensorMemory, builtin_class, edge_class, ref_class};
 
 /// How deeply a value may nest: the engine's limit (archives refuse deeper
 /// values so that reading can never overflow the stack). Also what stops a
@@ -40,41 +43,68 @@ struct ArrayMemory {
 
 impl AsRef<[u8]> for ArrayMemory {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `addr..addr + len` is the element memory of the
-        // C-contiguous, non-empty NumPy array `_array` holds a reference
-        // to (checked in `borrow_array`), so it is one live allocation of
-        // `len` bytes. NumPy frees or moves an array's memory only when the
-        // array dies (`_array` keeps it alive) or on `ndarray.resize`,
-        // which is Python code. Python code may run while the rest of the
-        // mapping is converted, so `Converter::check_borrowed_arrays`
-        // confirms every array is still where it was, after conversion and
-        // before the engine reads any; from then until the engine has
-        // dropped every tensor that borrows it (before `save` returns) the
-        // GIL is held and no Python code runs. The same holds for writes to
-        // the elements from Python; the package documents that other
-        // threads must not write to the arrays from native code during a
-        // save, as with any NumPy function that reads them.
+        // SAFETY: `addr..addr + len` was, when the array was borrowed, the
+        // element memory of the C-contiguous, non-empty NumPy array that
+        // `_array` holds, and lay within the memory of the array's owner
+        // (checked in `Converter::guard`): the last ndarray along its
+        // `.base` chain when that one owns its data, else the object past
+        // it, which is either a `TensorMemory` (frozen: its memory never
+        // moves while it lives) or an exporter of a contiguous buffer that
+        // the converter holds its own export of (`Borrowed::_pin`), which
+        // the buffer protocol keeps valid and unmoved until released and
+        // which no Python code can reach. The converter holds every object
+        // of the chain for the whole save. An ndarray's memory is freed or
+        // moved only when the array dies or by Python code (`resize`,
+        // `__setstate__`), which may run while the rest of the mapping is
+        // converted; so `Converter::check_borrowed_arrays` confirms that
+        // every ndarray of the chain still has its elements at the same
+        // address and length, after conversion and before the engine reads
+        // any. An owner whose elements are still at the same address and
+        // length holds a live allocation of that range (the original one,
+        // or one made at the same place, which reads like a write), and
+        // `addr..addr + len` lies within that range. From
+        // then until the engine has dropped every tensor that borrows it
+        // (before `save` returns) the GIL is held and no Python code runs.
+        // Writes to the elements change no address; the package documents
+        // that other threads must not write to the arrays from native code
+        // during a save, as with any NumPy function that reads them.
         unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
     }
 }
 
 static NDARRAY: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static GENERIC: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static ASARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A borrowed array and what its memory belongs to, held for the save so
+/// that `Converter::check_borrowed_arrays` can tell whether it moved.
+struct Borrowed {
+    /// The borrowed array, then each ndarray along its `.base` chain, with
+    /// where its elements were (address, bytes) when it was borrowed.
+    chain: Vec<(Py<PyUntypedArray>, Option<Extent>)>,
+    /// The object past the last ndarray of the chain, if any, held so that
+    /// it cannot die during the save.
+    _owner: Option<Py<PyAny>>,
+    /// The converter's own export of that object's buffer: while it is
+    /// held, the exporter must keep the memory valid and in place.
+    _pin: Option<PyUntypedBuffer>,
+}
 
 /// Converts the values of one save, remembering each `Ref` it met so that
 /// a reference shared by two values stays shared (and one that contains
 /// itself becomes a cycle the engine reports).
 pub struct Converter<'py> {
     py: Python<'py>,
-    refs: HashMap<usize, Arc<RwLock<Value>>>,
+    /// Each `Ref` met, by address, with the object itself: holding it for
+    /// the whole save keeps its address from being reused by another
+    /// `Ref` (a lazy mapping may create and free them one by one).
+    refs: HashMap<usize, (Py<PyAny>, Arc<RwLock<Value>>)>,
     /// Arrays that had to be converted (another dtype or layout).
     pub copied_arrays: usize,
     /// Arrays streamed from their own memory.
     pub borrowed_arrays: usize,
-    /// Every array whose memory a tensor borrows, and where that memory
-    /// was (address, bytes) when it was borrowed.
-    borrowed: Vec<(Py<PyUntypedArray>, Option<Extent>)>,
+    /// Every array whose memory a tensor borrows, with its base chain.
+    borrowed: Vec<Borrowed>,
 }
 
 impl<'py> Converter<'py> {
@@ -174,21 +204,93 @@ impl<'py> Converter<'py> {
 
     /// Checks that no array a tensor borrows was reallocated or reshaped
     /// while later values were converted (conversion can run Python code:
-    /// a mapping's `items()`, a `Ref` subclass, NumPy's conversions, any
-    /// of which could call `resize(refcheck=False)` on an array already
-    /// borrowed). Called once everything is converted, right before the
-    /// engine reads the arrays; from then until the save returns, the GIL
-    /// is held and no Python code runs.
+    /// a mapping's `items()` or `__getitem__`, a `Ref` subclass, NumPy's
+    /// conversions, any of which could call `resize(refcheck=False)` on an
+    /// array already borrowed, or on the array it is a view of): the
+    /// borrowed array must still be C-contiguous with its elements at the
+    /// same address and length, and so must every ndarray along its
+    /// `.base` chain (whatever its layout). What lies past the chain is
+    /// held in place, not checked (see `guard`). Called once everything is
+    /// converted, right before the engine reads the arrays; from then until
+    /// the save returns, the GIL is held and no Python code runs.
     pub fn check_borrowed_arrays(&self) -> PyResult<()> {
-        for (array, then) in &self.borrowed {
-            if extent(array.bind(self.py)) != *then {
-                return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                    "a numpy array being saved was resized while the save converted the other \
-                     values; nothing was written, save again",
-                ));
+        for b in &self.borrowed {
+            for (i, (array, then)) in b.chain.iter().enumerate() {
+                let array = array.bind(self.py);
+                let now = if i == 0 {
+                    extent(array)
+                } else {
+                    Some(fields(array).0)
+                };
+                if now != *then {
+                    return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                        "a numpy array being saved (or the array it is a view of) was resized \
+                         while the save converted the other values; nothing was written, save \
+                         again",
+                    ));
+                }
             }
         }
         Ok(())
+    }
+
+    /// What keeps the memory of `a`, a C-contiguous float64 or complex128
+    /// array, in place for the save, when that can be checked: `None`
+    /// when it cannot (the array is then copied). Walks `a.base` through
+    /// the ndarrays to the owner of the memory.
+    fn guard(&self, a: &Bound<'py, PyUntypedArray>) -> PyResult<Option<Borrowed>> {
+        let py = self.py;
+        let Some(own) = extent(a) else {
+            return Ok(None);
+        };
+        let ndarray = NDARRAY.import(py, "numpy", "ndarray")?;
+        // ndarray's own `base` getter: a subclass cannot override it.
+        let base_of = ndarray.getattr(pyo3::intern!(py, "base"))?;
+        let within = |outer: Extent| {
+            own.1 == 0
+                || (own.0 >= outer.0
+                    && own.0.saturating_add(own.1) <= outer.0.saturating_add(outer.1))
+        };
+        let mut chain = vec![(a.clone().unbind(), Some(own))];
+        let mut link = a.clone();
+        loop {
+            let (span, owns) = fields(&link);
+            let base = base_of.call_method1(pyo3::intern!(py, "__get__"), (&link,))?;
+            if base.is_none() {
+                // The memory is this array's own, or nobody's NumPy knows.
+                return Ok((owns && within(span)).then_some(Borrowed {
+                    chain,
+                    _owner: None,
+                    _pin: None,
+                }));
+            }
+            if base.is_instance(ndarray)? {
+                link = base.cast_into::<PyUntypedArray>()?;
+                chain.push((link.clone().unbind(), Some(fields(&link).0)));
+                continue;
+            }
+            let pin = if let Ok(memory) = base.cast::<TensorMemory>() {
+                if !within(memory.get().span()) {
+                    return Ok(None);
+                }
+                None
+            } else {
+                match PyUntypedBuffer::get(&base) {
+                    Ok(pin)
+                        if pin.is_c_contiguous()
+                            && within((pin.buf_ptr() as usize, pin.len_bytes())) =>
+                    {
+                        Some(pin)
+                    }
+                    _ => return Ok(None),
+                }
+            };
+            return Ok(Some(Borrowed {
+                chain,
+                _owner: Some(base.unbind()),
+                _pin: pin,
+            }));
+        }
     }
 
     fn record(&mut self, d: &Bound<'py, PyDict>, depth: usize) -> PyResult<Record> {
@@ -210,13 +312,13 @@ impl<'py> Converter<'py> {
 
     fn reference(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<Value> {
         let id = obj.as_ptr() as usize;
-        if let Some(cell) = self.refs.get(&id) {
+        if let Some((_, cell)) = self.refs.get(&id) {
             return Ok(Value::MutableRef(cell.clone()));
         }
         // Registered before its value is converted, so a reference that
         // contains itself closes into a cycle instead of recursing.
         let cell = Arc::new(RwLock::new(Value::Null));
-        self.refs.insert(id, cell.clone());
+        self.refs.insert(id, (obj.clone().unbind(), cell.clone()));
         let inner = self.value_at(&obj.getattr("value")?, depth + 1)?;
         *cell.write().unwrap_or_else(|e| e.into_inner()) = inner;
         Ok(Value::MutableRef(cell))
@@ -246,25 +348,33 @@ impl<'py> Converter<'py> {
             numpy::dtype::<f64>(py)
         };
         let as_is = dtype.is_equiv_to(&target) && a.is_c_contiguous() && a.is_aligned();
-        let a = if as_is {
+        let guard = if as_is { self.guard(a)? } else { None };
+        let (a, guard) = if let Some(guard) = guard {
             self.borrowed_arrays += 1;
-            a.clone()
+            (a.clone(), guard)
         } else {
             self.copied_arrays += 1;
-            let asarray = ASARRAY.import(py, "numpy", "asarray")?;
+            // Always a copy: the array may already have the target dtype
+            // and layout but memory whose owner cannot be checked.
+            let array = ARRAY.import(py, "numpy", "array")?;
             let kwargs = PyDict::new(py);
             kwargs.set_item("dtype", &target)?;
             kwargs.set_item("order", "C")?;
-            let converted = asarray.call((a,), Some(&kwargs))?;
+            kwargs.set_item("copy", true)?;
+            let converted = array.call((a,), Some(&kwargs))?;
             let converted = converted.cast_into::<PyUntypedArray>()?;
-            if !(converted.is_c_contiguous() && converted.is_aligned()) {
-                return Err(PyValueError::new_err(
-                    "numpy did not give a C-contiguous, aligned copy of the array",
-                ));
-            }
-            converted
+            let guard = match self.guard(&converted)? {
+                Some(guard) if converted.is_aligned() => guard,
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "numpy did not give a C-contiguous, aligned copy of the array that owns \
+                         its memory",
+                    ));
+                }
+            };
+            (converted, guard)
         };
-        self.borrowed.push((a.clone().unbind(), extent(&a)));
+        self.borrowed.push(guard);
         let shape = a.shape().to_vec();
         let value = if complex {
             ComplexTensor::from_buffer(shape, buffer_of::<Complex64, Complex>(&a)?)
@@ -288,6 +398,20 @@ fn extent(a: &Bound<'_, PyUntypedArray>) -> Option<Extent> {
         a.is_c_contiguous().then_some((typed.data() as usize, len))
     }
     of::<f64>(a).or_else(|| of::<Complex64>(a))
+}
+
+/// Where any NumPy array's elements are (address, bytes, whatever its
+/// layout), and whether it owns that memory (NumPy's `OWNDATA` flag).
+fn fields(a: &Bound<'_, PyUntypedArray>) -> (Extent, bool) {
+    // SAFETY: `a` is a live ndarray (a bound reference, with the GIL
+    // held), so its object, and the fields NumPy's accessor points to, are
+    // valid; two plain fields are copied out and no Python code runs.
+    let (data, flags) = unsafe {
+        let f = &*numpy::npyffi::_PyArray_GET_ITEM_DATA(a.as_array_ptr());
+        (f.data as usize, f.flags)
+    };
+    let bytes = a.len() * a.dtype().itemsize();
+    ((data, bytes), flags & numpy::npyffi::NPY_ARRAY_OWNDATA != 0)
 }
 
 /// The elements of a C-contiguous NumPy array of `N` as engine storage of

@@ -75,9 +75,11 @@ fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
 /// NumPy arrays of float64 or complex128 that are C-contiguous, aligned and
 /// in the machine's byte order are streamed from their own memory, without
 /// a copy; any other array (another dtype, Fortran order, a strided view)
-/// is converted once into a float64 or complex128 copy. The arrays must
-/// not be written to by other threads during the save (the save holds the
-/// GIL, so Python code cannot).
+/// is converted once into a float64 or complex128 copy, as is one whose
+/// memory belongs to something the save cannot hold in place (neither a
+/// NumPy array that owns it nor an object that exports it as a contiguous
+/// buffer). The arrays must not be written to by other threads during the
+/// save (the save holds the GIL, so Python code cannot).
 ///
 /// Options, as spec 3.1 names them: `include_constants`,
 /// `include_functions` (Python values hold no Achronyme lambdas; accepted

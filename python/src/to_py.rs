@@ -34,6 +34,17 @@ pub struct TensorMemory {
     elements: Elements,
 }
 
+impl TensorMemory {
+    /// Address and length in bytes of the elements: fixed for as long as
+    /// this object lives (it is frozen and its buffer never moves).
+    pub(crate) fn span(&self) -> (usize, usize) {
+        match &self.elements {
+            Elements::Real(b) => (b.as_slice().as_ptr() as usize, self.nbytes()),
+            Elements::Complex(b) => (b.as_slice().as_ptr() as usize, self.nbytes()),
+        }
+    }
+}
+
 #[pymethods]
 impl TensorMemory {
     /// Bytes of elements.

@@ -233,3 +233,94 @@ def test_checksum_option_is_recorded_and_checked(tmp_path, checksum):
     with ae.open(p) as a:
         with pytest.raises(ae.DamagedError):
             a.get("d")
+
+
+def test_refs_made_on_the_fly_are_not_mistaken_for_one_another(tmp_path):
+    # A lazy mapping hands out a fresh Ref per item, freed once converted;
+    # the next Ref often reuses its address. Each binding must keep its own
+    # value rather than become a shared reference to an earlier cell.
+    import collections.abc
+
+    class Lazy(collections.abc.Mapping):
+        def __getitem__(self, k):
+            return ae.Ref(float(int(k[1:])))
+
+        def __iter__(self):
+            return iter(f"k{i}" for i in range(32))
+
+        def __len__(self):
+            return 32
+
+    ae.save(tmp_path / "r.ach", Lazy())
+    with ae.open(tmp_path / "r.ach") as a:
+        assert [a[f"k{i}"] for i in range(32)] == [ae.Ref(float(i)) for i in range(32)]
+        assert all(a.entry(f"k{i}")["type"] == "MutableRef" for i in range(32))
+
+
+def test_a_view_whose_base_is_reallocated_during_the_save_is_refused(tmp_path):
+    # The view's own address and length do not change when its base is
+    # resized: the save checks the base too, before the engine reads.
+    import collections.abc
+
+    class Lazy(collections.abc.Mapping):
+        def __init__(self, base, resize):
+            self.base, self.resize = base, resize
+
+        def __getitem__(self, k):
+            if k == "v":
+                return self.base[1:]
+            if self.resize:
+                self.base.resize(10**6, refcheck=False)
+            return 1.0
+
+        def __iter__(self):
+            return iter(["v", "later"])
+
+        def __len__(self):
+            return 2
+
+    with pytest.raises(RuntimeError, match="resized while the save"):
+        ae.save(tmp_path / "x.ach", Lazy(np.arange(1000.0), resize=True))
+    assert not (tmp_path / "x.ach").exists()
+    # A view of a base left alone is still streamed without a copy.
+    base = np.arange(1000.0)
+    r = ae.save(tmp_path / "y.ach", Lazy(base, resize=False))
+    assert (r["arrays_borrowed"], r["arrays_copied"]) == (1, 0)
+    with ae.open(tmp_path / "y.ach") as a:
+        assert np.array_equal(a["v"], np.arange(1.0, 1000.0))
+
+
+def test_memory_owned_by_a_buffer_is_pinned_for_the_save(tmp_path):
+    # An array over a bytearray (whose base is the bytearray itself, which
+    # NumPy does not pin): the save holds its own export of the buffer, so
+    # Python code run during the save cannot reallocate it.
+    import collections.abc
+
+    ba = bytearray(np.arange(100.0).tobytes())
+    arr = np.ndarray((100,), dtype=np.float64, buffer=ba)
+    assert arr.base is ba
+
+    class Lazy(collections.abc.Mapping):
+        def __getitem__(self, k):
+            if k == "later":
+                ba.extend(b"x" * 10**6)
+            return arr[10:]
+
+        def __iter__(self):
+            return iter(["v", "later"])
+
+        def __len__(self):
+            return 2
+
+    with pytest.raises(BufferError):
+        ae.save(tmp_path / "x.ach", Lazy())
+    assert not (tmp_path / "x.ach").exists()
+    r = ae.save(tmp_path / "y.ach", {"v": arr[10:]})
+    assert (r["arrays_borrowed"], r["arrays_copied"]) == (1, 0)
+    ba.extend(b"x" * 8)  # the save released its export
+    # An archive's own views are borrowed too when saved again.
+    ae.save(tmp_path / "z.ach", {"d": np.arange(64.0)}, compress=False)
+    with ae.open(tmp_path / "z.ach") as a:
+        r = ae.save(tmp_path / "w.ach", {"d": a["d"][8:]})
+    assert (r["arrays_borrowed"], r["arrays_copied"]) == (1, 0)
+    assert np.array_equal(ae.open(tmp_path / "w.ach")["d"], np.arange(8.0, 64.0))
