@@ -237,7 +237,10 @@ mod tests {
         for len in [100 << 30, 78 << 30, (1u64 << 40) + 1, 5 << 40] {
             let part = upload_part_size(8 * MIB, len);
             assert!(len.div_ceil(part) <= MAX_PARTS, "{len}: {part}");
-            assert!(part >= MIN_PART && part % MIB == 0, "{len}: {part}");
+            assert!(
+                part >= MIN_PART && part.is_multiple_of(MIB),
+                "{len}: {part}"
+            );
         }
     }
 }
