@@ -579,6 +579,21 @@ struct Chosen<'e> {
     warnings: Vec<String>,
 }
 
+impl Chosen<'_> {
+    /// Leaves `name` out of the save, saying why in a warning and in the
+    /// report's skipped list.
+    fn skip_with_warning(&mut self, name: &str, value: &Value, reason: String) {
+        self.warnings.push(format!(
+            "variable {name:?} ({}) not saved: {reason}",
+            value.type_name()
+        ));
+        self.skipped.push(Skipped {
+            name: name.to_string(),
+            reason,
+        });
+    }
+}
+
 /// Chooses the bindings and constants to save as `options` say, refusing
 /// a name or value no archive can hold.
 fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>> {
@@ -634,14 +649,7 @@ fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>>
                 });
             }
             let reason = "it holds a mut reference that refers back to itself, and archives store values, not reference graphs; break the cycle to save it, or pass strict: true to make this an error".to_string();
-            chosen.warnings.push(format!(
-                "variable {name:?} ({}) not saved: {reason}",
-                value.type_name()
-            ));
-            chosen.skipped.push(Skipped {
-                name: name.to_string(),
-                reason,
-            });
+            chosen.skip_with_warning(name, value, reason);
             continue;
         }
         match saveable(value, name, &mut chosen.warnings, 0) {
@@ -662,14 +670,7 @@ fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>>
                 } else {
                     "user-defined function (lambda or closure): archives keep only builtins; re-define it after restoring".to_string()
                 };
-                chosen.warnings.push(format!(
-                    "variable {name:?} ({}) not saved: {reason}",
-                    value.type_name()
-                ));
-                chosen.skipped.push(Skipped {
-                    name: name.to_string(),
-                    reason,
-                });
+                chosen.skip_with_warning(name, value, reason);
             }
         }
     }
