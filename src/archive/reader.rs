@@ -63,6 +63,20 @@ pub struct Archive {
     checksum: hash::Checksum,
 }
 
+/// Loads one entry of an [`Archive`] found by [`Archive::section_loaders`].
+pub(crate) struct EntryLoader<'a> {
+    archive: &'a Archive,
+    entry: &'a RawEntry,
+}
+
+impl EntryLoader<'_> {
+    /// [`Archive::get_counted`] for this entry, without the name lookup.
+    pub(crate) fn load(&self, opts: LoadOptions) -> Result<(Value, u64)> {
+        self.archive
+            .load(self.entry, opts.verify_checksum, opts.max_decoded_bytes)
+    }
+}
+
 /// How to load a binding.
 ///
 /// # Memory budget
@@ -302,6 +316,23 @@ impl Archive {
     ) -> Result<(Value, u64)> {
         let e = self.entry(section, name)?;
         self.load(e, opts.verify_checksum, opts.max_decoded_bytes)
+    }
+
+    /// Every binding of `section` in table order, as its name and a loader:
+    /// what a restore walks, without a lookup per name.
+    pub(crate) fn section_loaders(
+        &self,
+        section: Section,
+    ) -> impl Iterator<Item = (&str, EntryLoader<'_>)> {
+        self.toc.section_entries(section).iter().map(move |e| {
+            (
+                self.toc.name_of(e),
+                EntryLoader {
+                    archive: self,
+                    entry: e,
+                },
+            )
+        })
     }
 
     /// The table entry of `name`, or an error suggesting a close name.
