@@ -22,6 +22,7 @@ use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
 use crate::format::toc::{TocFacts, TocView, closing_digest, toc_checksum, toc_digest_from_chunks};
 use crate::parallel;
+use crate::value::provenance::{Provenance, SourceFile, StoredBlob};
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
@@ -61,6 +62,10 @@ pub struct Archive {
     compressed_blobs: u64,
     /// The algorithm of the chunk digests.
     checksum: hash::Checksum,
+    /// The local file, kept open, when opened from one: tensors loaded
+    /// from it carry their blob's provenance. None for remote and
+    /// in-memory sources.
+    file: Option<Arc<SourceFile>>,
 }
 
 /// How to load a binding.
@@ -135,7 +140,14 @@ impl Archive {
     /// file in place can make reads fault; for files on storage you do not
     /// control, use [`Archive::open_copied`].
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
-        Self::from_source(Arc::new(FileSource::open(path.as_ref())?))
+        let path = path.as_ref();
+        let source = FileSource::open(path)?;
+        let file = source
+            .keep_open()
+            .map_err(|e| Error::io("reading metadata of", path, e))?;
+        let mut archive = Self::from_source(Arc::new(source))?;
+        archive.file = Some(Arc::new(file));
+        Ok(archive)
     }
 
     /// Opens the archive at `path` by reading it into memory instead of
@@ -179,6 +191,7 @@ impl Archive {
             pool_sealed: Arc::new(OnceLock::new()),
             compressed_blobs: facts.compressed_blobs,
             checksum: facts.checksum,
+            file: None,
         })
     }
 
@@ -495,13 +508,63 @@ impl Archive {
         }
     }
 
+    /// Where entry `e`'s blob is stored, for a tensor loaded from it to
+    /// carry: only for an archive opened from a local file (a remote or
+    /// in-memory source has no file to copy from). Best effort: digests
+    /// that cannot be read leave the tensor without provenance, and its
+    /// next save writes it in full.
+    fn provenance(&self, e: &RawEntry) -> Option<Arc<Provenance>> {
+        let file = self.file.as_ref()?;
+        let tag = Tag::from_u8(e.tag)?;
+        let pool = self.digests_of(e).ok()?;
+        let dlen = self.checksum.len();
+        let digests = pool
+            .as_slice()
+            .chunks_exact(dlen)
+            .map(|d| {
+                let mut out = [0u8; 32];
+                out[..dlen].copy_from_slice(d);
+                out
+            })
+            .collect();
+        Some(Arc::new(Provenance {
+            file: file.clone(),
+            blob: StoredBlob {
+                offset: e.blob_offset.get(),
+                span: tag.payload_start() + e.stored_len.get(),
+                tag: e.tag,
+                codec: e.codec,
+                stored_len: e.stored_len.get(),
+                raw_len: e.raw_len.get(),
+                digests,
+                checksum: self.checksum as u8,
+                hash_chunk_log2: self.chunk.trailing_zeros(),
+                codec_chunk_log2: match self.codec_chunk {
+                    0 => 0,
+                    c => c.trailing_zeros(),
+                },
+                default_codec: self.header.default_codec,
+            },
+        }))
+    }
+
+    /// `data`, carrying entry `e`'s blob as its provenance when known.
+    fn stored<T: bytemuck::Pod>(&self, e: &RawEntry, data: Buffer<T>) -> Buffer<T> {
+        if let Some(p) = self.provenance(e) {
+            data.set_provenance(p);
+        }
+        data
+    }
+
     fn tensor(&self, e: &RawEntry, data: Buffer<f64>) -> Result<Value> {
+        let data = self.stored(e, data);
         Tensor::from_buffer(self.shape(e), data)
             .map(Value::Tensor)
             .map_err(|_| self.invalid(e, "shape"))
     }
 
     fn complex_tensor(&self, e: &RawEntry, data: Buffer<Complex>) -> Result<Value> {
+        let data = self.stored(e, data);
         ComplexTensor::from_buffer(self.shape(e), data)
             .map(Value::ComplexTensor)
             .map_err(|_| self.invalid(e, "shape"))

@@ -6,12 +6,21 @@
 //! with the number of bindings, never with their bytes). Tensor elements are
 //! written from the tensor's own slice; large ones are hashed on every core
 //! while this thread writes them.
+//!
+//! A tensor whose buffer knows the blob that stores it unchanged in an
+//! archive file ([`Provenance`]) is not written that way when the save's
+//! options accept that blob as it is stored ([`reusable`]): the blob is
+//! copied from that file by the kernel and its digests are taken from that
+//! archive's hash pool, so the archive is the same, byte for byte, as if it
+//! had been written from the elements.
 
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use zerocopy::IntoBytes;
 
+use crate::archive::copy::ArchiveFile;
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, EncodeError};
@@ -19,6 +28,7 @@ use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
 use crate::parallel;
+use crate::value::provenance::{Provenance, StoredBlob};
 use crate::value::{MAX_DEPTH, Value};
 
 /// One binding to write, in table-of-contents order.
@@ -55,6 +65,31 @@ struct Sink<W: Write> {
     hashing: bool,
     /// The furthest offset ever written, when a rewind moved back from it.
     high_water: u64,
+    /// What the save did with the bytes of its blobs.
+    counts: Counts,
+}
+
+/// What a save did with its blobs' bytes (`SaveReport` reports them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Raw payload bytes written from values in memory: tensor elements
+    /// and value encodings, before compression.
+    pub encoded: u64,
+    /// Bytes of blobs run through the chunk checksum.
+    pub hashed: u64,
+    /// Bytes of blobs copied from other archive files.
+    pub copied: u64,
+}
+
+/// What [`write_archive`] wrote.
+pub(crate) struct Written {
+    /// The archive's length.
+    pub len: u64,
+    /// What the blobs' bytes cost.
+    pub counts: Counts,
+    /// For each planned item that is a tensor, its blob as written: a
+    /// tensor saved to a file that stays can carry it as its provenance.
+    pub blobs: Vec<Option<StoredBlob>>,
 }
 
 /// Splits a blob's bytes into hash chunks as they stream past.
@@ -184,8 +219,10 @@ pub(crate) struct Storage {
 }
 
 /// Writes a whole archive to `file`, from offset 0 (it is rewound first).
-/// Returns the archive's length. Generic so tests can inject I/O errors.
-pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
+/// Returns the archive's length, what its blobs cost, and where each
+/// tensor's blob is. Generic so tests can inject I/O errors and write to
+/// memory.
+pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
     file: &mut F,
     path: &Path,
     items: &[Planned<'_>],
@@ -193,7 +230,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     header: &HeaderFields,
     limit: Option<u64>,
     storage: Storage,
-) -> Result<u64> {
+) -> Result<Written> {
     let compression = storage.compression;
     let io_err = |e| Error::io("writing", path, e);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -205,6 +242,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         hasher: ChunkHasher::new(storage.checksum),
         hashing: false,
         high_water: 0,
+        counts: Counts::default(),
     };
     let mut toc = TocBuilder::new(storage.checksum);
     let mut current = "";
@@ -219,7 +257,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         sink.write_all(&[0u8; HEADER_LEN as usize])?;
         for item in items {
             current = item.name;
-            write_blob(&mut sink, &mut toc, item, &mut packers)?;
+            write_blob(&mut sink, &mut toc, item, &mut packers, storage)?;
             sink.pad_to_align()?;
         }
         current = "(table of contents)";
@@ -266,6 +304,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         }
     };
     let total = sink.pos;
+    let counts = sink.counts;
     // A blob rewound to be written raw can be 16 bytes per chunk shorter
     // than its compressed attempt; its own digests, the table of contents
     // and the trailer, written after it, always cover the difference.
@@ -278,7 +317,11 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     drop(sink);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     file.write_all(raw_header.as_bytes()).map_err(io_err)?;
-    Ok(total)
+    Ok(Written {
+        len: total,
+        counts,
+        blobs: toc.stored_blobs(items, storage),
+    })
 }
 
 fn build_header(
@@ -372,15 +415,20 @@ impl WriteError {
     }
 }
 
-/// Writes one binding's blob: compressed when compression is on and pays,
-/// raw otherwise.
-fn write_blob<W: Write + Seek>(
-    sink: &mut Sink<W>,
+/// Writes one binding's blob: copied from the archive that stores it
+/// unchanged when the save accepts it as stored, else compressed when
+/// compression is on and pays, raw otherwise.
+fn write_blob<F: ArchiveFile + ?Sized>(
+    sink: &mut Sink<BufWriter<&mut F>>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
     packers: &mut [Packer],
+    storage: Storage,
 ) -> Result<(), WriteError> {
     let blob = Blob::of(item)?;
+    if let Some(origin) = reusable(&blob, storage) {
+        return copy_stored(sink, toc, &blob, origin);
+    }
     let payload_len = blob.payload_len()?;
     let compressible = !packers.is_empty()
         && payload_len >= codec::MIN_COMPRESS_LEN as u64
@@ -404,22 +452,121 @@ fn write_blob<W: Write + Seek>(
     write_raw(sink, toc, &blob, Some(payload), payload_len)
 }
 
-/// A binding about to be written: its tag, shape, and a tensor's elements
-/// as bytes (None for values stored by their encoding).
+/// The stored blob `blob` can be copied from instead of being written, if
+/// any: its tensor's buffer knows a blob that holds exactly its elements
+/// (same tag, same length), in a file not written to since, and this
+/// save's options would store those elements that way:
+///
+/// - same chunk checksum algorithm and hash chunk size, so the source's
+///   digests are this archive's;
+/// - a compressed blob when this save compresses with the same codec, at
+///   any level or filter setting, and the same codec chunk size (a level
+///   is not recorded in an archive: the stored chunks are kept as they are);
+/// - a raw blob when this save does not compress, or when the blob is too
+///   small to compress (under 1 KiB), or when its archive was saved asking
+///   for the same codec as this save (that save found compression did not
+///   pay for these elements, and this one would find the same).
+///
+/// Same options as the source archive's save give the same bytes as
+/// writing the elements; a different level keeps the source's compressed
+/// chunks (valid, equal once decoded, possibly different in size).
+fn reusable<'a>(blob: &Blob<'a>, storage: Storage) -> Option<&'a Provenance> {
+    let origin = blob.origin?;
+    let stored = &origin.blob;
+    let elements = blob.elements?;
+    let want = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
+    let codec_ok = if stored.codec == Codec::None as u8 {
+        stored.stored_len == stored.raw_len
+            && (want == Codec::None as u8
+                || stored.raw_len < codec::MIN_COMPRESS_LEN as u64
+                || stored.default_codec == want)
+    } else {
+        stored.codec == want && stored.codec_chunk_log2 == u32::from(codec::CODEC_CHUNK_LOG2)
+    };
+    let same = stored.tag == blob.tag as u8
+        && stored.raw_len == elements.len() as u64
+        && stored.span == blob.tag.payload_start() + stored.stored_len
+        && stored.checksum == storage.checksum as u8
+        && stored.hash_chunk_log2 == HASH_CHUNK_LOG2
+        && stored.digests.len() as u64 == hash::chunk_count(stored.span, 1 << HASH_CHUNK_LOG2);
+    (codec_ok && same && origin.file.unchanged() && frame_matches(origin)).then_some(&**origin)
+}
+
+/// True when the frame at the blob's offset in its file is the one its
+/// table entry described: a cheap check (16 bytes) that the file still
+/// holds that blob where it was, before copying it blind.
+fn frame_matches(origin: &Provenance) -> bool {
+    let stored = &origin.blob;
+    let want = RawFrame {
+        magic: FRAME_MAGIC,
+        tag: stored.tag,
+        codec: stored.codec,
+        filter: 0,
+        reserved: [0; 3],
+        stored_len: stored.stored_len.into(),
+    };
+    let mut found = [0u8; FRAME_LEN as usize];
+    let mut sink = &mut found[..];
+    crate::archive::copy::copy_by_reading(&mut sink, origin.file.file(), stored.offset, FRAME_LEN)
+        .is_ok()
+        && found == want.as_bytes()
+}
+
+/// Copies `origin`'s blob into the archive as `blob`'s, with its digests:
+/// no encoding, no hashing, no compression. The source's bytes are not
+/// checked against their digests here: the load that made the buffer did
+/// (unless told not to), and any load or verify of the new archive will.
+fn copy_stored<F: ArchiveFile + ?Sized>(
+    sink: &mut Sink<BufWriter<&mut F>>,
+    toc: &mut TocBuilder,
+    blob: &Blob<'_>,
+    origin: &Provenance,
+) -> Result<(), WriteError> {
+    let stored = &origin.blob;
+    let offset = sink.pos;
+    sink.reserve(stored.span)?;
+    sink.w.flush()?;
+    sink.w
+        .get_mut()
+        .copy_from(origin.file.file(), stored.offset, stored.span)?;
+    sink.pos += stored.span;
+    sink.counts.copied += stored.span;
+    let codec = Codec::from_u8(stored.codec).expect("checked by the reader");
+    let placed = Stored {
+        offset,
+        stored_len: stored.stored_len,
+        raw_len: stored.raw_len,
+        codec,
+    };
+    toc.push(blob.item, blob.tag, blob.shape, placed, stored.digests.to_vec())
+}
+
+/// A binding about to be written: its tag, shape, a tensor's elements as
+/// bytes (None for values stored by their encoding), and the blob that
+/// already stores them, if known.
 struct Blob<'a> {
     item: &'a Planned<'a>,
     tag: Tag,
     shape: &'a [usize],
     elements: Option<&'a [u8]>,
+    origin: Option<&'a Arc<Provenance>>,
 }
 
 impl<'a> Blob<'a> {
     fn of(item: &'a Planned<'a>) -> Result<Blob<'a>, WriteError> {
         let tag = encoding::tag_of(item.value);
-        let (shape, elements): (&[usize], Option<&[u8]>) = match item.value {
-            Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
-            Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
-            _ => (&[], None),
+        let (shape, elements, origin): (&[usize], Option<&[u8]>, _) = match item.value {
+            Value::Tensor(t) => (
+                t.shape(),
+                Some(bytemuck::cast_slice(t.data())),
+                t.buffer().provenance(),
+            ),
+            Value::ComplexTensor(t) => (
+                t.shape(),
+                Some(bytemuck::cast_slice(t.data())),
+                t.buffer().provenance(),
+            ),
+            _ => (&[], None, None),
         };
         if shape.len() > MAX_NDIM as usize {
             return Err(WriteError::Encode(EncodeError::TooManyDims));
@@ -429,6 +576,7 @@ impl<'a> Blob<'a> {
             tag,
             shape,
             elements,
+            origin,
         })
     }
 
@@ -534,6 +682,8 @@ fn write_raw<W: Write + Seek>(
             digests
         }
     };
+    sink.counts.encoded += payload_len;
+    sink.counts.hashed += prefix.len() as u64 + payload_len;
     let stored = Stored {
         offset: blob_offset,
         stored_len: payload_len,
@@ -620,6 +770,8 @@ fn write_packed<W: Write + Seek>(
     head.extend_from_slice(table.as_bytes());
     digests[0] = algo.of(&[&head]);
     sink.patch(blob_offset, &head)?;
+    sink.counts.encoded += payload.len() as u64;
+    sink.counts.hashed += start as u64 + stored_len;
     let stored = Stored {
         offset: blob_offset,
         stored_len,
@@ -658,6 +810,41 @@ impl TocBuilder {
             compressed: false,
             checksum,
         }
+    }
+
+    /// For each of `items` (the planned bindings, in the order written)
+    /// that is a tensor, where its blob is and its digests.
+    fn stored_blobs(&self, items: &[Planned<'_>], storage: Storage) -> Vec<Option<StoredBlob>> {
+        let default_codec = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
+        items
+            .iter()
+            .zip(&self.entries)
+            .map(|(item, e)| {
+                if !matches!(item.value, Value::Tensor(_) | Value::ComplexTensor(_)) {
+                    return None;
+                }
+                let tag = Tag::from_u8(e.tag)?;
+                let first = e.hash_index.get() as usize;
+                let digests = self.digests.get(first..first + e.hash_count.get() as usize)?;
+                Some(StoredBlob {
+                    offset: e.blob_offset.get(),
+                    span: tag.payload_start() + e.stored_len.get(),
+                    tag: e.tag,
+                    codec: e.codec,
+                    stored_len: e.stored_len.get(),
+                    raw_len: e.raw_len.get(),
+                    digests: digests.into(),
+                    checksum: self.checksum as u8,
+                    hash_chunk_log2: HASH_CHUNK_LOG2,
+                    codec_chunk_log2: if self.compressed {
+                        u32::from(codec::CODEC_CHUNK_LOG2)
+                    } else {
+                        0
+                    },
+                    default_codec,
+                })
+            })
+            .collect()
     }
 
     /// The hash pool: each digest at its algorithm's length.

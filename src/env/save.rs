@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::codec::Settings;
 use crate::format::layout::{Codec, Section};
 use crate::format::metadata::Metadata;
+use crate::value::provenance::{Provenance, SourceFile, StoredBlob};
 use crate::value::{Edge, Function, MAX_DEPTH, Record, Value, read_ref};
 
 pub use crate::env::environment::RUNTIME_VERSION;
@@ -266,6 +267,21 @@ pub struct SaveReport {
     /// Blobs where compression does not pay are stored raw whatever is
     /// asked; [`Archive::info`](crate::Archive::info) tells which.
     pub compression: Compression,
+    /// Raw payload bytes written from values in memory: tensor elements and
+    /// value encodings, before any compression. A tensor copied from the
+    /// archive that stores it adds nothing.
+    pub bytes_encoded: u64,
+    /// Bytes of blobs run through the chunk checksum (each blob's span:
+    /// frame and payload, as stored). A copied blob adds nothing: its
+    /// digests come from its archive's hash pool. The table of contents
+    /// and trailer digests are not counted.
+    pub bytes_hashed: u64,
+    /// Bytes of blobs copied from the archive files that stored them
+    /// unchanged (each blob's span), by the kernel where it can
+    /// (`copy_file_range` on Linux). See [`Buffer::has_provenance`](crate::Buffer::has_provenance)
+    /// for which tensors qualify, and README "Saving what did not change"
+    /// for which save options accept a stored blob.
+    pub bytes_copied: u64,
     /// Time spent writing and hashing.
     pub write_time: Duration,
     /// Time spent syncing file and directory to disk.
@@ -472,8 +488,19 @@ pub fn save_environment(
         achronyme_version: version_bytes(version),
     };
     let mut write_time = Duration::ZERO;
-    let write = |file: &mut std::fs::File, path: &Path, write_time: &mut Duration| {
+    let mut outcome = None;
+    // `keep`: keep the new file open, for the tensors just written to carry
+    // as their provenance (a local save's file stays; a URL's spool does not).
+    let write = |file: &mut std::fs::File,
+                 path: &Path,
+                 write_time: &mut Duration,
+                 outcome: &mut Option<Outcome>,
+                 keep: bool| {
         let started = Instant::now();
+        let kept = match keep {
+            true => file.try_clone().ok(),
+            false => None,
+        };
         // Tests make the disk fill up after a chosen number of bytes.
         #[cfg(test)]
         let mut failing;
@@ -485,7 +512,7 @@ pub fn save_environment(
             }
             None => file,
         };
-        let bytes = writer::write_archive(
+        let written = writer::write_archive(
             file,
             path,
             &planned,
@@ -498,7 +525,14 @@ pub fn save_environment(
             },
         )?;
         *write_time = started.elapsed();
-        Ok(bytes)
+        // Length and modification time as written: the file is complete.
+        let kept = kept.and_then(|f| SourceFile::new(f).ok());
+        *outcome = Some(Outcome {
+            counts: written.counts,
+            blobs: written.blobs,
+            file: kept,
+        });
+        Ok(written.len)
     };
     let published = match &location {
         Location::Path(path) => {
@@ -506,11 +540,13 @@ pub fn save_environment(
                 overwrite: options.allow_overwrite,
                 durable: options.durable,
             };
-            atomic_write(path, &publish, |file| write(file, path, &mut write_time))?
+            atomic_write(path, &publish, |file| {
+                write(file, path, &mut write_time, &mut outcome, true)
+            })?
         }
         Location::Url(url) => {
             let bytes = save_url(url, options, |file| {
-                write(file, Path::new(url), &mut write_time)
+                write(file, Path::new(url), &mut write_time, &mut outcome, false)
             })?;
             Published {
                 value: bytes,
@@ -529,6 +565,8 @@ pub fn save_environment(
             .map(|(_, n, _)| n.clone())
             .collect()
     };
+    let outcome = outcome.expect("set by a successful write");
+    adopt(&planned, outcome.blobs, outcome.file);
     let mut warnings = chosen.warnings;
     warnings.extend(published.warnings);
     Ok(SaveReport {
@@ -544,9 +582,48 @@ pub fn save_environment(
         not_found: chosen.not_found,
         warnings,
         compression: options.compression,
+        bytes_encoded: outcome.counts.encoded,
+        bytes_hashed: outcome.counts.hashed,
+        bytes_copied: outcome.counts.copied,
         write_time,
         sync_time: published.sync_time,
     })
+}
+
+/// What the writer did, kept for after the file is published.
+struct Outcome {
+    counts: writer::Counts,
+    blobs: Vec<Option<StoredBlob>>,
+    /// The published file, kept open (a local save only).
+    file: Option<SourceFile>,
+}
+
+/// Gives each tensor just saved to `file` its blob there as provenance
+/// (unless it already knows one): its next save copies that blob instead of
+/// writing the elements again. Sound because the save held the environment
+/// shared throughout: nothing wrote to the elements since they were
+/// written.
+fn adopt(planned: &[Planned<'_>], blobs: Vec<Option<StoredBlob>>, file: Option<SourceFile>) {
+    let Some(file) = file else { return };
+    let file = Arc::new(file);
+    for (item, blob) in planned.iter().zip(blobs) {
+        let Some(blob) = blob else { continue };
+        let origin = || {
+            Arc::new(Provenance {
+                file: file.clone(),
+                blob,
+            })
+        };
+        match item.value {
+            Value::Tensor(t) if !t.buffer().has_provenance() => {
+                t.buffer().set_provenance(origin())
+            }
+            Value::ComplexTensor(t) if !t.buffer().has_provenance() => {
+                t.buffer().set_provenance(origin())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The metadata block a save writes, within the limits a reader accepts.
@@ -694,8 +771,8 @@ mod tests {
     }
 
     /// What the writer writes to: a file, or one that fills up.
-    pub(super) trait WriteSeek: Write + Seek {}
-    impl<T: Write + Seek> WriteSeek for T {}
+    pub(super) trait WriteSeek: crate::archive::copy::ArchiveFile {}
+    impl<T: crate::archive::copy::ArchiveFile> WriteSeek for T {}
 
     /// A file that fills up: accepts `left` bytes, then fails like a full disk.
     pub(super) struct FailAfter<'f> {
@@ -723,6 +800,9 @@ mod tests {
             self.inner.seek(pos)
         }
     }
+
+    // Copies go through `write`, so they fill up the disk too.
+    impl crate::archive::copy::ArchiveFile for FailAfter<'_> {}
 
     fn temporaries(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir)

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -19,6 +19,8 @@ pub(crate) mod section;
 pub use section::Section;
 mod bytes;
 pub use bytes::Bytes;
+pub(crate) mod provenance;
+use provenance::Provenance;
 
 use crate::error::{Error, Result};
 
@@ -51,9 +53,18 @@ impl PartialEq for Complex {
 ///
 /// Cloning is cheap in both cases: it shares the storage. Writing through
 /// [`Buffer::make_mut`] copies first when the storage is shared or a view.
+///
+/// A buffer may also know where its elements are stored, unchanged, in an
+/// archive file ([`Buffer::has_provenance`]): then a save copies that
+/// stored blob instead of writing the elements again. Clones share that
+/// knowledge; any write forgets it.
 #[derive(Clone)]
 pub struct Buffer<T: Pod> {
     storage: Storage<T>,
+    /// The blob holding exactly these elements, once known: set when the
+    /// reader makes the buffer, or by a save that wrote it (through `&self`,
+    /// hence the cell); cleared by every `&mut` access that can write.
+    origin: OnceLock<Arc<Provenance>>,
 }
 
 #[derive(Clone)]
@@ -67,8 +78,13 @@ enum Storage<T: Pod> {
 impl<T: Pod> Buffer<T> {
     /// Owned storage holding `data`.
     pub fn from_vec(data: Vec<T>) -> Self {
+        Self::of(Storage::Owned(Arc::new(data)))
+    }
+
+    fn of(storage: Storage<T>) -> Self {
         Buffer {
-            storage: Storage::Owned(Arc::new(data)),
+            storage,
+            origin: OnceLock::new(),
         }
     }
 
@@ -78,9 +94,7 @@ impl<T: Pod> Buffer<T> {
     /// borrowed with [`Bytes::from_owner`]) and copies on first write.
     pub fn from_bytes(bytes: Bytes) -> Option<Self> {
         bytemuck::try_cast_slice::<u8, T>(bytes.as_slice()).ok()?;
-        Some(Buffer {
-            storage: Storage::View(bytes),
-        })
+        Some(Self::of(Storage::View(bytes)))
     }
 
     /// The elements.
@@ -110,14 +124,21 @@ impl<T: Pod> Buffer<T> {
         match self.storage {
             Storage::Owned(v) => Arc::try_unwrap(v).map_err(|v| Buffer {
                 storage: Storage::Owned(v),
+                origin: self.origin,
             }),
-            view => Err(Buffer { storage: view }),
+            view => Err(Buffer {
+                storage: view,
+                origin: self.origin,
+            }),
         }
     }
 
     /// Copies the elements into memory of their own if they are borrowed
-    /// from a file mapping, so they no longer depend on the file.
+    /// from a file mapping, so they no longer depend on the file. Forgets
+    /// their provenance too, which holds the file open: a `copy: true`
+    /// restore promises values that need nothing of the archive's file.
     pub(crate) fn detach_from_file(&mut self) {
+        self.origin.take();
         if let Storage::View(b) = &self.storage
             && b.is_mapped()
         {
@@ -128,7 +149,11 @@ impl<T: Pod> Buffer<T> {
 
     /// Mutable access; copies the elements first if they are a view of an
     /// archive or shared with another value (a snapshot, a clone).
+    ///
+    /// Forgets the buffer's provenance (this clone's only): the elements
+    /// may differ from the stored blob after the write.
     pub fn make_mut(&mut self) -> &mut [T] {
+        self.origin.take();
         if let Storage::View(b) = &self.storage {
             let owned = bytemuck::cast_slice::<u8, T>(b.as_slice()).to_vec();
             self.storage = Storage::Owned(Arc::new(owned));
@@ -146,6 +171,44 @@ impl<T: Pod> Buffer<T> {
     /// [`Archive::open_copied`](crate::Archive::open_copied)).
     pub fn is_mapped(&self) -> bool {
         matches!(&self.storage, Storage::View(b) if b.is_mapped())
+    }
+
+    /// True when the elements are known to be stored, unchanged, in an
+    /// archive file that is still open: loaded from a local archive
+    /// ([`Archive::open`](crate::Archive::open), `restore_env`), or written
+    /// by a save to a local path, and not written to since. A save with
+    /// compatible options then copies that blob (`SaveReport::bytes_copied`)
+    /// instead of writing the elements again. Holding it keeps the file
+    /// open (and its disk space in use after a save replaced it), as a
+    /// mapped view does.
+    ///
+    /// ```
+    /// use achronyme_env::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("w.ach");
+    /// let mut env = Environment::new();
+    /// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0; 1000])));
+    /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    /// let Value::Tensor(mut t) = Archive::open(&path).unwrap().get("t").unwrap() else { panic!() };
+    /// assert!(t.buffer().has_provenance());
+    /// let copy = t.clone();
+    /// t.data_mut()[0] = 2.0; // a write forgets it, in this clone only
+    /// assert!(!t.buffer().has_provenance());
+    /// assert!(copy.buffer().has_provenance());
+    /// ```
+    pub fn has_provenance(&self) -> bool {
+        self.origin.get().is_some()
+    }
+
+    /// Where the elements are stored unchanged, if known.
+    pub(crate) fn provenance(&self) -> Option<&Arc<Provenance>> {
+        self.origin.get()
+    }
+
+    /// Records where the elements are stored, unless already known (a
+    /// blob that holds them already is as good as a newer one).
+    pub(crate) fn set_provenance(&self, p: Arc<Provenance>) {
+        let _ = self.origin.set(p);
     }
 
     /// True when `self` and `other` share the same storage (no copy between
