@@ -134,11 +134,11 @@ impl<T: Pod> Buffer<T> {
     }
 
     /// Copies the elements into memory of their own if they are borrowed
-    /// from a file mapping, so they no longer depend on the file. Forgets
-    /// their provenance too, which holds the file open: a `copy: true`
-    /// restore promises values that need nothing of the archive's file.
+    /// from a file mapping, so they no longer depend on the file's bytes.
+    /// Their provenance stays (the copy holds the same bytes): a save checks
+    /// the file is unchanged before copying from it, and otherwise writes
+    /// the elements.
     pub(crate) fn detach_from_file(&mut self) {
-        self.origin.take();
         if let Storage::View(b) = &self.storage
             && b.is_mapped()
         {
