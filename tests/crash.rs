@@ -289,7 +289,10 @@ fn a_save_copying_from_the_archive_it_replaces_killed_at_any_moment_leaves_old_o
             End::Finished => assert_eq!(found, n, "a finished save is in place"),
             End::Killed => {
                 kills += 1;
-                assert!(found == n || found == current, "resaves {found}: neither old nor new");
+                assert!(
+                    found == n || found == current,
+                    "resaves {found}: neither old nor new"
+                );
                 new += usize::from(found == n);
             }
         }
@@ -298,7 +301,10 @@ fn a_save_copying_from_the_archive_it_replaces_killed_at_any_moment_leaves_old_o
     eprintln!("{kills} kills of copying saves survived, {new} after the rename");
     assert!(kills >= 8, "only {kills} of 16 saves were killed");
     // One left to finish: the child checks it copied every tensor.
-    assert_matches!(kill_child(&path, 17, true, u64::MAX, u64::MAX), End::Finished);
+    assert_matches!(
+        kill_child(&path, 17, true, u64::MAX, u64::MAX),
+        End::Finished
+    );
     assert_eq!((verified_generation(&path), resaves(&path)), (1, 17));
 }
 

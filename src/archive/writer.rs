@@ -488,8 +488,18 @@ fn reusable<'a>(blob: &Blob<'a>, storage: Storage) -> Option<&'a Provenance> {
         && stored.span == blob.tag.payload_start() + stored.stored_len
         && stored.checksum == storage.checksum as u8
         && stored.hash_chunk_log2 == HASH_CHUNK_LOG2
-        && stored.digests.len() as u64 == hash::chunk_count(stored.span, 1 << HASH_CHUNK_LOG2);
+        && stored.digests.len() as u64 == digest_count(stored);
     (codec_ok && same && origin.file.unchanged() && frame_matches(origin)).then_some(&**origin)
+}
+
+/// How many digests a blob stored as `stored` has (layout.md 4.1): one per
+/// hash chunk of its span when raw; when compressed, one for its head and
+/// one per codec chunk.
+fn digest_count(stored: &StoredBlob) -> u64 {
+    if stored.codec == Codec::None as u8 {
+        return hash::chunk_count(stored.span, 1 << HASH_CHUNK_LOG2);
+    }
+    1 + hash::chunk_count(stored.raw_len, 1 << stored.codec_chunk_log2)
 }
 
 /// True when the frame at the blob's offset in its file is the one its
@@ -538,7 +548,13 @@ fn copy_stored<F: ArchiveFile + ?Sized>(
         raw_len: stored.raw_len,
         codec,
     };
-    toc.push(blob.item, blob.tag, blob.shape, placed, stored.digests.to_vec())
+    toc.push(
+        blob.item,
+        blob.tag,
+        blob.shape,
+        placed,
+        stored.digests.to_vec(),
+    )
 }
 
 /// A binding about to be written: its tag, shape, a tensor's elements as
@@ -825,7 +841,9 @@ impl TocBuilder {
                 }
                 let tag = Tag::from_u8(e.tag)?;
                 let first = e.hash_index.get() as usize;
-                let digests = self.digests.get(first..first + e.hash_count.get() as usize)?;
+                let digests = self
+                    .digests
+                    .get(first..first + e.hash_count.get() as usize)?;
                 Some(StoredBlob {
                     offset: e.blob_offset.get(),
                     span: tag.payload_start() + e.stored_len.get(),

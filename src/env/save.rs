@@ -615,9 +615,7 @@ fn adopt(planned: &[Planned<'_>], blobs: Vec<Option<StoredBlob>>, file: Option<S
             })
         };
         match item.value {
-            Value::Tensor(t) if !t.buffer().has_provenance() => {
-                t.buffer().set_provenance(origin())
-            }
+            Value::Tensor(t) if !t.buffer().has_provenance() => t.buffer().set_provenance(origin()),
             Value::ComplexTensor(t) if !t.buffer().has_provenance() => {
                 t.buffer().set_provenance(origin())
             }
