@@ -946,3 +946,117 @@ impl TocBuilder {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read};
+
+    use super::*;
+    use crate::archive::reader::Archive;
+    use crate::format::codec::Settings;
+    use crate::testdata;
+    use crate::value::{ComplexTensor, Tensor};
+
+    /// Writes `values` as bindings with fixed header fields, to `file`.
+    fn write_to<F: ArchiveFile>(
+        file: &mut F,
+        values: &[(&str, &Value)],
+        storage: Storage,
+    ) -> Written {
+        let items: Vec<Planned<'_>> = values
+            .iter()
+            .map(|&(name, value)| Planned {
+                section: Section::Bindings,
+                name,
+                value,
+            })
+            .collect();
+        let header = HeaderFields {
+            timestamp: 1_700_000_000,
+            achronyme_version: *b"v0.1.0\0\0\0\0\0\0\0\0\0\0",
+        };
+        let meta = Metadata::default();
+        write_archive(
+            file,
+            Path::new("test.ach"),
+            &items,
+            &meta,
+            &header,
+            None,
+            storage,
+        )
+        .unwrap()
+    }
+
+    fn file_bytes(mut f: std::fs::File) -> Vec<u8> {
+        let mut out = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// A file sink copies in the kernel, a memory sink by reading: both
+    /// write what a write from the elements writes, and count the same.
+    #[test]
+    fn file_and_memory_sinks_copy_stored_blobs_into_the_same_bytes_as_a_full_write() {
+        let zstd = Some(Settings {
+            codec: Codec::Zstd,
+            level: 3,
+            filters: true,
+        });
+        let xxh3 = Checksum::Xxh3;
+        for compression in [None, zstd] {
+            let storage = Storage {
+                compression,
+                checksum: xxh3,
+            };
+            let smooth = Value::Tensor(Tensor::from_vec(testdata::smooth(300_000)));
+            let noise = Value::Tensor(testdata::normal_tensor(300, 1000, 4));
+            let complex = Value::ComplexTensor(ComplexTensor::from_vec(
+                (0..50_000)
+                    .map(|i| crate::value::Complex::new(f64::from(i), 1.0))
+                    .collect(),
+            ));
+            let text = Value::from("not a tensor");
+            let values = [("a", &smooth), ("b", &noise), ("c", &complex), ("d", &text)];
+            let mut first = tempfile::tempfile().unwrap();
+            let full = write_to(&mut first, &values, storage);
+            assert_eq!(full.counts.copied, 0);
+            let source = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(source.path(), file_bytes(first)).unwrap();
+            let full_bytes = std::fs::read(source.path()).unwrap();
+
+            let archive = Archive::open(source.path()).unwrap();
+            let loaded: Vec<Value> = ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| archive.get(n).unwrap())
+                .collect();
+            let values: Vec<(&str, &Value)> =
+                ["a", "b", "c", "d"].into_iter().zip(&loaded).collect();
+            let mut file = tempfile::tempfile().unwrap();
+            let by_kernel = write_to(&mut file, &values, storage);
+            let mut memory = Cursor::new(Vec::new());
+            let by_reading = write_to(&mut memory, &values, storage);
+
+            let tensor_spans: u64 = ["a", "b", "c"]
+                .iter()
+                .map(|n| {
+                    64 + archive
+                        .binding_info(Section::Bindings, n)
+                        .unwrap()
+                        .stored_bytes
+                })
+                .sum();
+            for (written, bytes) in [
+                (by_kernel, file_bytes(file)),
+                (by_reading, memory.into_inner()),
+            ] {
+                assert_eq!(bytes, full_bytes);
+                assert_eq!(written.len, full.len);
+                assert_eq!(written.counts.copied, tensor_spans);
+                assert_eq!(written.counts.hashed + tensor_spans, full.counts.hashed);
+                assert_eq!(written.counts.encoded, "not a tensor".len() as u64 + 9);
+            }
+        }
+    }
+}

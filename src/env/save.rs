@@ -848,6 +848,52 @@ mod tests {
     }
 
     #[test]
+    fn a_write_error_while_copying_from_the_archive_being_replaced_leaves_it_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("work.ach");
+        let fast = SaveOptions {
+            durable: false,
+            compression: Compression::None,
+            ..SaveOptions::default()
+        };
+        save_environment(
+            &testdata::tensor_workspace(testdata::normal_tensor(512, 1024, 2)),
+            &path,
+            &fast,
+        )
+        .unwrap();
+        let old_bytes = std::fs::read(&path).unwrap();
+        let mut env = Environment::new();
+        restore_environment(&mut env, &path, &RestoreOptions::default()).unwrap();
+        env.set("step", Value::Number(-1.0));
+        let overwrite = SaveOptions {
+            allow_overwrite: true,
+            ..fast
+        };
+        let full = old_bytes.len() as u64;
+        // Inside the header, the copied tensor (4 MiB, first in table
+        // order) and the rest.
+        for ok_bytes in [10, 64 + 1000, full / 2, full - 100] {
+            FAIL_WRITES_AFTER.set(Some(ok_bytes));
+            let result = save_environment(&env, &path, &overwrite);
+            FAIL_WRITES_AFTER.set(None);
+            match result {
+                Err(Error::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
+                }
+                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
+            }
+            assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "after {ok_bytes}");
+            assert_eq!(temporaries(dir.path()), Vec::<String>::new());
+        }
+        let report = save_environment(&env, &path, &overwrite).unwrap();
+        assert_eq!(report.bytes_copied, 64 + (4 << 20));
+        let mut back = Environment::new();
+        restore_environment(&mut back, &path, &RestoreOptions::default()).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
     fn the_next_save_removes_stale_temporaries_of_its_target_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("work.ach");
