@@ -367,9 +367,21 @@ fn options_that_would_store_the_tensor_otherwise_rewrite_it_and_it_round_trips()
             "zstd 3 noise, zstd 9 save",
             &noise,
             packed(),
-            zstd9,
+            zstd9.clone(),
             true,
             Codec::None,
+        ),
+        // Unless told not to: recompressed at the new level.
+        (
+            "zstd 3 source, zstd 9 save, reuse_stored off",
+            &smooth,
+            packed(),
+            SaveOptions {
+                reuse_stored: false,
+                ..zstd9
+            },
+            false,
+            Codec::Zstd,
         ),
     ];
     for (case, env, first, second, copies, codec) in cases {

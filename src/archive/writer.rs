@@ -216,6 +216,8 @@ impl Write for Counter {
 pub(crate) struct Storage {
     pub compression: Option<Settings>,
     pub checksum: Checksum,
+    /// Copy stored blobs where [`reusable`] accepts them.
+    pub reuse: bool,
 }
 
 /// Writes a whole archive to `file`, from offset 0 (it is rewound first).
@@ -471,7 +473,7 @@ fn write_blob<F: ArchiveFile + ?Sized>(
 /// writing the elements; a different level keeps the source's compressed
 /// chunks (valid, equal once decoded, possibly different in size).
 fn reusable<'a>(blob: &Blob<'a>, storage: Storage) -> Option<&'a Provenance> {
-    let origin = blob.origin?;
+    let origin = blob.origin.filter(|_| storage.reuse)?;
     let stored = &origin.blob;
     let elements = blob.elements?;
     let want = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
@@ -1009,6 +1011,7 @@ mod tests {
             let storage = Storage {
                 compression,
                 checksum: xxh3,
+                reuse: true,
             };
             let smooth = Value::Tensor(Tensor::from_vec(testdata::smooth(300_000)));
             let noise = Value::Tensor(testdata::normal_tensor(300, 1000, 4));

@@ -135,6 +135,12 @@ pub struct SaveOptions {
     /// Try the float filters (byte shuffle, delta coding) on tensors before
     /// the codec (default true). Off, tensors are compressed as plain bytes.
     pub filters: bool,
+    /// Copy a tensor's stored blob from the archive that holds it unchanged
+    /// when these options accept it as stored (default true; README
+    /// "Saving what did not change"). False writes every tensor from its
+    /// elements: to recompress blobs stored at another level, or to hash
+    /// every byte afresh.
+    pub reuse_stored: bool,
     /// Description stored in the metadata.
     pub description: Option<String>,
     /// Tags stored in the metadata.
@@ -185,6 +191,7 @@ impl Default for SaveOptions {
             compression: Compression::default(),
             checksum: crate::hash::Checksum::default(),
             filters: true,
+            reuse_stored: true,
             description: None,
             tags: Vec::new(),
             custom: Vec::new(),
@@ -522,6 +529,7 @@ pub fn save_environment(
             writer::Storage {
                 compression,
                 checksum: options.checksum,
+                reuse: options.reuse_stored,
             },
         )?;
         *write_time = started.elapsed();
