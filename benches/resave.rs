@@ -30,7 +30,6 @@
 //! ACH_BENCH_W1_MIB=64 cargo bench --bench resave      # a quick check
 //! ```
 
-use std::cell::OnceCell;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
