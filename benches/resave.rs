@@ -86,7 +86,10 @@ fn bench_resave_w1(c: &mut Criterion) {
     let full = dir.path().join("full.ach");
     let env = w1_env();
     let bytes = (w1_mib() as u64) << 20;
-    counts("W1 first save", &save_environment(&env, &work, &options(true)).unwrap());
+    counts(
+        "W1 first save",
+        &save_environment(&env, &work, &options(true)).unwrap(),
+    );
     let mut restored = Environment::new();
     restore_environment(&mut restored, &work, &RestoreOptions::default()).unwrap();
 
@@ -124,7 +127,10 @@ fn bench_resave_w1(c: &mut Criterion) {
         b.iter(|| std::fs::write(&written, black_box(elements)).unwrap())
     });
     g.finish();
-    counts("W1 full save", &save_environment(&env, &full, &options(false)).unwrap());
+    counts(
+        "W1 full save",
+        &save_environment(&env, &full, &options(false)).unwrap(),
+    );
     restored.set("step", Value::Number(-1.0));
     counts(
         "W1 re-save, one scalar changed",
