@@ -6,9 +6,10 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use bytemuck::{Pod, Zeroable};
+use once_cell::race::OnceBox;
 
 /// How deeply values may nest (containers inside containers). Deeper values
 /// are refused when saved and when read, so no recursion over a value can
@@ -58,13 +59,32 @@ impl PartialEq for Complex {
 /// archive file ([`Buffer::has_provenance`]): then a save copies that
 /// stored blob instead of writing the elements again. Clones share that
 /// knowledge; any write forgets it.
-#[derive(Clone)]
 pub struct Buffer<T: Pod> {
     storage: Storage<T>,
     /// The blob holding exactly these elements, once known: set when the
     /// reader makes the buffer, or by a save that wrote it (through `&self`,
-    /// hence the cell); cleared by every `&mut` access that can write.
-    origin: OnceLock<Arc<Provenance>>,
+    /// hence the cell); cleared by every `&mut` access that can write. A
+    /// pointer-sized cell, so a `Value` stays 80 bytes.
+    origin: OnceBox<Arc<Provenance>>,
+}
+
+impl<T: Pod> Clone for Buffer<T> {
+    /// Shares the storage, and the provenance.
+    fn clone(&self) -> Self {
+        Buffer {
+            storage: self.storage.clone(),
+            origin: cell(self.origin.get()),
+        }
+    }
+}
+
+/// A provenance cell holding `p`, if any.
+fn cell(p: Option<&Arc<Provenance>>) -> OnceBox<Arc<Provenance>> {
+    let c = OnceBox::new();
+    if let Some(p) = p {
+        let _ = c.set(Box::new(p.clone()));
+    }
+    c
 }
 
 #[derive(Clone)]
@@ -84,7 +104,7 @@ impl<T: Pod> Buffer<T> {
     fn of(storage: Storage<T>) -> Self {
         Buffer {
             storage,
-            origin: OnceLock::new(),
+            origin: OnceBox::new(),
         }
     }
 
@@ -153,7 +173,7 @@ impl<T: Pod> Buffer<T> {
     /// Forgets the buffer's provenance (this clone's only): the elements
     /// may differ from the stored blob after the write.
     pub fn make_mut(&mut self) -> &mut [T] {
-        self.origin.take();
+        self.origin = OnceBox::new();
         if let Storage::View(b) = &self.storage {
             let owned = bytemuck::cast_slice::<u8, T>(b.as_slice()).to_vec();
             self.storage = Storage::Owned(Arc::new(owned));
@@ -208,7 +228,7 @@ impl<T: Pod> Buffer<T> {
     /// Records where the elements are stored, unless already known (a
     /// blob that holds them already is as good as a newer one).
     pub(crate) fn set_provenance(&self, p: Arc<Provenance>) {
-        let _ = self.origin.set(p);
+        let _ = self.origin.set(Box::new(p));
     }
 
     /// True when `self` and `other` share the same storage (no copy between
@@ -701,5 +721,18 @@ impl From<Record> for Value {
 impl From<Complex> for Value {
     fn from(v: Complex) -> Self {
         Value::Complex(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory budgets count decoded vectors at `size_of::<Value>()` each,
+    /// and the docs say 80 bytes: a tensor's provenance must not grow it.
+    #[test]
+    fn a_value_stays_80_bytes_with_provenance_in_its_tensors() {
+        assert_eq!(size_of::<Value>(), 80);
+        assert_eq!(size_of::<Buffer<f64>>(), size_of::<Storage<f64>>() + 8);
     }
 }
