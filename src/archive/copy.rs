@@ -1,5 +1,7 @@
 //! Copying a stored blob from one archive file into the one being written:
-//! the one place that asks the kernel to copy between files.
+//! what describes such a blob ([`StoredBlob`] from a table entry, and the
+//! [`Chunking`] it must agree with), and the one place that asks the kernel
+//! to copy between files.
 //!
 //! On Linux a [`File`] sink copies with `copy_file_range(2)`, which shares
 //! extents on file systems that can (btrfs, XFS with reflinks) and
@@ -10,6 +12,47 @@
 
 use std::fs::File;
 use std::io::{self, Seek, Write};
+
+use crate::format::hash::Checksum;
+use crate::format::layout::{RawEntry, Tag};
+use crate::value::provenance::StoredBlob;
+
+/// How an archive cut and hashed its blobs: what a stored blob must agree
+/// with to be copied into another archive.
+#[derive(Clone, Copy)]
+pub(crate) struct Chunking {
+    /// The chunk digests' algorithm.
+    pub checksum: Checksum,
+    /// Hash chunk size, log2.
+    pub hash_chunk_log2: u32,
+    /// Codec chunk size, log2 (0 when no blob is compressed).
+    pub codec_chunk_log2: u32,
+    /// The codec the archive's save asked for (header `default_codec`).
+    pub default_codec: u8,
+}
+
+/// The blob of table entry `e`, with its `digests`, as provenance records
+/// it; None for an entry whose tag is unknown (never, once validated).
+pub(crate) fn stored_blob(
+    e: &RawEntry,
+    digests: Box<[[u8; 32]]>,
+    c: Chunking,
+) -> Option<StoredBlob> {
+    let tag = Tag::from_u8(e.tag)?;
+    Some(StoredBlob {
+        offset: e.blob_offset.get(),
+        span: tag.payload_start() + e.stored_len.get(),
+        tag: e.tag,
+        codec: e.codec,
+        stored_len: e.stored_len.get(),
+        raw_len: e.raw_len.get(),
+        digests,
+        checksum: c.checksum as u8,
+        hash_chunk_log2: c.hash_chunk_log2,
+        codec_chunk_log2: c.codec_chunk_log2,
+        default_codec: c.default_codec,
+    })
+}
 
 /// What an archive is written to: a file, or in tests anything seekable.
 /// Beyond writing and seeking, it can append a range of another file.

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::archive::copy::{Chunking, stored_blob};
 use crate::archive::info::{BindingInfo, Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
@@ -22,7 +23,7 @@ use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
 use crate::format::toc::{TocFacts, TocView, closing_digest, toc_checksum, toc_digest_from_chunks};
 use crate::parallel;
-use crate::value::provenance::{Provenance, SourceFile, StoredBlob};
+use crate::value::provenance::{Provenance, SourceFile};
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
@@ -515,36 +516,19 @@ impl Archive {
     /// next save writes it in full.
     fn provenance(&self, e: &RawEntry) -> Option<Arc<Provenance>> {
         let file = self.file.as_ref()?;
-        let tag = Tag::from_u8(e.tag)?;
-        let pool = self.digests_of(e).ok()?;
-        let dlen = self.checksum.len();
-        let digests = pool
-            .as_slice()
-            .chunks_exact(dlen)
-            .map(|d| {
-                let mut out = [0u8; 32];
-                out[..dlen].copy_from_slice(d);
-                out
-            })
-            .collect();
+        let digests = self.padded_digests(e).ok()?;
+        let chunking = Chunking {
+            checksum: self.checksum,
+            hash_chunk_log2: self.chunk.trailing_zeros(),
+            codec_chunk_log2: match self.codec_chunk {
+                0 => 0,
+                c => c.trailing_zeros(),
+            },
+            default_codec: self.header.default_codec,
+        };
         Some(Arc::new(Provenance {
             file: file.clone(),
-            blob: StoredBlob {
-                offset: e.blob_offset.get(),
-                span: tag.payload_start() + e.stored_len.get(),
-                tag: e.tag,
-                codec: e.codec,
-                stored_len: e.stored_len.get(),
-                raw_len: e.raw_len.get(),
-                digests,
-                checksum: self.checksum as u8,
-                hash_chunk_log2: self.chunk.trailing_zeros(),
-                codec_chunk_log2: match self.codec_chunk {
-                    0 => 0,
-                    c => c.trailing_zeros(),
-                },
-                default_codec: self.header.default_codec,
-            },
+            blob: stored_blob(e, digests.into(), chunking)?,
         }))
     }
 
@@ -803,6 +787,21 @@ impl Archive {
     }
 
     /// The blob's expected digests, from the hash pool.
+    /// Entry `e`'s digests from the pool, each zero-padded to 32 bytes.
+    fn padded_digests(&self, e: &RawEntry) -> Result<Vec<[u8; 32]>> {
+        let digests = self.digests_of(e)?;
+        let dlen = self.checksum.len();
+        Ok(digests
+            .as_slice()
+            .chunks_exact(dlen)
+            .map(|d| {
+                let mut out = [0u8; 32];
+                out[..dlen].copy_from_slice(d);
+                out
+            })
+            .collect())
+    }
+
     fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
         let dlen = self.checksum.len() as u64;
         let len = e.hash_count.get() as u64 * dlen;
@@ -993,17 +992,7 @@ impl Archive {
         if !sealed {
             return Err(Error::UnsealedDigests);
         }
-        let digests = self.digests_of(e)?;
-        let dlen = self.checksum.len();
-        Ok(digests
-            .as_slice()
-            .chunks_exact(dlen)
-            .map(|d| {
-                let mut out = [0u8; 32];
-                out[..dlen].copy_from_slice(d);
-                out
-            })
-            .collect())
+        self.padded_digests(e)
     }
 
     /// The algorithm of this archive's chunk digests (SHA-256 for every

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use zerocopy::IntoBytes;
 
-use crate::archive::copy::ArchiveFile;
+use crate::archive::copy::{ArchiveFile, Chunking, stored_blob};
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, EncodeError};
@@ -841,20 +841,12 @@ impl TocBuilder {
                 if !matches!(item.value, Value::Tensor(_) | Value::ComplexTensor(_)) {
                     return None;
                 }
-                let tag = Tag::from_u8(e.tag)?;
                 let first = e.hash_index.get() as usize;
                 let digests = self
                     .digests
                     .get(first..first + e.hash_count.get() as usize)?;
-                Some(StoredBlob {
-                    offset: e.blob_offset.get(),
-                    span: tag.payload_start() + e.stored_len.get(),
-                    tag: e.tag,
-                    codec: e.codec,
-                    stored_len: e.stored_len.get(),
-                    raw_len: e.raw_len.get(),
-                    digests: digests.into(),
-                    checksum: self.checksum as u8,
+                let chunking = Chunking {
+                    checksum: self.checksum,
                     hash_chunk_log2: HASH_CHUNK_LOG2,
                     codec_chunk_log2: if self.compressed {
                         u32::from(codec::CODEC_CHUNK_LOG2)
@@ -862,7 +854,8 @@ impl TocBuilder {
                         0
                     },
                     default_codec,
-                })
+                };
+                stored_blob(e, digests.into(), chunking)
             })
             .collect()
     }

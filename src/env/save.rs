@@ -818,6 +818,31 @@ mod tests {
             .collect()
     }
 
+    /// Saves `env` over `path` once per point of `points`, the disk filling
+    /// up after that many bytes: each fails with ENOSPC and leaves the old
+    /// bytes, and no temporary file.
+    fn fail_after_each(
+        env: &Environment,
+        path: &Path,
+        options: &SaveOptions,
+        points: &[u64],
+        old_bytes: &[u8],
+    ) {
+        for &ok_bytes in points {
+            FAIL_WRITES_AFTER.set(Some(ok_bytes));
+            let result = save_environment(env, path, options);
+            FAIL_WRITES_AFTER.set(None);
+            match result {
+                Err(Error::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
+                }
+                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
+            }
+            assert_eq!(std::fs::read(path).unwrap(), old_bytes, "after {ok_bytes}");
+            assert_eq!(temporaries(path.parent().unwrap()), Vec::<String>::new());
+        }
+    }
+
     #[test]
     fn a_write_error_mid_save_returns_the_error_and_leaves_the_old_file_intact() {
         let dir = tempfile::tempdir().unwrap();
@@ -837,19 +862,8 @@ mod tests {
             .bytes;
         // Fail before the first byte, inside the header, inside blobs, in the
         // table of contents and in the last bytes of the trailer.
-        for ok_bytes in [0, 1, 100, 4096, full / 2, full - 100, full - 1] {
-            FAIL_WRITES_AFTER.set(Some(ok_bytes));
-            let result = save_environment(&new, &path, &overwrite);
-            FAIL_WRITES_AFTER.set(None);
-            match result {
-                Err(Error::Io { source, .. }) => {
-                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
-                }
-                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
-            }
-            assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "after {ok_bytes}");
-            assert_eq!(temporaries(dir.path()), Vec::<String>::new());
-        }
+        let points = [0, 1, 100, 4096, full / 2, full - 100, full - 1];
+        fail_after_each(&new, &path, &overwrite, &points, &old_bytes);
         let mut restored = Environment::new();
         restore_environment(&mut restored, &path, &RestoreOptions::default()).unwrap();
         assert_eq!(restored, old);
@@ -881,19 +895,13 @@ mod tests {
         let full = old_bytes.len() as u64;
         // Inside the header, the copied tensor (4 MiB, first in table
         // order) and the rest.
-        for ok_bytes in [10, 64 + 1000, full / 2, full - 100] {
-            FAIL_WRITES_AFTER.set(Some(ok_bytes));
-            let result = save_environment(&env, &path, &overwrite);
-            FAIL_WRITES_AFTER.set(None);
-            match result {
-                Err(Error::Io { source, .. }) => {
-                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
-                }
-                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
-            }
-            assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "after {ok_bytes}");
-            assert_eq!(temporaries(dir.path()), Vec::<String>::new());
-        }
+        fail_after_each(
+            &env,
+            &path,
+            &overwrite,
+            &[10, 64 + 1000, full / 2, full - 100],
+            &old_bytes,
+        );
         let report = save_environment(&env, &path, &overwrite).unwrap();
         assert_eq!(report.bytes_copied, 64 + (4 << 20));
         let mut back = Environment::new();
