@@ -467,7 +467,8 @@ fn write_blob<F: ArchiveFile + ?Sized>(
 /// - a raw blob when this save does not compress, or when the blob is too
 ///   small to compress (under 1 KiB), or when its archive was saved asking
 ///   for the same codec as this save (that save found compression did not
-///   pay for these elements, and this one would find the same).
+///   pay for these elements, and this one would find the same, unless its
+///   filter setting differs: not recorded in an archive, so not checked).
 ///
 /// Same options as the source archive's save give the same bytes as
 /// writing the elements; a different level keeps the source's compressed
