@@ -178,6 +178,33 @@ fn a_tensor_saved_to_a_file_carries_it_and_the_next_save_copies_it() {
 }
 
 #[test]
+fn a_blob_this_process_wrote_is_copied_only_under_the_settings_it_was_written_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Environment::new();
+    env.set(
+        "t",
+        Value::Tensor(Tensor::from_vec(testdata::smooth(500_000))),
+    );
+    let save = |name: &str, level: i32, filters: bool| {
+        let options = SaveOptions {
+            compression: Compression::Zstd { level },
+            filters,
+            ..packed()
+        };
+        save_environment(&env, dir.path().join(name), &options).unwrap()
+    };
+    assert_eq!(save("a.ach", 3, true).bytes_copied, 0);
+    // Its level and filters are known: another level or filter setting
+    // compresses afresh, as asked.
+    assert_eq!(save("b.ach", 9, true).bytes_copied, 0);
+    assert_eq!(save("c.ach", 3, false).bytes_copied, 0);
+    assert!(save("d.ach", 3, true).bytes_copied > 0);
+    let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
+    assert!(size("b.ach") <= size("a.ach"));
+    assert_eq!(size("a.ach"), size("d.ach"));
+}
+
+#[test]
 fn clones_share_provenance_and_every_write_drops_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.ach");
@@ -369,6 +396,18 @@ fn options_that_would_store_the_tensor_otherwise_rewrite_it_and_it_round_trips()
             packed(),
             zstd9.clone(),
             true,
+            Codec::None,
+        ),
+        // With filters off, a blob whose chunks use filters is rewritten.
+        (
+            "zstd + filters source, zstd save without filters",
+            &smooth,
+            packed(),
+            SaveOptions {
+                filters: false,
+                ..packed()
+            },
+            false,
             Codec::None,
         ),
         // Unless told not to: recompressed at the new level.

@@ -15,7 +15,7 @@ use std::io::{self, Seek, Write};
 
 use crate::format::hash::Checksum;
 use crate::format::layout::{RawEntry, Tag};
-use crate::value::provenance::StoredBlob;
+use crate::value::provenance::{StoredBlob, WrittenWith};
 
 /// How an archive cut and hashed its blobs: what a stored blob must agree
 /// with to be copied into another archive.
@@ -29,6 +29,9 @@ pub(crate) struct Chunking {
     pub codec_chunk_log2: u32,
     /// The codec the archive's save asked for (header `default_codec`).
     pub default_codec: u8,
+    /// That save's level and filter setting, when known (a save of this
+    /// process; never an archive loaded, which does not record them).
+    pub written_with: Option<WrittenWith>,
 }
 
 /// The blob of table entry `e`, with its `digests`, as provenance records
@@ -51,6 +54,7 @@ pub(crate) fn stored_blob(
         hash_chunk_log2: c.hash_chunk_log2,
         codec_chunk_log2: c.codec_chunk_log2,
         default_codec: c.default_codec,
+        written_with: c.written_with,
     })
 }
 

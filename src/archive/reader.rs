@@ -525,6 +525,7 @@ impl Archive {
                 c => c.trailing_zeros(),
             },
             default_codec: self.header.default_codec,
+            written_with: None,
         };
         Some(Arc::new(Provenance {
             file: file.clone(),

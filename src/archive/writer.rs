@@ -18,7 +18,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use zerocopy::IntoBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::copy::{ArchiveFile, Chunking, stored_blob};
 use crate::error::{Error, Result};
@@ -28,7 +28,7 @@ use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
 use crate::parallel;
-use crate::value::provenance::{Provenance, StoredBlob};
+use crate::value::provenance::{Provenance, StoredBlob, WrittenWith};
 use crate::value::{MAX_DEPTH, Value};
 
 /// One binding to write, in table-of-contents order.
@@ -461,30 +461,41 @@ fn write_blob<F: ArchiveFile + ?Sized>(
 ///
 /// - same chunk checksum algorithm and hash chunk size, so the source's
 ///   digests are this archive's;
-/// - a compressed blob when this save compresses with the same codec, at
-///   any level or filter setting, and the same codec chunk size (a level
-///   is not recorded in an archive: the stored chunks are kept as they are);
+/// - a compressed blob when this save compresses with the same codec and
+///   codec chunk size, and, with filters off, its chunks use none;
 /// - a raw blob when this save does not compress, or when the blob is too
 ///   small to compress (under 1 KiB), or when its archive was saved asking
 ///   for the same codec as this save (that save found compression did not
-///   pay for these elements, and this one would find the same, unless its
-///   filter setting differs: not recorded in an archive, so not checked).
+///   pay for these elements, and this one would find the same);
+/// - in both cases, when the blob was written by a save of this process
+///   (which knows its settings), only at the same level and filter
+///   setting. A loaded archive does not record them: its blobs are
+///   accepted at any level, and a raw one whatever filter setting made it.
 ///
 /// Same options as the source archive's save give the same bytes as
-/// writing the elements; a different level keeps the source's compressed
-/// chunks (valid, equal once decoded, possibly different in size).
+/// writing the elements; a loaded blob saved at another level keeps its
+/// compressed chunks (valid, equal once decoded, possibly different in
+/// size; `reuse_stored: false` recompresses).
 fn reusable<'a>(blob: &Blob<'a>, storage: Storage) -> Option<&'a Provenance> {
     let origin = blob.origin.filter(|_| storage.reuse)?;
     let stored = &origin.blob;
     let elements = blob.elements?;
     let want = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
+    let same_settings = match (stored.written_with, storage.compression) {
+        (Some(w), Some(c)) => w.level == c.level && w.filters == c.filters,
+        _ => true,
+    };
+    let filters = storage.compression.is_some_and(|c| c.filters);
     let codec_ok = if stored.codec == Codec::None as u8 {
         stored.stored_len == stored.raw_len
             && (want == Codec::None as u8
                 || stored.raw_len < codec::MIN_COMPRESS_LEN as u64
-                || stored.default_codec == want)
+                || (stored.default_codec == want && same_settings))
     } else {
-        stored.codec == want && stored.codec_chunk_log2 == u32::from(codec::CODEC_CHUNK_LOG2)
+        stored.codec == want
+            && same_settings
+            && stored.codec_chunk_log2 == u32::from(codec::CODEC_CHUNK_LOG2)
+            && (filters || unfiltered(origin))
     };
     let same = stored.tag == blob.tag as u8
         && stored.raw_len == elements.len() as u64
@@ -503,6 +514,27 @@ fn digest_count(stored: &StoredBlob) -> u64 {
         return hash::chunk_count(stored.span, 1 << HASH_CHUNK_LOG2);
     }
     1 + hash::chunk_count(stored.raw_len, 1 << stored.codec_chunk_log2)
+}
+
+/// True when every chunk of a compressed blob is stored without a filter
+/// (its chunk table, read from the file: 16 bytes per 4 MiB chunk), as a
+/// save with filters off writes them.
+fn unfiltered(origin: &Provenance) -> bool {
+    let stored = &origin.blob;
+    let Some(tag) = Tag::from_u8(stored.tag) else {
+        return false;
+    };
+    let chunks = hash::chunk_count(stored.raw_len, 1 << stored.codec_chunk_log2);
+    let len = chunks * size_of::<RawChunk>() as u64;
+    let Ok(room) = usize::try_from(len) else {
+        return false;
+    };
+    let mut table = vec![0u8; room];
+    let mut sink = &mut table[..];
+    let at = stored.offset + tag.payload_start();
+    crate::archive::copy::copy_by_reading(&mut sink, origin.file.file(), at, len).is_ok()
+        && <[RawChunk]>::ref_from_bytes(&table)
+            .is_ok_and(|t| t.iter().all(|c| c.filter == Filter::None as u8))
 }
 
 /// True when the frame at the blob's offset in its file is the one its
@@ -855,6 +887,10 @@ impl TocBuilder {
                         0
                     },
                     default_codec,
+                    written_with: storage.compression.map(|c| WrittenWith {
+                        level: c.level,
+                        filters: c.filters,
+                    }),
                 };
                 stored_blob(e, digests.into(), chunking)
             })

@@ -86,6 +86,20 @@ pub(crate) struct StoredBlob {
     /// `default_codec`): a raw blob written under a codec is one that codec
     /// was found not to pay for.
     pub default_codec: u8,
+    /// The compression level and filter setting of the save that wrote the
+    /// blob, when known: by a save of this process (a tensor it wrote), not
+    /// by a load (an archive does not record them).
+    pub written_with: Option<WrittenWith>,
+}
+
+/// Compression settings of the save that wrote a blob (with
+/// [`StoredBlob::default_codec`], its codec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WrittenWith {
+    /// Compression level.
+    pub level: i32,
+    /// Whether the float filters were tried.
+    pub filters: bool,
 }
 
 /// A stored blob holding exactly a buffer's elements, in a file kept open.
