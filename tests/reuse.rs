@@ -170,6 +170,11 @@ fn a_tensor_saved_to_a_file_carries_it_and_the_next_save_copies_it() {
     let first = save_environment(&env, dir.path().join("a.ach"), &fast()).unwrap();
     assert_eq!(first.bytes_copied, 0);
     assert!(has_provenance(env.get("t").unwrap()));
+    // Kept open by a handle of its own, not the one the save wrote with,
+    // which held the temporary file's lock: nobody is locked out.
+    let other = std::fs::File::open(dir.path().join("a.ach")).unwrap();
+    assert!(other.try_lock().is_ok());
+    drop(other);
     // Saved elsewhere, as a checkpoint loop does: copied from a.ach.
     let second = save_environment(&env, dir.path().join("b.ach"), &fast()).unwrap();
     assert_eq!(second.bytes_copied, 64 + 80_000);

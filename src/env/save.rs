@@ -496,18 +496,15 @@ pub fn save_environment(
     };
     let mut write_time = Duration::ZERO;
     let mut outcome = None;
-    // `keep`: keep the new file open, for the tensors just written to carry
-    // as their provenance (a local save's file stays; a URL's spool does not).
     let write = |file: &mut std::fs::File,
                  path: &Path,
                  write_time: &mut Duration,
-                 outcome: &mut Option<Outcome>,
-                 keep: bool| {
+                 outcome: &mut Option<Outcome>| {
         let started = Instant::now();
-        let kept = match keep {
-            true => file.try_clone().ok(),
-            false => None,
-        };
+        // Only `file`'s identity is kept: a second handle on it would also
+        // hold the temporary file's lock (publish.rs) for as long as it
+        // lived.
+        let identity = file.metadata().ok();
         // Tests make the disk fill up after a chosen number of bytes.
         #[cfg(test)]
         let mut failing;
@@ -533,12 +530,10 @@ pub fn save_environment(
             },
         )?;
         *write_time = started.elapsed();
-        // Length and modification time as written: the file is complete.
-        let kept = kept.and_then(|f| SourceFile::new(f).ok());
         *outcome = Some(Outcome {
             counts: written.counts,
             blobs: written.blobs,
-            file: kept,
+            written: identity,
         });
         Ok(written.len)
     };
@@ -549,12 +544,12 @@ pub fn save_environment(
                 durable: options.durable,
             };
             atomic_write(path, &publish, |file| {
-                write(file, path, &mut write_time, &mut outcome, true)
+                write(file, path, &mut write_time, &mut outcome)
             })?
         }
         Location::Url(url) => {
             let bytes = save_url(url, options, |file| {
-                write(file, Path::new(url), &mut write_time, &mut outcome, false)
+                write(file, Path::new(url), &mut write_time, &mut outcome)
             })?;
             Published {
                 value: bytes,
@@ -574,7 +569,13 @@ pub fn save_environment(
             .collect()
     };
     let outcome = outcome.expect("set by a successful write");
-    adopt(&planned, outcome.blobs, outcome.file);
+    // The published file, reopened, for the tensors just written to carry
+    // as their provenance (a local save's file stays; a URL's spool does not).
+    let kept = match (&location, &outcome.written) {
+        (Location::Path(_), Some(written)) => SourceFile::reopen(&published.target, written),
+        _ => None,
+    };
+    adopt(&planned, outcome.blobs, kept);
     let mut warnings = chosen.warnings;
     warnings.extend(published.warnings);
     Ok(SaveReport {
@@ -602,8 +603,8 @@ pub fn save_environment(
 struct Outcome {
     counts: writer::Counts,
     blobs: Vec<Option<StoredBlob>>,
-    /// The published file, kept open (a local save only).
-    file: Option<SourceFile>,
+    /// The written file's metadata, to recognise it once published.
+    written: Option<std::fs::Metadata>,
 }
 
 /// Gives each tensor just saved to `file` its blob there as provenance

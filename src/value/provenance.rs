@@ -35,6 +35,27 @@ impl SourceFile {
         })
     }
 
+    /// Opens the file at `path` for reading if it is the file `written`
+    /// describes (same device and inode): a file this process has just
+    /// written and published, whose length and modification time are
+    /// taken now. None otherwise, or where files have no inode numbers to
+    /// compare.
+    pub(crate) fn reopen(path: &std::path::Path, written: &std::fs::Metadata) -> Option<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let kept = Self::new(File::open(path).ok()?).ok()?;
+            let now = kept.file.metadata().ok()?;
+            let same = now.dev() == written.dev() && now.ino() == written.ino();
+            same.then_some(kept)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (path, written);
+            None
+        }
+    }
+
     /// The open file.
     pub(crate) fn file(&self) -> &File {
         &self.file
