@@ -20,6 +20,10 @@ use common::*;
 
 const CHILD_SAVE_TO: &str = "ACH_CRASH_TEST_SAVE_TO";
 const CHILD_GENERATION: &str = "ACH_CRASH_TEST_GENERATION";
+/// Set: the child restores the archive at `CHILD_SAVE_TO`, sets `resaves`
+/// to `CHILD_GENERATION` and saves it back, copying the unchanged tensors
+/// from the very file it replaces.
+const CHILD_RESAVE: &str = "ACH_CRASH_TEST_RESAVE";
 
 /// 4 tensors of 16 MiB: a 64 MiB archive.
 const TENSORS: usize = 4;
@@ -60,7 +64,22 @@ fn child_process_save() {
         allow_overwrite: true,
         ..SaveOptions::default()
     };
-    save_environment(&generation(g), PathBuf::from(path), &options).unwrap();
+    if std::env::var_os(CHILD_RESAVE).is_none() {
+        save_environment(&generation(g), PathBuf::from(path), &options).unwrap();
+        return;
+    }
+    let mut env = Environment::new();
+    restore_environment(&mut env, PathBuf::from(&path), &RestoreOptions::default()).unwrap();
+    env.set("resaves", Value::Number(f64::from(g)));
+    // Raw, as the archive it replaces was saved, so that every tensor
+    // blob is accepted as stored.
+    let options = SaveOptions {
+        compression: Compression::None,
+        ..options
+    };
+    let report = save_environment(&env, PathBuf::from(path), &options).unwrap();
+    // Every tensor copied from the file being replaced, none rewritten.
+    assert_eq!(report.bytes_copied, (TENSORS * (64 + ELEMENTS * 8)) as u64);
 }
 
 /// Whether `name` looks like a temporary file of the target `file_name`:
@@ -115,17 +134,27 @@ enum End {
 /// been renamed (the save is then syncing the directory or returning). A
 /// child that finishes first is left to finish.
 fn save_and_kill(path: &Path, g: u32, kill_at: u64, full: u64) -> End {
+    kill_child(path, g, false, kill_at, full)
+}
+
+/// [`save_and_kill`], for a child that saves generation `g` (`resave`
+/// false) or restores the archive and saves it back with `resaves` set to
+/// `g` (true).
+fn kill_child(path: &Path, g: u32, resave: bool, kill_at: u64, full: u64) -> End {
     let dir = path.parent().unwrap();
     // Temporaries left by earlier kills are not this child's.
     let earlier = temporaries(dir);
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", "child_process_save", "--test-threads=1"])
         .env(CHILD_SAVE_TO, path)
         .env(CHILD_GENERATION, g.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    if resave {
+        command.env(CHILD_RESAVE, "1");
+    }
+    let mut child = command.spawn().unwrap();
     let mut seen = false;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -230,6 +259,53 @@ fn a_save_killed_at_any_moment_leaves_the_old_or_the_new_archive() {
     let s = kill_saves_at_random_moments(24, 0x5EED_C0DE);
     eprintln!("{} kills survived: {} old, {} new", s.kills, s.old, s.new);
     assert_eq!(s.kills, 24);
+}
+
+/// A save that copies its tensors from the archive it replaces (restored
+/// from it, one scalar changed), killed at any moment: the path holds the
+/// old or the new archive, verifying, tensors intact.
+#[cfg(unix)]
+#[test]
+fn a_save_copying_from_the_archive_it_replaces_killed_at_any_moment_leaves_old_or_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("work.ach");
+    let mut first = generation(1);
+    first.set("resaves", Value::Number(0.0));
+    save_environment(&first, &path, &fast()).unwrap();
+    let full = std::fs::metadata(&path).unwrap().len();
+    let resaves = |path: &Path| match Archive::open(path).unwrap().get("resaves").unwrap() {
+        Value::Number(n) => n as u32,
+        other => panic!("resaves is {other:?}"),
+    };
+    let mut rng = Rng::new(0xC0_9105);
+    let (mut current, mut kills, mut new) = (0, 0, 0);
+    for n in 1..=16 {
+        let kill_at = rng.next_u64() % (full + full / 8);
+        let end = kill_child(&path, n, true, kill_at, full);
+        // The tensors are generation 1's whatever happened, checksums and all.
+        assert_eq!(verified_generation(&path), 1);
+        let found = resaves(&path);
+        match end {
+            End::Finished => assert_eq!(found, n, "a finished save is in place"),
+            End::Killed => {
+                kills += 1;
+                assert!(
+                    found == n || found == current,
+                    "resaves {found}: neither old nor new"
+                );
+                new += usize::from(found == n);
+            }
+        }
+        current = found;
+    }
+    eprintln!("{kills} kills of copying saves survived, {new} after the rename");
+    assert!(kills >= 8, "only {kills} of 16 saves were killed");
+    // One left to finish: the child checks it copied every tensor.
+    assert_matches!(
+        kill_child(&path, 17, true, u64::MAX, u64::MAX),
+        End::Finished
+    );
+    assert_eq!((verified_generation(&path), resaves(&path)), (1, 17));
 }
 
 /// The same with many more kills: `cargo test --release --test crash -- --ignored`.

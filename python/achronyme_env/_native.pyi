@@ -80,6 +80,9 @@ class SaveReport(TypedDict):
     warnings: List[str]
     arrays_borrowed: int
     arrays_copied: int
+    bytes_encoded: int
+    bytes_hashed: int
+    bytes_copied: int
     write_seconds: float
     sync_seconds: float
 

@@ -99,8 +99,11 @@ fn custom_pairs(d: &Bound<'_, PyDict>) -> PyResult<Vec<(String, String)>> {
 /// Returns a report (a dict): `path`, `bytes`, `written`,
 /// `constants_written`, `skipped` (dicts of `name` and `reason`),
 /// `filtered_out`, `not_found`, `warnings`, `arrays_borrowed`,
-/// `arrays_copied`, `write_seconds` (writing and hashing) and
-/// `sync_seconds`. Each warning is also issued as an `AchronymeWarning`.
+/// `arrays_copied`, `bytes_encoded`, `bytes_hashed`, `bytes_copied`
+/// (blob bytes written from values, run through the chunk checksum, and
+/// copied from archives that stored them unchanged: always 0 from Python,
+/// whose arrays carry no provenance), `write_seconds` (writing and
+/// hashing) and `sync_seconds`. Each warning is also issued as an `AchronymeWarning`.
 #[pyfunction]
 #[pyo3(signature = (
     path_or_url, mapping, /, *, constants = None, include_constants = true,
@@ -230,6 +233,9 @@ pub fn save<'py>(
     d.set_item("warnings", &report.warnings)?;
     d.set_item("arrays_borrowed", conv.borrowed_arrays)?;
     d.set_item("arrays_copied", conv.copied_arrays)?;
+    d.set_item("bytes_encoded", report.bytes_encoded)?;
+    d.set_item("bytes_hashed", report.bytes_hashed)?;
+    d.set_item("bytes_copied", report.bytes_copied)?;
     d.set_item("write_seconds", report.write_time.as_secs_f64())?;
     d.set_item("sync_seconds", report.sync_time.as_secs_f64())?;
     Ok(d)

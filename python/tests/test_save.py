@@ -324,3 +324,13 @@ def test_memory_owned_by_a_buffer_is_pinned_for_the_save(tmp_path):
         r = ae.save(tmp_path / "w.ach", {"d": a["d"][8:]})
     assert (r["arrays_borrowed"], r["arrays_copied"]) == (1, 0)
     assert np.array_equal(ae.open(tmp_path / "w.ach")["d"], np.arange(8.0, 64.0))
+
+
+def test_the_report_counts_bytes_encoded_hashed_and_copied(tmp_path):
+    # Arrays from Python carry no provenance: everything is encoded and
+    # hashed, nothing copied.
+    r = ae.save(tmp_path / "w.ach", {"t": np.arange(1000.0), "s": "x"}, compress=False)
+    assert r["bytes_copied"] == 0
+    assert r["bytes_encoded"] == 8000 + 1 + 8 + 1
+    # Each blob's span: the tensor's 64-byte head, the string's 16-byte frame.
+    assert r["bytes_hashed"] == 64 + 8000 + 16 + 1 + 8 + 1

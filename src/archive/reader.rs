@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::archive::copy::{Chunking, stored_blob};
 use crate::archive::info::{BindingInfo, Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
@@ -22,6 +23,7 @@ use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
 use crate::format::toc::{TocFacts, TocView, closing_digest, toc_checksum, toc_digest_from_chunks};
 use crate::parallel;
+use crate::value::provenance::{Provenance, SourceFile};
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 
 /// An open archive. Cheap to open; holds the mapping (or bytes) and the
@@ -61,6 +63,10 @@ pub struct Archive {
     compressed_blobs: u64,
     /// The algorithm of the chunk digests.
     checksum: hash::Checksum,
+    /// The local file, kept open, when opened from one: tensors loaded
+    /// from it carry their blob's provenance. None for remote and
+    /// in-memory sources.
+    file: Option<Arc<SourceFile>>,
 }
 
 /// Loads one entry of an [`Archive`] found by [`Archive::section_loaders`].
@@ -149,7 +155,14 @@ impl Archive {
     /// file in place can make reads fault; for files on storage you do not
     /// control, use [`Archive::open_copied`].
     pub fn open(path: impl AsRef<Path>) -> Result<Archive> {
-        Self::from_source(Arc::new(FileSource::open(path.as_ref())?))
+        let path = path.as_ref();
+        let source = FileSource::open(path)?;
+        let file = source
+            .keep_open()
+            .map_err(|e| Error::io("reading metadata of", path, e))?;
+        let mut archive = Self::from_source(Arc::new(source))?;
+        archive.file = Some(Arc::new(file));
+        Ok(archive)
     }
 
     /// Opens the archive at `path` by reading it into memory instead of
@@ -193,6 +206,7 @@ impl Archive {
             pool_sealed: Arc::new(OnceLock::new()),
             compressed_blobs: facts.compressed_blobs,
             checksum: facts.checksum,
+            file: None,
         })
     }
 
@@ -526,13 +540,47 @@ impl Archive {
         }
     }
 
+    /// Where entry `e`'s blob is stored, for a tensor loaded from it to
+    /// carry: only for an archive opened from a local file (a remote or
+    /// in-memory source has no file to copy from). Best effort: digests
+    /// that cannot be read leave the tensor without provenance, and its
+    /// next save writes it in full.
+    fn provenance(&self, e: &RawEntry) -> Option<Arc<Provenance>> {
+        let file = self.file.as_ref()?;
+        let digests = self.padded_digests(e).ok()?;
+        let chunking = Chunking {
+            checksum: self.checksum,
+            hash_chunk_log2: self.chunk.trailing_zeros(),
+            codec_chunk_log2: match self.codec_chunk {
+                0 => 0,
+                c => c.trailing_zeros(),
+            },
+            default_codec: self.header.default_codec,
+            written_with: None,
+        };
+        Some(Arc::new(Provenance {
+            file: file.clone(),
+            blob: stored_blob(e, digests.into(), chunking)?,
+        }))
+    }
+
+    /// `data`, carrying entry `e`'s blob as its provenance when known.
+    fn stored<T: bytemuck::Pod>(&self, e: &RawEntry, data: Buffer<T>) -> Buffer<T> {
+        if let Some(p) = self.provenance(e) {
+            data.set_provenance(p);
+        }
+        data
+    }
+
     fn tensor(&self, e: &RawEntry, data: Buffer<f64>) -> Result<Value> {
+        let data = self.stored(e, data);
         Tensor::from_buffer(self.shape(e), data)
             .map(Value::Tensor)
             .map_err(|_| self.invalid(e, "shape"))
     }
 
     fn complex_tensor(&self, e: &RawEntry, data: Buffer<Complex>) -> Result<Value> {
+        let data = self.stored(e, data);
         ComplexTensor::from_buffer(self.shape(e), data)
             .map(Value::ComplexTensor)
             .map_err(|_| self.invalid(e, "shape"))
@@ -771,6 +819,21 @@ impl Archive {
     }
 
     /// The blob's expected digests, from the hash pool.
+    /// Entry `e`'s digests from the pool, each zero-padded to 32 bytes.
+    fn padded_digests(&self, e: &RawEntry) -> Result<Vec<[u8; 32]>> {
+        let digests = self.digests_of(e)?;
+        let dlen = self.checksum.len();
+        Ok(digests
+            .as_slice()
+            .chunks_exact(dlen)
+            .map(|d| {
+                let mut out = [0u8; 32];
+                out[..dlen].copy_from_slice(d);
+                out
+            })
+            .collect())
+    }
+
     fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
         let dlen = self.checksum.len() as u64;
         let len = e.hash_count.get() as u64 * dlen;
@@ -961,17 +1024,7 @@ impl Archive {
         if !sealed {
             return Err(Error::UnsealedDigests);
         }
-        let digests = self.digests_of(e)?;
-        let dlen = self.checksum.len();
-        Ok(digests
-            .as_slice()
-            .chunks_exact(dlen)
-            .map(|d| {
-                let mut out = [0u8; 32];
-                out[..dlen].copy_from_slice(d);
-                out
-            })
-            .collect())
+        self.padded_digests(e)
     }
 
     /// The algorithm of this archive's chunk digests (SHA-256 for every

@@ -13,6 +13,7 @@ use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 pub use crate::value::Bytes;
+use crate::value::provenance::SourceFile;
 
 /// Why a [`Source`] did not return the range asked for.
 ///
@@ -252,6 +253,12 @@ impl FileSource {
             may_map: false,
             ..Self::open(path)?
         })
+    }
+
+    /// The file kept open, with its length and modification time now, for
+    /// blobs to be copied from later ([`crate::value::provenance`]).
+    pub(crate) fn keep_open(&self) -> io::Result<SourceFile> {
+        SourceFile::new(self.file.try_clone()?)
     }
 
     /// The mapping, made on first use, or why the file cannot be mapped

@@ -6,12 +6,21 @@
 //! with the number of bindings, never with their bytes). Tensor elements are
 //! written from the tensor's own slice; large ones are hashed on every core
 //! while this thread writes them.
+//!
+//! A tensor whose buffer knows the blob that stores it unchanged in an
+//! archive file ([`Provenance`]) is not written that way when the save's
+//! options accept that blob as it is stored ([`reusable`]): the blob is
+//! copied from that file by the kernel and its digests are taken from that
+//! archive's hash pool, so the archive is the same, byte for byte, as if it
+//! had been written from the elements.
 
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
-use zerocopy::IntoBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
+use crate::archive::copy::{ArchiveFile, Chunking, stored_blob};
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, EncodeError};
@@ -19,6 +28,7 @@ use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
 use crate::parallel;
+use crate::value::provenance::{Provenance, StoredBlob, WrittenWith};
 use crate::value::{MAX_DEPTH, Value};
 
 /// One binding to write, in table-of-contents order.
@@ -55,6 +65,31 @@ struct Sink<W: Write> {
     hashing: bool,
     /// The furthest offset ever written, when a rewind moved back from it.
     high_water: u64,
+    /// What the save did with the bytes of its blobs.
+    counts: Counts,
+}
+
+/// What a save did with its blobs' bytes (`SaveReport` reports them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Raw payload bytes written from values in memory: tensor elements
+    /// and value encodings, before compression.
+    pub encoded: u64,
+    /// Bytes of blobs run through the chunk checksum.
+    pub hashed: u64,
+    /// Bytes of blobs copied from other archive files.
+    pub copied: u64,
+}
+
+/// What [`write_archive`] wrote.
+pub(crate) struct Written {
+    /// The archive's length.
+    pub len: u64,
+    /// What the blobs' bytes cost.
+    pub counts: Counts,
+    /// For each planned item that is a tensor, its blob as written: a
+    /// tensor saved to a file that stays can carry it as its provenance.
+    pub blobs: Vec<Option<StoredBlob>>,
 }
 
 /// Splits a blob's bytes into hash chunks as they stream past.
@@ -181,11 +216,15 @@ impl Write for Counter {
 pub(crate) struct Storage {
     pub compression: Option<Settings>,
     pub checksum: Checksum,
+    /// Copy stored blobs where [`reusable`] accepts them.
+    pub reuse: bool,
 }
 
 /// Writes a whole archive to `file`, from offset 0 (it is rewound first).
-/// Returns the archive's length. Generic so tests can inject I/O errors.
-pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
+/// Returns the archive's length, what its blobs cost, and where each
+/// tensor's blob is. Generic so tests can inject I/O errors and write to
+/// memory.
+pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
     file: &mut F,
     path: &Path,
     items: &[Planned<'_>],
@@ -193,7 +232,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     header: &HeaderFields,
     limit: Option<u64>,
     storage: Storage,
-) -> Result<u64> {
+) -> Result<Written> {
     let compression = storage.compression;
     let io_err = |e| Error::io("writing", path, e);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -205,6 +244,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         hasher: ChunkHasher::new(storage.checksum),
         hashing: false,
         high_water: 0,
+        counts: Counts::default(),
     };
     let mut toc = TocBuilder::new(storage.checksum);
     let mut current = "";
@@ -219,7 +259,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         sink.write_all(&[0u8; HEADER_LEN as usize])?;
         for item in items {
             current = item.name;
-            write_blob(&mut sink, &mut toc, item, &mut packers)?;
+            write_blob(&mut sink, &mut toc, item, &mut packers, storage)?;
             sink.pad_to_align()?;
         }
         current = "(table of contents)";
@@ -266,6 +306,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         }
     };
     let total = sink.pos;
+    let counts = sink.counts;
     // A blob rewound to be written raw can be 16 bytes per chunk shorter
     // than its compressed attempt; its own digests, the table of contents
     // and the trailer, written after it, always cover the difference.
@@ -278,7 +319,11 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
     drop(sink);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     file.write_all(raw_header.as_bytes()).map_err(io_err)?;
-    Ok(total)
+    Ok(Written {
+        len: total,
+        counts,
+        blobs: toc.stored_blobs(items, storage),
+    })
 }
 
 fn build_header(
@@ -372,15 +417,20 @@ impl WriteError {
     }
 }
 
-/// Writes one binding's blob: compressed when compression is on and pays,
-/// raw otherwise.
-fn write_blob<W: Write + Seek>(
-    sink: &mut Sink<W>,
+/// Writes one binding's blob: copied from the archive that stores it
+/// unchanged when the save accepts it as stored, else compressed when
+/// compression is on and pays, raw otherwise.
+fn write_blob<F: ArchiveFile + ?Sized>(
+    sink: &mut Sink<BufWriter<&mut F>>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
     packers: &mut [Packer],
+    storage: Storage,
 ) -> Result<(), WriteError> {
     let blob = Blob::of(item)?;
+    if let Some(origin) = reusable(&blob, storage) {
+        return copy_stored(sink, toc, &blob, origin);
+    }
     let payload_len = blob.payload_len()?;
     let compressible = !packers.is_empty()
         && payload_len >= codec::MIN_COMPRESS_LEN as u64
@@ -404,22 +454,170 @@ fn write_blob<W: Write + Seek>(
     write_raw(sink, toc, &blob, Some(payload), payload_len)
 }
 
-/// A binding about to be written: its tag, shape, and a tensor's elements
-/// as bytes (None for values stored by their encoding).
+/// The stored blob `blob` can be copied from instead of being written, if
+/// any: its tensor's buffer knows a blob that holds exactly its elements
+/// (same tag, same length), in a file not written to since, and this
+/// save's options would store those elements that way:
+///
+/// - same chunk checksum algorithm and hash chunk size, so the source's
+///   digests are this archive's;
+/// - a compressed blob when this save compresses with the same codec and
+///   codec chunk size, and, with filters off, its chunks use none;
+/// - a raw blob when this save does not compress, or when the blob is too
+///   small to compress (under 1 KiB), or when its archive was saved asking
+///   for the same codec as this save (that save found compression did not
+///   pay for these elements, and this one would find the same);
+/// - in both cases, when the blob was written by a save of this process
+///   (which knows its settings), only at the same level and filter
+///   setting. A loaded archive does not record them: its blobs are
+///   accepted at any level, and a raw one whatever filter setting made it.
+///
+/// Same options as the source archive's save give the same bytes as
+/// writing the elements; a loaded blob saved at another level keeps its
+/// compressed chunks (valid, equal once decoded, possibly different in
+/// size; `reuse_stored: false` recompresses).
+fn reusable<'a>(blob: &Blob<'a>, storage: Storage) -> Option<&'a Provenance> {
+    let origin = blob.origin.filter(|_| storage.reuse)?;
+    let stored = &origin.blob;
+    let elements = blob.elements?;
+    let want = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
+    let same_settings = match (stored.written_with, storage.compression) {
+        (Some(w), Some(c)) => w.level == c.level && w.filters == c.filters,
+        _ => true,
+    };
+    let filters = storage.compression.is_some_and(|c| c.filters);
+    let codec_ok = if stored.codec == Codec::None as u8 {
+        stored.stored_len == stored.raw_len
+            && (want == Codec::None as u8
+                || stored.raw_len < codec::MIN_COMPRESS_LEN as u64
+                || (stored.default_codec == want && same_settings))
+    } else {
+        stored.codec == want
+            && same_settings
+            && stored.codec_chunk_log2 == u32::from(codec::CODEC_CHUNK_LOG2)
+            && (filters || unfiltered(origin))
+    };
+    let same = stored.tag == blob.tag as u8
+        && stored.raw_len == elements.len() as u64
+        && stored.span == blob.tag.payload_start() + stored.stored_len
+        && stored.checksum == storage.checksum as u8
+        && stored.hash_chunk_log2 == HASH_CHUNK_LOG2
+        && stored.digests.len() as u64 == digest_count(stored);
+    (codec_ok && same && origin.file.unchanged() && frame_matches(origin)).then_some(&**origin)
+}
+
+/// How many digests a blob stored as `stored` has (layout.md 4.1): one per
+/// hash chunk of its span when raw; when compressed, one for its head and
+/// one per codec chunk.
+fn digest_count(stored: &StoredBlob) -> u64 {
+    if stored.codec == Codec::None as u8 {
+        return hash::chunk_count(stored.span, 1 << HASH_CHUNK_LOG2);
+    }
+    1 + hash::chunk_count(stored.raw_len, 1 << stored.codec_chunk_log2)
+}
+
+/// True when every chunk of a compressed blob is stored without a filter
+/// (its chunk table, read from the file: 16 bytes per 4 MiB chunk), as a
+/// save with filters off writes them.
+fn unfiltered(origin: &Provenance) -> bool {
+    let stored = &origin.blob;
+    let Some(tag) = Tag::from_u8(stored.tag) else {
+        return false;
+    };
+    let chunks = hash::chunk_count(stored.raw_len, 1 << stored.codec_chunk_log2);
+    let len = chunks * size_of::<RawChunk>() as u64;
+    let Ok(room) = usize::try_from(len) else {
+        return false;
+    };
+    let mut table = vec![0u8; room];
+    let mut sink = &mut table[..];
+    let at = stored.offset + tag.payload_start();
+    crate::archive::copy::copy_by_reading(&mut sink, origin.file.file(), at, len).is_ok()
+        && <[RawChunk]>::ref_from_bytes(&table)
+            .is_ok_and(|t| t.iter().all(|c| c.filter == Filter::None as u8))
+}
+
+/// True when the frame at the blob's offset in its file is the one its
+/// table entry described: a cheap check (16 bytes) that the file still
+/// holds that blob where it was, before copying it blind.
+fn frame_matches(origin: &Provenance) -> bool {
+    let stored = &origin.blob;
+    let want = RawFrame {
+        magic: FRAME_MAGIC,
+        tag: stored.tag,
+        codec: stored.codec,
+        filter: 0,
+        reserved: [0; 3],
+        stored_len: stored.stored_len.into(),
+    };
+    let mut found = [0u8; FRAME_LEN as usize];
+    let mut sink = &mut found[..];
+    crate::archive::copy::copy_by_reading(&mut sink, origin.file.file(), stored.offset, FRAME_LEN)
+        .is_ok()
+        && found == want.as_bytes()
+}
+
+/// Copies `origin`'s blob into the archive as `blob`'s, with its digests:
+/// no encoding, no hashing, no compression. The source's bytes are not
+/// checked against their digests here: the load that made the buffer did
+/// (unless told not to), and any load or verify of the new archive will.
+fn copy_stored<F: ArchiveFile + ?Sized>(
+    sink: &mut Sink<BufWriter<&mut F>>,
+    toc: &mut TocBuilder,
+    blob: &Blob<'_>,
+    origin: &Provenance,
+) -> Result<(), WriteError> {
+    let stored = &origin.blob;
+    let offset = sink.pos;
+    sink.reserve(stored.span)?;
+    sink.w.flush()?;
+    sink.w
+        .get_mut()
+        .copy_from(origin.file.file(), stored.offset, stored.span)?;
+    sink.pos += stored.span;
+    sink.counts.copied += stored.span;
+    let codec = Codec::from_u8(stored.codec).expect("checked by the reader");
+    let placed = Stored {
+        offset,
+        stored_len: stored.stored_len,
+        raw_len: stored.raw_len,
+        codec,
+    };
+    toc.push(
+        blob.item,
+        blob.tag,
+        blob.shape,
+        placed,
+        stored.digests.to_vec(),
+    )
+}
+
+/// A binding about to be written: its tag, shape, a tensor's elements as
+/// bytes (None for values stored by their encoding), and the blob that
+/// already stores them, if known.
 struct Blob<'a> {
     item: &'a Planned<'a>,
     tag: Tag,
     shape: &'a [usize],
     elements: Option<&'a [u8]>,
+    origin: Option<&'a Arc<Provenance>>,
 }
 
 impl<'a> Blob<'a> {
     fn of(item: &'a Planned<'a>) -> Result<Blob<'a>, WriteError> {
         let tag = encoding::tag_of(item.value);
-        let (shape, elements): (&[usize], Option<&[u8]>) = match item.value {
-            Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
-            Value::ComplexTensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
-            _ => (&[], None),
+        let (shape, elements, origin): (&[usize], Option<&[u8]>, _) = match item.value {
+            Value::Tensor(t) => (
+                t.shape(),
+                Some(bytemuck::cast_slice(t.data())),
+                t.buffer().provenance(),
+            ),
+            Value::ComplexTensor(t) => (
+                t.shape(),
+                Some(bytemuck::cast_slice(t.data())),
+                t.buffer().provenance(),
+            ),
+            _ => (&[], None, None),
         };
         if shape.len() > MAX_NDIM as usize {
             return Err(WriteError::Encode(EncodeError::TooManyDims));
@@ -429,6 +627,7 @@ impl<'a> Blob<'a> {
             tag,
             shape,
             elements,
+            origin,
         })
     }
 
@@ -534,6 +733,8 @@ fn write_raw<W: Write + Seek>(
             digests
         }
     };
+    sink.counts.encoded += payload_len;
+    sink.counts.hashed += prefix.len() as u64 + payload_len;
     let stored = Stored {
         offset: blob_offset,
         stored_len: payload_len,
@@ -620,6 +821,8 @@ fn write_packed<W: Write + Seek>(
     head.extend_from_slice(table.as_bytes());
     digests[0] = algo.of(&[&head]);
     sink.patch(blob_offset, &head)?;
+    sink.counts.encoded += payload.len() as u64;
+    sink.counts.hashed += start as u64 + stored_len;
     let stored = Stored {
         offset: blob_offset,
         stored_len,
@@ -658,6 +861,40 @@ impl TocBuilder {
             compressed: false,
             checksum,
         }
+    }
+
+    /// For each of `items` (the planned bindings, in the order written)
+    /// that is a tensor, where its blob is and its digests.
+    fn stored_blobs(&self, items: &[Planned<'_>], storage: Storage) -> Vec<Option<StoredBlob>> {
+        let default_codec = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
+        items
+            .iter()
+            .zip(&self.entries)
+            .map(|(item, e)| {
+                if !matches!(item.value, Value::Tensor(_) | Value::ComplexTensor(_)) {
+                    return None;
+                }
+                let first = e.hash_index.get() as usize;
+                let digests = self
+                    .digests
+                    .get(first..first + e.hash_count.get() as usize)?;
+                let chunking = Chunking {
+                    checksum: self.checksum,
+                    hash_chunk_log2: HASH_CHUNK_LOG2,
+                    codec_chunk_log2: if self.compressed {
+                        u32::from(codec::CODEC_CHUNK_LOG2)
+                    } else {
+                        0
+                    },
+                    default_codec,
+                    written_with: storage.compression.map(|c| WrittenWith {
+                        level: c.level,
+                        filters: c.filters,
+                    }),
+                };
+                stored_blob(e, digests.into(), chunking)
+            })
+            .collect()
     }
 
     /// The hash pool: each digest at its algorithm's length.
@@ -739,5 +976,120 @@ impl TocBuilder {
         out.extend_from_slice(&self.names);
         out.extend_from_slice(&meta);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read};
+
+    use super::*;
+    use crate::archive::reader::Archive;
+    use crate::format::codec::Settings;
+    use crate::testdata;
+    use crate::value::{ComplexTensor, Tensor};
+
+    /// Writes `values` as bindings with fixed header fields, to `file`.
+    fn write_to<F: ArchiveFile>(
+        file: &mut F,
+        values: &[(&str, &Value)],
+        storage: Storage,
+    ) -> Written {
+        let items: Vec<Planned<'_>> = values
+            .iter()
+            .map(|&(name, value)| Planned {
+                section: Section::Bindings,
+                name,
+                value,
+            })
+            .collect();
+        let header = HeaderFields {
+            timestamp: 1_700_000_000,
+            achronyme_version: *b"v0.1.0\0\0\0\0\0\0\0\0\0\0",
+        };
+        let meta = Metadata::default();
+        write_archive(
+            file,
+            Path::new("test.ach"),
+            &items,
+            &meta,
+            &header,
+            None,
+            storage,
+        )
+        .unwrap()
+    }
+
+    fn file_bytes(mut f: std::fs::File) -> Vec<u8> {
+        let mut out = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// A file sink copies in the kernel, a memory sink by reading: both
+    /// write what a write from the elements writes, and count the same.
+    #[test]
+    fn file_and_memory_sinks_copy_stored_blobs_into_the_same_bytes_as_a_full_write() {
+        let zstd = Some(Settings {
+            codec: Codec::Zstd,
+            level: 3,
+            filters: true,
+        });
+        let xxh3 = Checksum::Xxh3;
+        for compression in [None, zstd] {
+            let storage = Storage {
+                compression,
+                checksum: xxh3,
+                reuse: true,
+            };
+            let smooth = Value::Tensor(Tensor::from_vec(testdata::smooth(300_000)));
+            let noise = Value::Tensor(testdata::normal_tensor(300, 1000, 4));
+            let complex = Value::ComplexTensor(ComplexTensor::from_vec(
+                (0..50_000)
+                    .map(|i| crate::value::Complex::new(f64::from(i), 1.0))
+                    .collect(),
+            ));
+            let text = Value::from("not a tensor");
+            let values = [("a", &smooth), ("b", &noise), ("c", &complex), ("d", &text)];
+            let mut first = tempfile::tempfile().unwrap();
+            let full = write_to(&mut first, &values, storage);
+            assert_eq!(full.counts.copied, 0);
+            let source = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(source.path(), file_bytes(first)).unwrap();
+            let full_bytes = std::fs::read(source.path()).unwrap();
+
+            let archive = Archive::open(source.path()).unwrap();
+            let loaded: Vec<Value> = ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| archive.get(n).unwrap())
+                .collect();
+            let values: Vec<(&str, &Value)> =
+                ["a", "b", "c", "d"].into_iter().zip(&loaded).collect();
+            let mut file = tempfile::tempfile().unwrap();
+            let by_kernel = write_to(&mut file, &values, storage);
+            let mut memory = Cursor::new(Vec::new());
+            let by_reading = write_to(&mut memory, &values, storage);
+
+            let tensor_spans: u64 = ["a", "b", "c"]
+                .iter()
+                .map(|n| {
+                    64 + archive
+                        .binding_info(Section::Bindings, n)
+                        .unwrap()
+                        .stored_bytes
+                })
+                .sum();
+            for (written, bytes) in [
+                (by_kernel, file_bytes(file)),
+                (by_reading, memory.into_inner()),
+            ] {
+                assert_eq!(bytes, full_bytes);
+                assert_eq!(written.len, full.len);
+                assert_eq!(written.counts.copied, tensor_spans);
+                assert_eq!(written.counts.hashed + tensor_spans, full.counts.hashed);
+                assert_eq!(written.counts.encoded, "not a tensor".len() as u64 + 9);
+            }
+        }
     }
 }

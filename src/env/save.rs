@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::codec::Settings;
 use crate::format::layout::{Codec, Section};
 use crate::format::metadata::Metadata;
+use crate::value::provenance::{Provenance, SourceFile, StoredBlob};
 use crate::value::{Edge, Function, MAX_DEPTH, Record, Value, read_ref};
 
 pub use crate::env::environment::RUNTIME_VERSION;
@@ -134,6 +135,12 @@ pub struct SaveOptions {
     /// Try the float filters (byte shuffle, delta coding) on tensors before
     /// the codec (default true). Off, tensors are compressed as plain bytes.
     pub filters: bool,
+    /// Copy a tensor's stored blob from the archive that holds it unchanged
+    /// when these options accept it as stored (default true; README
+    /// "Saving what did not change"). False writes every tensor from its
+    /// elements: to recompress blobs stored at another level, or to hash
+    /// every byte afresh.
+    pub reuse_stored: bool,
     /// Description stored in the metadata.
     pub description: Option<String>,
     /// Tags stored in the metadata.
@@ -184,6 +191,7 @@ impl Default for SaveOptions {
             compression: Compression::default(),
             checksum: crate::hash::Checksum::default(),
             filters: true,
+            reuse_stored: true,
             description: None,
             tags: Vec::new(),
             custom: Vec::new(),
@@ -266,6 +274,21 @@ pub struct SaveReport {
     /// Blobs where compression does not pay are stored raw whatever is
     /// asked; [`Archive::info`](crate::Archive::info) tells which.
     pub compression: Compression,
+    /// Raw payload bytes written from values in memory: tensor elements and
+    /// value encodings, before any compression. A tensor copied from the
+    /// archive that stores it adds nothing.
+    pub bytes_encoded: u64,
+    /// Bytes of blobs run through the chunk checksum (each blob's span:
+    /// frame and payload, as stored). A copied blob adds nothing: its
+    /// digests come from its archive's hash pool. The table of contents
+    /// and trailer digests are not counted.
+    pub bytes_hashed: u64,
+    /// Bytes of blobs copied from the archive files that stored them
+    /// unchanged (each blob's span), by the kernel where it can
+    /// (`copy_file_range` on Linux). See [`Buffer::has_provenance`](crate::Buffer::has_provenance)
+    /// for which tensors qualify, and README "Saving what did not change"
+    /// for which save options accept a stored blob.
+    pub bytes_copied: u64,
     /// Time spent writing and hashing.
     pub write_time: Duration,
     /// Time spent syncing file and directory to disk.
@@ -472,8 +495,16 @@ pub fn save_environment(
         achronyme_version: version_bytes(version),
     };
     let mut write_time = Duration::ZERO;
-    let write = |file: &mut std::fs::File, path: &Path, write_time: &mut Duration| {
+    let mut outcome = None;
+    let write = |file: &mut std::fs::File,
+                 path: &Path,
+                 write_time: &mut Duration,
+                 outcome: &mut Option<Outcome>| {
         let started = Instant::now();
+        // Only `file`'s identity is kept: a second handle on it would also
+        // hold the temporary file's lock (publish.rs) for as long as it
+        // lived.
+        let identity = file.metadata().ok();
         // Tests make the disk fill up after a chosen number of bytes.
         #[cfg(test)]
         let mut failing;
@@ -485,7 +516,7 @@ pub fn save_environment(
             }
             None => file,
         };
-        let bytes = writer::write_archive(
+        let written = writer::write_archive(
             file,
             path,
             &planned,
@@ -495,10 +526,16 @@ pub fn save_environment(
             writer::Storage {
                 compression,
                 checksum: options.checksum,
+                reuse: options.reuse_stored,
             },
         )?;
         *write_time = started.elapsed();
-        Ok(bytes)
+        *outcome = Some(Outcome {
+            counts: written.counts,
+            blobs: written.blobs,
+            written: identity,
+        });
+        Ok(written.len)
     };
     let published = match &location {
         Location::Path(path) => {
@@ -506,11 +543,13 @@ pub fn save_environment(
                 overwrite: options.allow_overwrite,
                 durable: options.durable,
             };
-            atomic_write(path, &publish, |file| write(file, path, &mut write_time))?
+            atomic_write(path, &publish, |file| {
+                write(file, path, &mut write_time, &mut outcome)
+            })?
         }
         Location::Url(url) => {
             let bytes = save_url(url, options, |file| {
-                write(file, Path::new(url), &mut write_time)
+                write(file, Path::new(url), &mut write_time, &mut outcome)
             })?;
             Published {
                 value: bytes,
@@ -529,6 +568,14 @@ pub fn save_environment(
             .map(|(_, n, _)| n.clone())
             .collect()
     };
+    let outcome = outcome.expect("set by a successful write");
+    // The published file, reopened, for the tensors just written to carry
+    // as their provenance (a local save's file stays; a URL's spool does not).
+    let kept = match (&location, &outcome.written) {
+        (Location::Path(_), Some(written)) => SourceFile::reopen(&published.target, written),
+        _ => None,
+    };
+    adopt(&planned, outcome.blobs, kept);
     let mut warnings = chosen.warnings;
     warnings.extend(published.warnings);
     Ok(SaveReport {
@@ -544,9 +591,46 @@ pub fn save_environment(
         not_found: chosen.not_found,
         warnings,
         compression: options.compression,
+        bytes_encoded: outcome.counts.encoded,
+        bytes_hashed: outcome.counts.hashed,
+        bytes_copied: outcome.counts.copied,
         write_time,
         sync_time: published.sync_time,
     })
+}
+
+/// What the writer did, kept for after the file is published.
+struct Outcome {
+    counts: writer::Counts,
+    blobs: Vec<Option<StoredBlob>>,
+    /// The written file's metadata, to recognise it once published.
+    written: Option<std::fs::Metadata>,
+}
+
+/// Gives each tensor just saved to `file` its blob there as provenance
+/// (unless it already knows one): its next save copies that blob instead of
+/// writing the elements again. Sound because the save held the environment
+/// shared throughout: nothing wrote to the elements since they were
+/// written.
+fn adopt(planned: &[Planned<'_>], blobs: Vec<Option<StoredBlob>>, file: Option<SourceFile>) {
+    let Some(file) = file else { return };
+    let file = Arc::new(file);
+    for (item, blob) in planned.iter().zip(blobs) {
+        let Some(blob) = blob else { continue };
+        let origin = || {
+            Arc::new(Provenance {
+                file: file.clone(),
+                blob,
+            })
+        };
+        match item.value {
+            Value::Tensor(t) if !t.buffer().has_provenance() => t.buffer().set_provenance(origin()),
+            Value::ComplexTensor(t) if !t.buffer().has_provenance() => {
+                t.buffer().set_provenance(origin())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The metadata block a save writes, within the limits a reader accepts.
@@ -694,8 +778,8 @@ mod tests {
     }
 
     /// What the writer writes to: a file, or one that fills up.
-    pub(super) trait WriteSeek: Write + Seek {}
-    impl<T: Write + Seek> WriteSeek for T {}
+    pub(super) trait WriteSeek: crate::archive::copy::ArchiveFile {}
+    impl<T: crate::archive::copy::ArchiveFile> WriteSeek for T {}
 
     /// A file that fills up: accepts `left` bytes, then fails like a full disk.
     pub(super) struct FailAfter<'f> {
@@ -724,12 +808,40 @@ mod tests {
         }
     }
 
+    // Copies go through `write`, so they fill up the disk too.
+    impl crate::archive::copy::ArchiveFile for FailAfter<'_> {}
+
     fn temporaries(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.ends_with(crate::archive::publish::TEMP_SUFFIX))
             .collect()
+    }
+
+    /// Saves `env` over `path` once per point of `points`, the disk filling
+    /// up after that many bytes: each fails with ENOSPC and leaves the old
+    /// bytes, and no temporary file.
+    fn fail_after_each(
+        env: &Environment,
+        path: &Path,
+        options: &SaveOptions,
+        points: &[u64],
+        old_bytes: &[u8],
+    ) {
+        for &ok_bytes in points {
+            FAIL_WRITES_AFTER.set(Some(ok_bytes));
+            let result = save_environment(env, path, options);
+            FAIL_WRITES_AFTER.set(None);
+            match result {
+                Err(Error::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
+                }
+                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
+            }
+            assert_eq!(std::fs::read(path).unwrap(), old_bytes, "after {ok_bytes}");
+            assert_eq!(temporaries(path.parent().unwrap()), Vec::<String>::new());
+        }
     }
 
     #[test]
@@ -751,22 +863,51 @@ mod tests {
             .bytes;
         // Fail before the first byte, inside the header, inside blobs, in the
         // table of contents and in the last bytes of the trailer.
-        for ok_bytes in [0, 1, 100, 4096, full / 2, full - 100, full - 1] {
-            FAIL_WRITES_AFTER.set(Some(ok_bytes));
-            let result = save_environment(&new, &path, &overwrite);
-            FAIL_WRITES_AFTER.set(None);
-            match result {
-                Err(Error::Io { source, .. }) => {
-                    assert_eq!(source.raw_os_error(), Some(28), "after {ok_bytes} bytes")
-                }
-                other => panic!("failing after {ok_bytes} bytes gave {other:?}"),
-            }
-            assert_eq!(std::fs::read(&path).unwrap(), old_bytes, "after {ok_bytes}");
-            assert_eq!(temporaries(dir.path()), Vec::<String>::new());
-        }
+        let points = [0, 1, 100, 4096, full / 2, full - 100, full - 1];
+        fail_after_each(&new, &path, &overwrite, &points, &old_bytes);
         let mut restored = Environment::new();
         restore_environment(&mut restored, &path, &RestoreOptions::default()).unwrap();
         assert_eq!(restored, old);
+    }
+
+    #[test]
+    fn a_write_error_while_copying_from_the_archive_being_replaced_leaves_it_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("work.ach");
+        let fast = SaveOptions {
+            durable: false,
+            compression: Compression::None,
+            ..SaveOptions::default()
+        };
+        save_environment(
+            &testdata::tensor_workspace(testdata::normal_tensor(512, 1024, 2)),
+            &path,
+            &fast,
+        )
+        .unwrap();
+        let old_bytes = std::fs::read(&path).unwrap();
+        let mut env = Environment::new();
+        restore_environment(&mut env, &path, &RestoreOptions::default()).unwrap();
+        env.set("step", Value::Number(-1.0));
+        let overwrite = SaveOptions {
+            allow_overwrite: true,
+            ..fast
+        };
+        let full = old_bytes.len() as u64;
+        // Inside the header, the copied tensor (4 MiB, first in table
+        // order) and the rest.
+        fail_after_each(
+            &env,
+            &path,
+            &overwrite,
+            &[10, 64 + 1000, full / 2, full - 100],
+            &old_bytes,
+        );
+        let report = save_environment(&env, &path, &overwrite).unwrap();
+        assert_eq!(report.bytes_copied, 64 + (4 << 20));
+        let mut back = Environment::new();
+        restore_environment(&mut back, &path, &RestoreOptions::default()).unwrap();
+        assert_eq!(back, env);
     }
 
     #[test]

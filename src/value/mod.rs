@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use bytemuck::{Pod, Zeroable};
+use once_cell::race::OnceBox;
 
 /// How deeply values may nest (containers inside containers). Deeper values
 /// are refused when saved and when read, so no recursion over a value can
@@ -19,6 +20,8 @@ pub(crate) mod section;
 pub use section::Section;
 mod bytes;
 pub use bytes::Bytes;
+pub(crate) mod provenance;
+use provenance::Provenance;
 
 use crate::error::{Error, Result};
 
@@ -51,9 +54,37 @@ impl PartialEq for Complex {
 ///
 /// Cloning is cheap in both cases: it shares the storage. Writing through
 /// [`Buffer::make_mut`] copies first when the storage is shared or a view.
-#[derive(Clone)]
+///
+/// A buffer may also know where its elements are stored, unchanged, in an
+/// archive file ([`Buffer::has_provenance`]): then a save copies that
+/// stored blob instead of writing the elements again. Clones share that
+/// knowledge; any write forgets it.
 pub struct Buffer<T: Pod> {
     storage: Storage<T>,
+    /// The blob holding exactly these elements, once known: set when the
+    /// reader makes the buffer, or by a save that wrote it (through `&self`,
+    /// hence the cell); cleared by every `&mut` access that can write. A
+    /// pointer-sized cell, so a `Value` stays 80 bytes.
+    origin: OnceBox<Arc<Provenance>>,
+}
+
+impl<T: Pod> Clone for Buffer<T> {
+    /// Shares the storage, and the provenance.
+    fn clone(&self) -> Self {
+        Buffer {
+            storage: self.storage.clone(),
+            origin: cell(self.origin.get()),
+        }
+    }
+}
+
+/// A provenance cell holding `p`, if any.
+fn cell(p: Option<&Arc<Provenance>>) -> OnceBox<Arc<Provenance>> {
+    let c = OnceBox::new();
+    if let Some(p) = p {
+        let _ = c.set(Box::new(p.clone()));
+    }
+    c
 }
 
 #[derive(Clone)]
@@ -67,8 +98,13 @@ enum Storage<T: Pod> {
 impl<T: Pod> Buffer<T> {
     /// Owned storage holding `data`.
     pub fn from_vec(data: Vec<T>) -> Self {
+        Self::of(Storage::Owned(Arc::new(data)))
+    }
+
+    fn of(storage: Storage<T>) -> Self {
         Buffer {
-            storage: Storage::Owned(Arc::new(data)),
+            storage,
+            origin: OnceBox::new(),
         }
     }
 
@@ -78,9 +114,7 @@ impl<T: Pod> Buffer<T> {
     /// borrowed with [`Bytes::from_owner`]) and copies on first write.
     pub fn from_bytes(bytes: Bytes) -> Option<Self> {
         bytemuck::try_cast_slice::<u8, T>(bytes.as_slice()).ok()?;
-        Some(Buffer {
-            storage: Storage::View(bytes),
-        })
+        Some(Self::of(Storage::View(bytes)))
     }
 
     /// The elements.
@@ -110,13 +144,20 @@ impl<T: Pod> Buffer<T> {
         match self.storage {
             Storage::Owned(v) => Arc::try_unwrap(v).map_err(|v| Buffer {
                 storage: Storage::Owned(v),
+                origin: self.origin,
             }),
-            view => Err(Buffer { storage: view }),
+            view => Err(Buffer {
+                storage: view,
+                origin: self.origin,
+            }),
         }
     }
 
     /// Copies the elements into memory of their own if they are borrowed
-    /// from a file mapping, so they no longer depend on the file.
+    /// from a file mapping, so they no longer depend on the file's bytes.
+    /// Their provenance stays (the copy holds the same bytes): a save checks
+    /// the file is unchanged before copying from it, and otherwise writes
+    /// the elements.
     pub(crate) fn detach_from_file(&mut self) {
         if let Storage::View(b) = &self.storage
             && b.is_mapped()
@@ -128,7 +169,11 @@ impl<T: Pod> Buffer<T> {
 
     /// Mutable access; copies the elements first if they are a view of an
     /// archive or shared with another value (a snapshot, a clone).
+    ///
+    /// Forgets the buffer's provenance (this clone's only): the elements
+    /// may differ from the stored blob after the write.
     pub fn make_mut(&mut self) -> &mut [T] {
+        self.origin = OnceBox::new();
         if let Storage::View(b) = &self.storage {
             let owned = bytemuck::cast_slice::<u8, T>(b.as_slice()).to_vec();
             self.storage = Storage::Owned(Arc::new(owned));
@@ -146,6 +191,44 @@ impl<T: Pod> Buffer<T> {
     /// [`Archive::open_copied`](crate::Archive::open_copied)).
     pub fn is_mapped(&self) -> bool {
         matches!(&self.storage, Storage::View(b) if b.is_mapped())
+    }
+
+    /// True when the elements are known to be stored, unchanged, in an
+    /// archive file that is still open: loaded from a local archive
+    /// ([`Archive::open`](crate::Archive::open), `restore_env`), or written
+    /// by a save to a local path, and not written to since. A save with
+    /// compatible options then copies that blob (`SaveReport::bytes_copied`)
+    /// instead of writing the elements again. Holding it keeps the file
+    /// open (and its disk space in use after a save replaced it), as a
+    /// mapped view does.
+    ///
+    /// ```
+    /// use achronyme_env::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("w.ach");
+    /// let mut env = Environment::new();
+    /// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0; 1000])));
+    /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    /// let Value::Tensor(mut t) = Archive::open(&path).unwrap().get("t").unwrap() else { panic!() };
+    /// assert!(t.buffer().has_provenance());
+    /// let copy = t.clone();
+    /// t.data_mut()[0] = 2.0; // a write forgets it, in this clone only
+    /// assert!(!t.buffer().has_provenance());
+    /// assert!(copy.buffer().has_provenance());
+    /// ```
+    pub fn has_provenance(&self) -> bool {
+        self.origin.get().is_some()
+    }
+
+    /// Where the elements are stored unchanged, if known.
+    pub(crate) fn provenance(&self) -> Option<&Arc<Provenance>> {
+        self.origin.get()
+    }
+
+    /// Records where the elements are stored, unless already known (a
+    /// blob that holds them already is as good as a newer one).
+    pub(crate) fn set_provenance(&self, p: Arc<Provenance>) {
+        let _ = self.origin.set(Box::new(p));
     }
 
     /// True when `self` and `other` share the same storage (no copy between
@@ -638,5 +721,18 @@ impl From<Record> for Value {
 impl From<Complex> for Value {
     fn from(v: Complex) -> Self {
         Value::Complex(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory budgets count decoded vectors at `size_of::<Value>()` each,
+    /// and the docs say 80 bytes: a tensor's provenance must not grow it.
+    #[test]
+    fn a_value_stays_80_bytes_with_provenance_in_its_tensors() {
+        assert_eq!(size_of::<Value>(), 80);
+        assert_eq!(size_of::<Buffer<f64>>(), size_of::<Storage<f64>>() + 8);
     }
 }
