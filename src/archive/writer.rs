@@ -237,7 +237,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         sink.write_all(pool)?;
         sink.pad_to_align()?;
         let toc_offset = sink.pos;
-        let toc_bytes = toc.finish(meta, hashes_offset);
+        let (toc_bytes, index) = toc.finish(meta, hashes_offset);
         let default_codec = compression.map_or(Codec::None, |c| c.codec);
         let raw_header = build_header(
             header,
@@ -245,10 +245,11 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
             items,
             (toc_offset, toc_bytes.len() as u64),
             default_codec,
-            (toc.compressed, storage.checksum),
+            toc.compressed,
         );
         let algo = storage.checksum;
-        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes, algo);
+        let toc_sha256 =
+            crate::format::toc::paged_toc_digest(raw_header.as_bytes(), &toc_bytes[index..]);
         let closing_sha256 =
             crate::format::toc::closing_digest(&toc_sha256, &toc_bytes, pool, algo);
         let trailer = RawTrailer {
@@ -287,7 +288,7 @@ fn build_header(
     items: &[Planned<'_>],
     (toc_offset, toc_len): (u64, u64),
     default_codec: Codec,
-    (compressed, checksum): (bool, Checksum),
+    compressed: bool,
 ) -> RawHeader {
     let mut flags = 0;
     if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
@@ -299,14 +300,9 @@ fn build_header(
     if compressed {
         flags |= FLAG_COMPRESSED;
     }
-    // The lowest minor version whose readers read every byte written.
-    let minor = if checksum != Checksum::Sha256 {
-        FORMAT_VERSION_MINOR_CHECKSUM
-    } else if compressed {
-        FORMAT_VERSION_MINOR_COMPRESSED
-    } else {
-        FORMAT_VERSION_MINOR
-    };
+    // Every table now ends with a page index, which readers before 1.3
+    // refuse (its size byte was reserved).
+    let minor = FORMAT_VERSION_MINOR_PAGED;
     RawHeader {
         magic: MAGIC,
         version_major: FORMAT_VERSION_MAJOR.into(),
@@ -708,7 +704,9 @@ impl TocBuilder {
         Ok(())
     }
 
-    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> Vec<u8> {
+    /// The table's bytes, page index included, and where that index
+    /// starts.
+    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> (Vec<u8>, usize) {
         let meta = meta.encode();
         let head = RawTocHeader {
             magic: TOC_MAGIC,
@@ -726,11 +724,15 @@ impl TocBuilder {
                 0
             },
             checksum: self.checksum as u8,
-            reserved: [0; 2],
+            page_log2: TOC_PAGE_LOG2,
+            reserved: 0,
         };
-        let mut out = Vec::with_capacity(
-            64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len(),
-        );
+        let body_len =
+            64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len();
+        let page = 1usize << TOC_PAGE_LOG2;
+        let dlen = self.checksum.len();
+        let index_len = PAGE_INDEX_HEAD_LEN as usize + body_len.div_ceil(page) * dlen;
+        let mut out = Vec::with_capacity(body_len + index_len);
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(self.entries.as_bytes());
         for d in &self.dims {
@@ -738,6 +740,23 @@ impl TocBuilder {
         }
         out.extend_from_slice(&self.names);
         out.extend_from_slice(&meta);
-        out
+        // The page index (layout.md 6.8): the summary, then each page's
+        // digest, so that a reader checks only the pages it reads.
+        let mut counts = [0u64; 3];
+        for e in &self.entries {
+            counts[e.section as usize] += 1;
+        }
+        let index_head = RawPageIndexHead {
+            magic: PAGE_INDEX_MAGIC,
+            reserved0: [0; 4],
+            counts: counts.map(Into::into),
+            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64).into(),
+            reserved1: [0; 24],
+        };
+        out.extend_from_slice(index_head.as_bytes());
+        for d in hash::chunk_digests(self.checksum, &[], &out[..body_len], page) {
+            out.extend_from_slice(&d[..dlen]);
+        }
+        (out, body_len)
     }
 }
