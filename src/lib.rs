@@ -212,19 +212,13 @@ pub mod fuzzing {
         let algo = known.unwrap_or(crate::hash::Checksum::Sha256);
         let layout = PageLayout::of(&th, toc_len as u64).ok().flatten();
         let toc_sha = match layout {
-            // A paged table (layout.md 6.8): each page's digest into the
-            // page index, then SHA-256(header ‖ page index).
+            // A paged table (layout.md 6.8): the page digests and the top
+            // digests into the page index, then SHA-256(header ‖ index head
+            // ‖ top digests).
             Some(l) => {
-                let (body, index) = bytes[toc_offset..toc_end].split_at_mut(l.body_len as usize);
-                let dlen = algo.len();
-                let digests = &mut index[crate::format::layout::PAGE_INDEX_HEAD_LEN as usize..];
-                for (page, d) in body.chunks(1 << l.log2).zip(digests.chunks_mut(dlen)) {
-                    d.copy_from_slice(&algo.digest(page));
-                }
-                sha256(&[
-                    bytes.get(..64)?,
-                    &bytes[toc_offset + l.body_len as usize..toc_end],
-                ])
+                crate::format::toc::seal_pages(&mut bytes[toc_offset..toc_end], &l, algo);
+                let header: [u8; 64] = bytes.get(..64)?.try_into().ok()?;
+                crate::format::toc::paged_toc_digest(&header, &bytes[toc_offset..toc_end], &l)
             }
             None => {
                 let toc = &bytes[toc_offset..toc_end];

@@ -37,19 +37,22 @@ fn every_table_ends_with_a_page_index_that_covers_its_pages() {
     assert_eq!(log2, TOC_PAGE_LOG2);
     let pages = body.div_ceil(PAGE);
     assert!(pages > 10, "{pages} pages: the test needs several");
+    let dlen = map.checksum.len();
+    let tops = (pages * dlen).div_ceil(PAGE);
     assert_eq!(
         map.toc_len,
-        body + PAGE_INDEX_HEAD_LEN as usize + pages * map.checksum.len()
+        body + PAGE_INDEX_HEAD_LEN as usize + pages * dlen + tops * dlen
     );
-    // Each stored digest is its page's, in order.
+    // Each page digest is its page's, in order, and each top digest that
+    // of a page-sized piece of the page digests.
     let toc = &bytes[map.toc_offset..map.toc_offset + map.toc_len];
-    let digests = &toc[body + PAGE_INDEX_HEAD_LEN as usize..];
+    let digests = &toc[body + PAGE_INDEX_HEAD_LEN as usize..][..pages * dlen];
     for (k, page) in toc[..body].chunks(PAGE).enumerate() {
-        let dlen = map.checksum.len();
-        assert_eq!(
-            &digests[k * dlen..(k + 1) * dlen],
-            map.checksum.digest(page)
-        );
+        assert_eq!(&digests[k * dlen..][..dlen], map.checksum.digest(page));
+    }
+    let top = &toc[toc.len() - tops * dlen..];
+    for (k, piece) in digests.chunks(PAGE).enumerate() {
+        assert_eq!(&top[k * dlen..][..dlen], map.checksum.digest(piece));
     }
     // The head's counts are the entries'.
     let archive = Archive::from_bytes(bytes).unwrap();

@@ -1216,7 +1216,7 @@ fn paged(header: &RawHeader, toc: &[u8], trailer: &RawTrailer) -> Result<Option<
     let layout = PageLayout::of(&th, toc.len() as u64)
         .map_err(|reason| Error::toc(Part::TocHeader, reason))?
         .expect("page_log2 is not 0");
-    if paged_toc_digest(header.as_bytes(), &toc[layout.index()]) != trailer.toc_sha256 {
+    if paged_toc_digest(header.as_bytes(), toc, &layout) != trailer.toc_sha256 {
         return Err(Error::TocChecksum);
     }
     let algo = hash::Checksum::from_u8(th.checksum).expect("PageLayout::of checked it");

@@ -18,6 +18,7 @@ use crate::format::encoding::{self, EncodeError};
 use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
+use crate::format::toc::{PageLayout, seal_pages};
 use crate::parallel;
 use crate::value::{MAX_DEPTH, Value};
 
@@ -237,7 +238,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         sink.write_all(pool)?;
         sink.pad_to_align()?;
         let toc_offset = sink.pos;
-        let (toc_bytes, index) = toc.finish(meta, hashes_offset);
+        let (toc_bytes, layout) = toc.finish(meta, hashes_offset);
         let default_codec = compression.map_or(Codec::None, |c| c.codec);
         let raw_header = build_header(
             header,
@@ -249,7 +250,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         );
         let algo = storage.checksum;
         let toc_sha256 =
-            crate::format::toc::paged_toc_digest(raw_header.as_bytes(), &toc_bytes[index..]);
+            crate::format::toc::paged_toc_digest(raw_header.as_bytes(), &toc_bytes, &layout);
         let closing_sha256 =
             crate::format::toc::closing_digest(&toc_sha256, &toc_bytes, pool, algo);
         let trailer = RawTrailer {
@@ -704,9 +705,8 @@ impl TocBuilder {
         Ok(())
     }
 
-    /// The table's bytes, page index included, and where that index
-    /// starts.
-    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> (Vec<u8>, usize) {
+    /// The table's bytes, page index included, and where its parts lie.
+    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> (Vec<u8>, PageLayout) {
         let meta = meta.encode();
         let head = RawTocHeader {
             magic: TOC_MAGIC,
@@ -729,10 +729,7 @@ impl TocBuilder {
         };
         let body_len =
             64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len();
-        let page = 1usize << TOC_PAGE_LOG2;
-        let dlen = self.checksum.len();
-        let index_len = PAGE_INDEX_HEAD_LEN as usize + body_len.div_ceil(page) * dlen;
-        let mut out = Vec::with_capacity(body_len + index_len);
+        let mut out = Vec::with_capacity(body_len);
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(self.entries.as_bytes());
         for d in &self.dims {
@@ -741,7 +738,8 @@ impl TocBuilder {
         out.extend_from_slice(&self.names);
         out.extend_from_slice(&meta);
         // The page index (layout.md 6.8): the summary, then each page's
-        // digest, so that a reader checks only the pages it reads.
+        // digest and the top digests over those, so that a reader checks
+        // only the pages it reads.
         let mut counts = [0u64; 3];
         for e in &self.entries {
             counts[e.section as usize] += 1;
@@ -750,13 +748,14 @@ impl TocBuilder {
             magic: PAGE_INDEX_MAGIC,
             reserved0: [0; 4],
             counts: counts.map(Into::into),
-            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64).into(),
+            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64)
+                .into(),
             reserved1: [0; 24],
         };
         out.extend_from_slice(index_head.as_bytes());
-        for d in hash::chunk_digests(self.checksum, &[], &out[..body_len], page) {
-            out.extend_from_slice(&d[..dlen]);
-        }
-        (out, body_len)
+        let layout = PageLayout::for_body(body_len as u64, TOC_PAGE_LOG2, self.checksum);
+        out.resize(layout.tops_at() + (layout.tops * layout.digest_len) as usize, 0);
+        seal_pages(&mut out, &layout, self.checksum);
+        (out, layout)
     }
 }

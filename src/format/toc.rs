@@ -675,6 +675,9 @@ pub(crate) struct PageLayout {
     pub body_len: u64,
     /// Number of pages.
     pub pages: u64,
+    /// Number of top digests: one per page-sized piece of the page
+    /// digests.
+    pub tops: u64,
     /// Digest length.
     pub digest_len: u64,
 }
@@ -707,25 +710,57 @@ impl PageLayout {
             .ok_or("unknown checksum algorithm")?
             .len() as u64;
         let pages = body.div_ceil(1 << th.page_log2);
-        let total = pages
-            .checked_mul(digest_len)
-            .and_then(|d| d.checked_add(PAGE_INDEX_HEAD_LEN))
-            .and_then(|i| i.checked_add(body));
-        if total != Some(toc_len) {
+        let total = (|| {
+            let digests = pages.checked_mul(digest_len)?;
+            let tops = digests.div_ceil(1 << th.page_log2);
+            let index = PAGE_INDEX_HEAD_LEN
+                .checked_add(digests)?
+                .checked_add(tops.checked_mul(digest_len)?)?;
+            Some((tops, body.checked_add(index)?))
+        })();
+        let Some((tops, total)) = total.filter(|&(_, total)| total == toc_len) else {
             return Err("section sizes do not add up to its length");
-        }
+        };
+        debug_assert_eq!(total, toc_len);
         Ok(Some(PageLayout {
             log2: th.page_log2,
             body_len: body,
             pages,
+            tops,
             digest_len,
         }))
     }
 
-    /// The page index's bytes within the table: its head, then the digests.
-    pub(crate) fn index(&self) -> std::ops::Range<usize> {
-        let start = self.body_len as usize;
-        start..start + (PAGE_INDEX_HEAD_LEN + self.pages * self.digest_len) as usize
+    /// The layout of a table whose pages are `body_len` bytes.
+    pub(crate) fn for_body(body_len: u64, log2: u8, algo: hash::Checksum) -> PageLayout {
+        let digest_len = algo.len() as u64;
+        let pages = body_len.div_ceil(1 << log2);
+        PageLayout {
+            log2,
+            body_len,
+            pages,
+            tops: (pages * digest_len).div_ceil(1 << log2),
+            digest_len,
+        }
+    }
+
+    /// Where the page digests start within the table (after the head).
+    pub(crate) fn digests_at(&self) -> usize {
+        (self.body_len + PAGE_INDEX_HEAD_LEN) as usize
+    }
+
+    /// Where the top digests start within the table (after the page
+    /// digests); they end the table.
+    pub(crate) fn tops_at(&self) -> usize {
+        self.digests_at() + (self.pages * self.digest_len) as usize
+    }
+
+    /// What `toc_sha256` covers besides the header: the index head and the
+    /// top digests, as ranges of the table.
+    pub(crate) fn sealed(&self) -> [std::ops::Range<usize>; 2] {
+        let head = self.body_len as usize..self.digests_at();
+        let tops = self.tops_at()..self.tops_at() + (self.tops * self.digest_len) as usize;
+        [head, tops]
     }
 }
 
@@ -755,10 +790,35 @@ fn read_index_head(toc: &[u8], layout: PageLayout, entries: u64) -> Result<([u64
     Ok((counts, compressed))
 }
 
-/// The trailer's `toc_sha256` of a paged table (layout.md 7):
-/// SHA-256(header || page index), the index holding every page's digest.
-pub(crate) fn paged_toc_digest(header: &[u8], index: &[u8]) -> hash::Digest32 {
-    hash::sha256(&[header, index])
+/// The trailer's `toc_sha256` of a paged table `toc` (layout.md 7):
+/// SHA-256(header || index head || top digests); the top digests cover the
+/// page digests, which cover the pages.
+pub(crate) fn paged_toc_digest(header: &[u8], toc: &[u8], layout: &PageLayout) -> hash::Digest32 {
+    let [head, tops] = layout.sealed();
+    hash::sha256(&[header, &toc[head], &toc[tops]])
+}
+
+/// Fills in a paged table's page digests and top digests (layout.md
+/// 6.8) from its pages: what a writer does, and what resealing an edited
+/// archive does.
+pub(crate) fn seal_pages(toc: &mut [u8], layout: &PageLayout, algo: hash::Checksum) {
+    let page = 1usize << layout.log2;
+    let dlen = algo.len();
+    let (body, index) = toc.split_at_mut(layout.body_len as usize);
+    let index = &mut index[PAGE_INDEX_HEAD_LEN as usize..];
+    let (digests, tops) = index.split_at_mut((layout.pages * layout.digest_len) as usize);
+    for (d, found) in digests
+        .chunks_mut(dlen)
+        .zip(hash::chunk_digests(algo, &[], body, page))
+    {
+        d.copy_from_slice(&found[..dlen]);
+    }
+    for (d, found) in tops
+        .chunks_mut(dlen)
+        .zip(hash::chunk_digests(algo, &[], digests, page))
+    {
+        d.copy_from_slice(&found[..dlen]);
+    }
 }
 
 /// The digest that guards the header and a table without a page index

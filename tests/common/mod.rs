@@ -181,17 +181,24 @@ impl Map {
             // layout.md 6.8 and 7: each page's digest into the page index,
             // then SHA-256(header ‖ page index).
             Some((log2, body_len)) => {
-                let toc = &mut bytes[self.toc_offset..self.toc_offset + self.toc_len];
+                // layout.md 6.8 and 7: each page's digest, then the top
+                // digests over the page digests, then SHA-256(header ‖
+                // index head ‖ top digests).
+                let dlen = self.checksum.len();
+                let page = 1usize << log2;
+                let (header, after) = bytes.split_at_mut(64);
+                let toc = &mut after[self.toc_offset - 64..self.toc_offset - 64 + self.toc_len];
                 let (body, index) = toc.split_at_mut(body_len);
-                let digests = &mut index[64..];
-                for (page, d) in body
-                    .chunks(1 << log2)
-                    .zip(digests.chunks_mut(self.checksum.len()))
-                {
-                    d.copy_from_slice(&self.checksum.digest(page));
+                let (head, rest) = index.split_at_mut(64);
+                let pages = body_len.div_ceil(page);
+                let (digests, tops) = rest.split_at_mut(pages * dlen);
+                for (p, d) in body.chunks(page).zip(digests.chunks_mut(dlen)) {
+                    d.copy_from_slice(&self.checksum.digest(p));
                 }
-                let index = &bytes[self.toc_offset + body_len..self.toc_offset + self.toc_len];
-                sha256(&[&bytes[..64], index])
+                for (p, d) in digests.chunks(page).zip(tops.chunks_mut(dlen)) {
+                    d.copy_from_slice(&self.checksum.digest(p));
+                }
+                sha256(&[header, head, tops])
             }
             // Without a page index (format 1.2 and older):
             // SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the digest of the
