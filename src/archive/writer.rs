@@ -748,13 +748,15 @@ impl TocBuilder {
             magic: PAGE_INDEX_MAGIC,
             reserved0: [0; 4],
             counts: counts.map(Into::into),
-            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64)
-                .into(),
+            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64).into(),
             reserved1: [0; 24],
         };
         out.extend_from_slice(index_head.as_bytes());
         let layout = PageLayout::for_body(body_len as u64, TOC_PAGE_LOG2, self.checksum);
-        out.resize(layout.tops_at() + (layout.tops * layout.digest_len) as usize, 0);
+        out.resize(
+            layout.tops_at() + (layout.tops * layout.digest_len) as usize,
+            0,
+        );
         seal_pages(&mut out, &layout, self.checksum);
         (out, layout)
     }

@@ -50,7 +50,9 @@ impl Level {
             start,
             len,
             digests_at,
-            state: (0..len.div_ceil(page)).map(|_| AtomicU8::new(UNKNOWN)).collect(),
+            state: (0..len.div_ceil(page))
+                .map(|_| AtomicU8::new(UNKNOWN))
+                .collect(),
         }
     }
 }
