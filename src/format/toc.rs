@@ -36,7 +36,8 @@ pub(crate) struct TocView {
     whole: Arc<OnceLock<()>>,
 }
 
-/// The table header's fields that entries are checked against.
+/// The table header's fields that entries are checked against, and a paged
+/// table's counts from its index head.
 #[derive(Clone, Copy)]
 struct Limits {
     toc_offset: u64,
@@ -66,6 +67,23 @@ pub(crate) struct TocFacts {
     pub checksum: hash::Checksum,
 }
 
+impl Limits {
+    /// What parsing reports, with these fields and `metadata`.
+    fn facts(&self, metadata: Metadata) -> TocFacts {
+        TocFacts {
+            hashes_offset: self.hashes_offset,
+            hash_count: self.hash_count,
+            chunk: self.chunk,
+            codec_chunk: self.codec_chunk,
+            metadata,
+            counts: self.counts,
+            compressed: self.compressed_blobs > 0,
+            compressed_blobs: self.compressed_blobs,
+            checksum: self.checksum,
+        }
+    }
+}
+
 impl TocView {
     /// Parses the table at file offset `toc_offset`. A table without a page
     /// index is validated whole here; a paged one (whose page index the
@@ -80,7 +98,7 @@ impl TocView {
         if let Some(p) = &pages {
             p.ensure(b, 0, TOC_HEADER_LEN as usize)?;
         }
-        let (th, rest) = RawTocHeader::read_from_prefix(b).map_err(|_| {
+        let (th, _) = RawTocHeader::read_from_prefix(b).map_err(|_| {
             Error::toc(
                 Part::TocHeader,
                 "table of contents is shorter than its header",
@@ -140,51 +158,38 @@ impl TocView {
                 ));
             }
         };
-        let _ = rest;
-        let mut view = TocView {
-            bytes,
-            entries_end,
-            names_start,
-            names_end,
-            pages: None,
-            limits: Limits {
-                toc_offset,
-                hashes_offset: th.hashes_offset.get(),
-                hash_count: th.hash_count.get(),
-                chunk: 1u64 << log2,
-                codec_chunk,
-                checksum,
-                counts: [0; 3],
-                compressed_blobs: 0,
-            },
-            whole: Arc::new(OnceLock::new()),
-        };
-        let mut facts = TocFacts {
+        let mut limits = Limits {
+            toc_offset,
             hashes_offset: th.hashes_offset.get(),
             hash_count: th.hash_count.get(),
             chunk: 1u64 << log2,
             codec_chunk,
-            metadata,
-            counts: [0; 3],
-            compressed: false,
-            compressed_blobs: 0,
             checksum,
+            counts: [0; 3],
+            compressed_blobs: 0,
         };
-        match (pages, layout) {
+        let paged = match (pages, layout) {
             (Some(pages), Some(layout)) => {
-                let head = read_index_head(view.as_bytes(), layout, th.entry_count.get())?;
-                check_pool_placement(&facts, toc_offset)?;
-                view.limits.counts = head.0;
-                view.limits.compressed_blobs = head.1;
-                facts.counts = head.0;
-                facts.compressed_blobs = head.1;
-                facts.compressed = head.1 > 0;
-                view.pages = Some(Arc::new(pages));
+                let (counts, compressed) = read_index_head(b, layout, th.entry_count.get())?;
+                (limits.counts, limits.compressed_blobs) = (counts, compressed);
+                check_pool_placement(&limits.facts(Metadata::default()), toc_offset)?;
+                Some(Arc::new(pages))
             }
-            _ => {
-                view.validate_entries(&mut facts, toc_offset)?;
-                let _ = view.whole.set(());
-            }
+            _ => None,
+        };
+        let view = TocView {
+            bytes,
+            entries_end,
+            names_start,
+            names_end,
+            pages: paged,
+            limits,
+            whole: Arc::new(OnceLock::new()),
+        };
+        let mut facts = limits.facts(metadata);
+        if view.pages.is_none() {
+            view.validate_entries(&mut facts, toc_offset)?;
+            let _ = view.whole.set(());
         }
         Ok((view, facts))
     }
@@ -203,17 +208,13 @@ impl TocView {
             .expect("unpaged tables are validated at parse");
         pages.ensure_all(self.as_bytes())?;
         let l = self.limits;
-        let mut facts = TocFacts {
-            hashes_offset: l.hashes_offset,
-            hash_count: l.hash_count,
-            chunk: l.chunk,
-            codec_chunk: l.codec_chunk,
-            metadata: Metadata::default(),
+        // Counted afresh by the validation, to compare with the index's.
+        let mut facts = Limits {
             counts: [0; 3],
-            compressed: false,
             compressed_blobs: 0,
-            checksum: l.checksum,
-        };
+            ..l
+        }
+        .facts(Metadata::default());
         self.validate_entries(&mut facts, l.toc_offset)?;
         if facts.counts != l.counts || facts.compressed_blobs != l.compressed_blobs {
             return Err(Error::toc(
