@@ -162,7 +162,7 @@ pub enum Error {
 
     /// The table of contents does not match its checksum.
     #[error(
-        "archive is damaged: the table of contents (or header) does not match its SHA-256; \
+        "archive is damaged: the table of contents (or header) does not match its checksum; \
          no binding can be trusted, restore the file from a backup"
     )]
     TocChecksum,
@@ -572,6 +572,9 @@ pub enum Part {
     Entry(u64),
     /// The hash pool: where it lies and how many digests it holds.
     HashPool,
+    /// The page index at the end of a paged table of contents (format
+    /// 1.3): its head and counts.
+    PageIndex,
 }
 
 impl fmt::Display for Part {
@@ -583,6 +586,7 @@ impl fmt::Display for Part {
             Part::NamePool => write!(f, "the name pool of the table of contents"),
             Part::Entry(i) => write!(f, "entry {i} of the table of contents"),
             Part::HashPool => write!(f, "the hash pool"),
+            Part::PageIndex => write!(f, "the page index of the table of contents"),
         }
     }
 }
@@ -657,6 +661,10 @@ pub struct VerifyReport {
     /// not damage): what was being read and why it failed. Verify again
     /// once the storage answers.
     pub read_errors: Vec<String>,
+    /// Why the table of contents failed its checks, when it did (a paged
+    /// table is checked whole only when something walks it, layout.md
+    /// 6.8); then no binding was checked.
+    pub table: Option<String>,
 }
 
 /// One damaged binding.
@@ -673,7 +681,8 @@ pub struct Damage {
 impl VerifyReport {
     /// True when nothing is damaged.
     pub fn is_ok(&self) -> bool {
-        self.damaged.is_empty()
+        self.table.is_none()
+            && self.damaged.is_empty()
             && self.nonzero_padding.is_empty()
             && self.closing_checksum_ok
             && self.read_errors.is_empty()
@@ -686,6 +695,9 @@ impl fmt::Display for VerifyReport {
             return write!(f, "archive is intact ({} bindings)", self.bindings_checked);
         }
         write!(f, "archive failed verification:")?;
+        if let Some(e) = &self.table {
+            return write!(f, " {e}");
+        }
         if !self.damaged.is_empty() {
             let names: Vec<&str> = self.damaged.iter().map(|d| d.name.as_str()).collect();
             write!(f, " damaged bindings: {}.", names.join(", "))?;

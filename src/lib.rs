@@ -144,6 +144,14 @@ pub mod fuzzing {
         true
     }
 
+    /// Names looked up in every archive [`exercise_archive`] opens: those of
+    /// `testdata::every_type` and the usual test names, which the seeds of
+    /// the fuzz corpora hold.
+    const LOOKUPS: &[&str] = &[
+        "a", "b", "c", "t", "x", "v", "s", "null", "number", "nan", "neg_zero", "flag", "text",
+        "z", "model", "sin_ref", "counter", "matrix", "mixed", "spectrum", "PI", "zz", "",
+    ];
+
     /// What the archive fuzz targets do with their input: open it, read the
     /// summary, every name and entry, load every binding and constant with
     /// and without checksums, and verify. Returns whether it opened.
@@ -156,9 +164,18 @@ pub mod fuzzing {
         let _ = info.bindings.iter().map(String::len).sum::<usize>();
         let _ = info.entries.iter().map(|e| e.name.len()).sum::<usize>();
         let _ = format!("{info:?}");
+        let _ = archive.check_table().map_err(|e| e.to_string());
         for section in [Section::Bindings, Section::Constants] {
-            let names: Vec<String> = archive.names(section).map(str::to_string).collect();
+            // The listed names, and names the seeds hold looked up whether
+            // or not the table passes its whole check: lookups in a paged
+            // table read and check only the pages they touch (layout.md
+            // 6.8), which a listing never reaches in a table that fails.
+            let mut names: Vec<String> = archive.names(section).map(str::to_string).collect();
+            names.extend(LOOKUPS.iter().map(|s| s.to_string()));
             for name in &names {
+                let _ = archive.contains(section, name);
+                let _ = archive.binding_info(section, name);
+                let _ = archive.blob_range(section, name);
                 for verify_checksum in [true, false] {
                     let opts = LoadOptions {
                         verify_checksum,
@@ -182,24 +199,39 @@ pub mod fuzzing {
     pub fn reseal(bytes: &mut [u8]) -> Option<()> {
         use crate::format::hash::sha256;
         use crate::format::layout::{RawHeader, RawTocHeader, TOC_CHUNK_LOG2};
+        use crate::format::toc::PageLayout;
         use zerocopy::FromBytes;
         let (header, _) = RawHeader::read_from_prefix(bytes).ok()?;
         let toc_offset = usize::try_from(header.toc_offset.get()).ok()?;
         let toc_len = usize::try_from(header.toc_len.get()).ok()?;
         let toc_end = toc_offset.checked_add(toc_len)?;
-        let toc = bytes.get(toc_offset..toc_end)?;
-        let (th, _) = RawTocHeader::read_from_prefix(toc).ok()?;
+        let (th, _) = RawTocHeader::read_from_prefix(bytes.get(toc_offset..toc_end)?).ok()?;
         // The table's chunks are hashed with the archive's checksum, or
         // SHA-256 when its byte is unknown (left for open to refuse).
         let known = crate::hash::Checksum::from_u8(th.checksum);
         let algo = known.unwrap_or(crate::hash::Checksum::Sha256);
-        let chunks: Vec<Vec<u8>> = toc
-            .chunks(1 << TOC_CHUNK_LOG2)
-            .map(|c| algo.digest(c))
-            .collect();
-        let mut parts: Vec<&[u8]> = vec![bytes.get(..64)?];
-        parts.extend(chunks.iter().map(|d| d.as_slice()));
-        let toc_sha = sha256(&parts);
+        let layout = PageLayout::of(&th, toc_len as u64).ok().flatten();
+        let toc_sha = match layout {
+            // A paged table (layout.md 6.8): the page digests and the top
+            // digests into the page index, then SHA-256(header ‖ index head
+            // ‖ top digests).
+            Some(l) => {
+                crate::format::toc::seal_pages(&mut bytes[toc_offset..toc_end], &l, algo);
+                let header: [u8; 64] = bytes.get(..64)?.try_into().ok()?;
+                crate::format::toc::paged_toc_digest(&header, &bytes[toc_offset..toc_end], &l)
+            }
+            None => {
+                let toc = &bytes[toc_offset..toc_end];
+                let chunks: Vec<Vec<u8>> = toc
+                    .chunks(1 << TOC_CHUNK_LOG2)
+                    .map(|c| algo.digest(c))
+                    .collect();
+                let mut parts: Vec<&[u8]> = vec![bytes.get(..64)?];
+                parts.extend(chunks.iter().map(|d| d.as_slice()));
+                sha256(&parts)
+            }
+        };
+        let toc = &bytes[toc_offset..toc_end];
         let pool_start = usize::try_from(th.hashes_offset.get()).ok()?;
         let pool_len = usize::try_from(th.hash_count.get())
             .ok()?

@@ -66,14 +66,14 @@ fn a_fixture_with_a_flipped_blob_byte_fails_its_sha256_check() {
 }
 
 /// The algorithm is the one asked for, recorded in the table of contents
-/// header, and decides the digests' length in the pool and the minor
-/// version; SHA-256 archives are byte for byte what the 1.0/1.1 writer
-/// wrote (byte 61 zero, 32-byte digests).
+/// header, and decides the digests' length in the pool; SHA-256 archives
+/// have byte 61 zero and 32-byte digests, as the 1.0/1.1 writer wrote.
+/// Every archive is 1.3 now (its table ends with a page index).
 #[test]
 fn the_checksum_is_recorded_and_sets_digest_length_and_version() {
     let env = testdata::every_type();
     for (checksum, byte, dlen, minor) in
-        [(Checksum::Xxh3, 1u8, 16, 2), (Checksum::Sha256, 0, 32, 0)]
+        [(Checksum::Xxh3, 1u8, 16, 3), (Checksum::Sha256, 0, 32, 3)]
     {
         let opts = SaveOptions { checksum, ..fast() };
         let bytes = archive_bytes_with(&env, &opts);
@@ -102,7 +102,8 @@ fn the_checksum_is_recorded_and_sets_digest_length_and_version() {
 
 /// An unknown algorithm byte is refused at open, naming the part; so is a
 /// byte that names the other algorithm, whose digests would not fill the
-/// pool that lies there.
+/// page index that ends the table (layout.md 6.8: its length follows
+/// from the digest length).
 #[test]
 fn an_unknown_or_swapped_checksum_byte_is_refused_at_open() {
     let bytes = archive_bytes(&testdata::every_type());
@@ -112,8 +113,8 @@ fn an_unknown_or_swapped_checksum_byte_is_refused_at_open() {
         (255, Part::TocHeader, "unknown checksum algorithm"),
         (
             0,
-            Part::HashPool,
-            "table of contents is not right after the hash pool",
+            Part::TocHeader,
+            "section sizes do not add up to its length",
         ),
     ] {
         let mut b = bytes.clone();

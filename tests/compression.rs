@@ -263,20 +263,20 @@ fn archive_flags_and_version_say_compressed() {
     let (_dir, path) = save_with(&env, &packed());
     let archive = Archive::open(&path).unwrap();
     assert!(archive.info().compressed);
-    // XXH3 chunk digests (the default) need a 1.2 reader.
-    assert_eq!(archive.format_version(), (1, 2));
+    // The page index at the end of the table needs a 1.3 reader.
+    assert_eq!(archive.format_version(), (1, 3));
     let bytes = fs::read(&path).unwrap();
     assert_eq!(bytes[12], Codec::Zstd as u8, "default codec byte");
     assert_eq!(bytes[8] & 0x08, 0x08, "FLAG_COMPRESSED");
-    // With SHA-256 digests, compressed is 1.1 and raw is 1.0.
+    // Every archive is 1.3 now: its table ends with a page index.
     let sha = |o: SaveOptions| SaveOptions {
         checksum: Checksum::Sha256,
         ..o
     };
     let (_dir, path) = save_with(&env, &sha(packed()));
-    assert_eq!(Archive::open(&path).unwrap().format_version(), (1, 1));
+    assert_eq!(Archive::open(&path).unwrap().format_version(), (1, 3));
     let (_dir, raw) = save_with(&env, &sha(fast()));
-    assert_eq!(Archive::open(&raw).unwrap().format_version(), (1, 0));
+    assert_eq!(Archive::open(&raw).unwrap().format_version(), (1, 3));
 }
 
 // ---------------------------------------------------------------------------
@@ -398,7 +398,7 @@ fn chunk_sizes_outside_the_readers_range_are_refused_at_open() {
         b[map.toc_offset + 60] = log2;
         map.reseal(&mut b);
         assert_matches!(
-            Archive::from_bytes(b),
+            open_checked(b),
             Err(Error::InvalidToc { reason: r, .. }) if r == reason
         );
     }

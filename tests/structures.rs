@@ -20,13 +20,13 @@ fn three() -> Vec<u8> {
 }
 
 /// Applies `edit` to the archive's bytes, reseals them, and returns the
-/// open's error with its message.
+/// error of opening it and checking its whole table, with its message.
 fn open_edited(edit: impl FnOnce(&Map, &mut Vec<u8>)) -> (Error, String) {
     let mut bytes = three();
     let map = Map::of(&bytes);
     edit(&map, &mut bytes);
     map.reseal(&mut bytes);
-    let err = Archive::from_bytes(bytes).unwrap_err();
+    let err = open_checked(bytes).unwrap_err();
     let message = err.to_string();
     (err, message)
 }
@@ -125,7 +125,9 @@ fn a_misplaced_hash_pool_names_the_hash_pool() {
         err,
         Error::InvalidToc {
             part: Part::HashPool,
-            reason: "hash pool is not right after the last blob"
+            // Rule 32: a paged table checks it at open, before the
+            // entries' totals (rule 31).
+            reason: "table of contents is not right after the hash pool"
         }
     );
     assert!(message.contains("the hash pool is invalid"), "{message}");

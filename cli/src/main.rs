@@ -324,7 +324,7 @@ fn print_info(path: &Location, info: &EnvInfo) {
 }
 
 fn info(path: &Location, json: bool) -> CliResult<ExitCode> {
-    let info = env_info(path)?;
+    let info = cli::open_checked(path)?.info();
     if json {
         println!("{}", cli::json_text(&info));
     } else {

@@ -825,6 +825,48 @@ fn every_reading_subcommand_fails_cleanly_on_bad_archives() {
     assert!(!out_npy.exists() && !out_ach.exists());
 }
 
+/// A format 1.3 archive opens without reading its whole table (layout.md
+/// 6.8); a command that lists or walks the bindings checks all of it, so
+/// a damaged page is an error there, never an empty or partial listing.
+#[test]
+fn listing_commands_refuse_a_table_with_a_damaged_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.ach");
+    let env = testdata::many_small(2000);
+    let opts = SaveOptions {
+        durable: false,
+        ..SaveOptions::default()
+    };
+    save_environment(&env, &path, &opts).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let toc = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;
+    bytes[toc + 64 + 56 * 1000 + 52] ^= 1; // entry 1000's reserved bytes
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(Archive::open(&path).is_ok(), "the open reads no entry page");
+    let out_ach = dir.path().join("o.ach");
+    for args in [
+        vec!["info", p(&path)],
+        vec!["ls", p(&path)],
+        vec!["ls", p(&path), "--json"],
+        vec!["repack", p(&path), p(&out_ach)],
+        vec!["diff", p(&path), p(&path)],
+    ] {
+        let out = ach(&args);
+        assert_one_line_error(&out, 1, &format!("{args:?}"));
+        assert!(
+            text(&out.stderr).contains("checksum"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!out_ach.exists());
+    // verify reports it as the damage it found.
+    let out = ach(&["verify", p(&path)]);
+    assert_eq!(code(&out), Some(1));
+    assert!(text(&out.stderr).contains("failed verification"));
+    assert!(text(&out.stderr).contains("checksum"));
+}
+
 #[test]
 fn quiet_is_accepted_everywhere_and_nothing_but_results_reach_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
@@ -1169,7 +1211,7 @@ fn repack_chooses_the_checksum_and_diff_crosses_algorithms() {
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
     let archive = Archive::open(&sha).unwrap();
     assert_eq!(archive.checksum(), Checksum::Sha256);
-    assert_eq!(archive.format_version(), (1, 0));
+    assert_eq!(archive.format_version(), (1, 3));
     let out = ach(&["info", p(&sha)]);
     assert!(text(&out.stdout).contains("checksums    sha256"));
     let out = ach(&["diff", p(&src), p(&sha)]);

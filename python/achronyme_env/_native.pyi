@@ -64,6 +64,7 @@ class VerifyReport(TypedDict):
     nonzero_padding: List[int]
     closing_checksum_ok: bool
     read_errors: List[str]
+    table: Optional[str]
 
 class Skipped(TypedDict):
     name: str

@@ -130,6 +130,9 @@ impl Archive {
     fn names<'py>(&self, py: Python<'py>, section: &str) -> PyResult<Bound<'py, PyList>> {
         let archive = self.get_open()?;
         let section = section_of(section)?;
+        // A listing walks the table, so all of it is checked first (only
+        // what a lookup reads is checked otherwise, layout.md 6.8).
+        archive.check_table().map_err(errors::to_py)?;
         // Listed first, so the Python list is made at its final size
         // (the table's iterator does not know its length in advance).
         let names: Vec<&str> = archive.names(section).collect();
@@ -166,7 +169,9 @@ impl Archive {
     /// the save gave none), `tags`, `custom` (a dict) and `bindings` (the
     /// names, sorted). No blob is read.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        info_dict(py, &self.get_open()?.info())
+        let archive = self.get_open()?;
+        archive.check_table().map_err(errors::to_py)?;
+        info_dict(py, &archive.info())
     }
 
     /// entries(): every binding as the table of contents describes it, in
@@ -174,7 +179,9 @@ impl Archive {
     /// `type`, `shape` (a tuple; empty but for tensors), `stored_bytes`,
     /// `raw_bytes` and `codec`. No blob is read.
     fn entries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let info = self.get_open()?.info();
+        let archive = self.get_open()?;
+        archive.check_table().map_err(errors::to_py)?;
+        let info = archive.info();
         let list = PyList::empty(py);
         for e in info.entries.iter() {
             list.append(entry_dict(py, e)?)?;
@@ -365,6 +372,7 @@ fn report_dict<'py>(py: Python<'py>, r: &VerifyReport) -> PyResult<Bound<'py, Py
     d.set_item("nonzero_padding", PyList::new(py, &r.nonzero_padding)?)?;
     d.set_item("closing_checksum_ok", r.closing_checksum_ok)?;
     d.set_item("read_errors", strings(py, &r.read_errors)?)?;
+    d.set_item("table", r.table.as_deref())?;
     Ok(d)
 }
 

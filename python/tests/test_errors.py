@@ -76,6 +76,29 @@ def test_damaged_table_of_contents(good, tmp_path):
         ae.open(write(tmp_path, bytes(data)))
 
 
+def test_a_damaged_page_fails_what_reads_it_and_every_listing(tmp_path):
+    # Opening reads only the table's header, metadata and page index
+    # (layout.md 6.8); a lookup checks the pages it reads; a listing checks
+    # the whole table, so a damaged page is an error, never a short list.
+    p = tmp_path / "many.ach"
+    ae.save(p, {f"v{i:06}": float(i) for i in range(2000)}, durable=False)
+    data = bytearray(p.read_bytes())
+    toc = struct.unpack_from("<Q", data, 40)[0]
+    data[toc + 64 + 56 * 1500 + 52] ^= 1  # entry 1500's reserved bytes
+    p.write_bytes(bytes(data))
+    with ae.open(p) as a:
+        assert len(a) == 2000  # the page index's counts
+        # The search for it reads entries 1000, 500, 250, ... only.
+        assert a["v000007"] == 7.0
+        with pytest.raises(ae.DamagedError, match="checksum"):
+            a["v001500"]
+        for listing in (a.names, a.info, a.entries, a.keys):
+            with pytest.raises(ae.DamagedError, match="checksum"):
+                listing()
+        with pytest.raises(ae.DamagedError, match="checksum"):
+            a.verify()
+
+
 def test_not_found_suggests_a_name(good):
     with ae.open(good) as a:
         with pytest.raises(ae.NotFoundError) as e:

@@ -220,7 +220,7 @@ impl Entries {
 
     fn build(&self) -> Vec<BindingInfo> {
         self.toc
-            .entries()
+            .checked_entries()
             .iter()
             .map(|e| binding_info(&self.toc, e))
             .collect()

@@ -21,7 +21,11 @@ use crate::format::encoding::{self, DecodeError};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
-use crate::format::toc::{TocFacts, TocView, closing_digest, toc_checksum, toc_digest_from_chunks};
+use crate::format::pages::Pages;
+use crate::format::toc::{
+    PageLayout, TocFacts, TocView, closing_digest, paged_toc_digest, toc_checksum,
+    toc_digest_from_chunks,
+};
 use crate::parallel;
 use crate::value::provenance::{Provenance, SourceFile};
 use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
@@ -249,9 +253,36 @@ impl Archive {
         self.toc.names(section)
     }
 
-    /// True when `section` holds `name`.
+    /// True when `section` holds `name`. False too when the part of the
+    /// table the lookup reads is damaged; [`Archive::get`] says so.
     pub fn contains(&self, section: Section, name: &str) -> bool {
-        self.toc.find(section, name).is_some()
+        matches!(self.toc.find(section, name), Ok(Some(_)))
+    }
+
+    /// Checks every rule of the table of contents (layout.md 8.1) and
+    /// every page of it against its digest.
+    ///
+    /// Opening an archive of format 1.3 reads and checks only the table's
+    /// header, metadata and page index, and a lookup only the pages it
+    /// reads, so that both cost the same whatever the number of bindings.
+    /// Listing the names ([`Archive::names`], [`EnvInfo::bindings`]), a
+    /// restore and [`Archive::verify`] check the whole table first; a
+    /// listing of a table that fails lists nothing, and this says why.
+    /// Older archives are checked whole when opened.
+    ///
+    /// ```
+    /// use achronyme_env::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("w.ach");
+    /// let mut env = Environment::new();
+    /// env.set("x", Value::Number(1.0));
+    /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    /// let archive = Archive::open(&path).unwrap();
+    /// archive.check_table().unwrap();
+    /// assert_eq!(archive.names(Section::Bindings).collect::<Vec<_>>(), ["x"]);
+    /// ```
+    pub fn check_table(&self) -> Result<()> {
+        self.toc.check_all()
     }
 
     /// How the table of contents describes `name` in `section` (type,
@@ -271,7 +302,7 @@ impl Archive {
     /// assert!(archive.binding_info(Section::Constants, "t").is_none());
     /// ```
     pub fn binding_info(&self, section: Section, name: &str) -> Option<BindingInfo> {
-        let e = self.toc.find(section, name)?;
+        let e = self.toc.find(section, name).ok().flatten()?;
         Some(crate::archive::info::binding_info(&self.toc, e))
     }
 
@@ -337,8 +368,8 @@ impl Archive {
     pub(crate) fn section_loaders(
         &self,
         section: Section,
-    ) -> impl Iterator<Item = (&str, EntryLoader<'_>)> {
-        self.toc.section_entries(section).iter().map(move |e| {
+    ) -> Result<impl Iterator<Item = (&str, EntryLoader<'_>)>> {
+        Ok(self.toc.section_entries(section)?.iter().map(move |e| {
             (
                 self.toc.name_of(e),
                 EntryLoader {
@@ -346,13 +377,13 @@ impl Archive {
                     entry: e,
                 },
             )
-        })
+        }))
     }
 
     /// The table entry of `name`, or an error suggesting a close name.
     fn entry(&self, section: Section, name: &str) -> Result<&RawEntry> {
         self.toc
-            .find(section, name)
+            .find(section, name)?
             .ok_or_else(|| Error::NoSuchBinding {
                 name: name.to_string(),
                 suggestion: crate::suggest::closest(name, self.names(section)),
@@ -897,6 +928,11 @@ impl Archive {
     pub fn verify_report_within(&self, max_decoded_bytes: u64) -> VerifyReport {
         let limit = max_decoded_bytes;
         let mut report = VerifyReport::default();
+        if let Err(e) = self.toc.check_all() {
+            // No entry can be trusted to say where its blob is.
+            report.table = Some(e.to_string());
+            return report;
+        }
         let mut pad_start = HEADER_LEN;
         for e in self.toc.entries() {
             self.check_zero(pad_start, e.blob_offset.get(), &mut report);
@@ -1054,7 +1090,7 @@ impl Archive {
 
     /// The first byte offset of `name`'s blob and its length on disk.
     pub fn blob_range(&self, section: Section, name: &str) -> Option<(u64, u64)> {
-        let e = self.toc.find(section, name)?;
+        let e = self.toc.find(section, name).ok().flatten()?;
         let tag = Tag::from_u8(e.tag)?;
         Some((
             e.blob_offset.get(),
@@ -1201,18 +1237,43 @@ fn check_and_parse_toc(
     trailer: &RawTrailer,
     toc_offset: u64,
 ) -> Result<(TocView, TocFacts)> {
+    if let Some(pages) = paged(header, toc.as_slice(), trailer)? {
+        return TocView::parse(toc, toc_offset, Some(pages));
+    }
     // Validate the table on this thread while others hash it. The
     // validation only reads within bounds, so running it on unverified
     // bytes is safe; a checksum mismatch is reported before any rule.
     let algo = toc_checksum(toc.as_slice());
     let (chunks, parsed) =
         hash::chunk_digests_alongside(algo, &[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
-            TocView::parse(toc.clone(), toc_offset)
+            TocView::parse(toc.clone(), toc_offset, None)
         });
     if toc_digest_from_chunks(header.as_bytes(), &chunks, algo) != trailer.toc_sha256 {
         return Err(Error::TocChecksum);
     }
     parsed
+}
+
+/// The pages of a paged table (format 1.3, layout.md 6.8), once its page
+/// index matches the trailer's `toc_sha256`; `None` for a table without a
+/// page index. The index is found from the unverified table header: a
+/// damaged one misplaces it, which the digest check reports, unless its
+/// sizes cannot describe any table (rules 14 and 15, reported as such).
+fn paged(header: &RawHeader, toc: &[u8], trailer: &RawTrailer) -> Result<Option<Pages>> {
+    let Ok((th, _)) = RawTocHeader::read_from_prefix(toc) else {
+        return Ok(None);
+    };
+    if th.page_log2 == 0 {
+        return Ok(None);
+    }
+    let layout = PageLayout::of(&th, toc.len() as u64)
+        .map_err(|reason| Error::toc(Part::TocHeader, reason))?
+        .expect("page_log2 is not 0");
+    if paged_toc_digest(header.as_bytes(), toc, &layout) != trailer.toc_sha256 {
+        return Err(Error::TocChecksum);
+    }
+    let algo = hash::Checksum::from_u8(th.checksum).expect("PageLayout::of checked it");
+    Ok(Some(Pages::new(layout, algo)))
 }
 
 /// `source.read` at open. Every range read there was first checked against

@@ -27,6 +27,7 @@ use crate::format::encoding::{self, EncodeError};
 use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
+use crate::format::toc::{PageLayout, seal_pages};
 use crate::parallel;
 use crate::value::provenance::{Provenance, StoredBlob, WrittenWith};
 use crate::value::{MAX_DEPTH, Value};
@@ -277,7 +278,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         sink.write_all(pool)?;
         sink.pad_to_align()?;
         let toc_offset = sink.pos;
-        let toc_bytes = toc.finish(meta, hashes_offset);
+        let (toc_bytes, layout) = toc.finish(meta, hashes_offset);
         let default_codec = compression.map_or(Codec::None, |c| c.codec);
         let raw_header = build_header(
             header,
@@ -285,10 +286,11 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
             items,
             (toc_offset, toc_bytes.len() as u64),
             default_codec,
-            (toc.compressed, storage.checksum),
+            toc.compressed,
         );
         let algo = storage.checksum;
-        let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes, algo);
+        let toc_sha256 =
+            crate::format::toc::paged_toc_digest(raw_header.as_bytes(), &toc_bytes, &layout);
         let closing_sha256 =
             crate::format::toc::closing_digest(&toc_sha256, &toc_bytes, pool, algo);
         let trailer = RawTrailer {
@@ -332,7 +334,7 @@ fn build_header(
     items: &[Planned<'_>],
     (toc_offset, toc_len): (u64, u64),
     default_codec: Codec,
-    (compressed, checksum): (bool, Checksum),
+    compressed: bool,
 ) -> RawHeader {
     let mut flags = 0;
     if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
@@ -344,14 +346,9 @@ fn build_header(
     if compressed {
         flags |= FLAG_COMPRESSED;
     }
-    // The lowest minor version whose readers read every byte written.
-    let minor = if checksum != Checksum::Sha256 {
-        FORMAT_VERSION_MINOR_CHECKSUM
-    } else if compressed {
-        FORMAT_VERSION_MINOR_COMPRESSED
-    } else {
-        FORMAT_VERSION_MINOR
-    };
+    // Every table now ends with a page index, which readers before 1.3
+    // refuse (its size byte was reserved).
+    let minor = FORMAT_VERSION_MINOR_PAGED;
     RawHeader {
         magic: MAGIC,
         version_major: FORMAT_VERSION_MAJOR.into(),
@@ -945,7 +942,8 @@ impl TocBuilder {
         Ok(())
     }
 
-    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> Vec<u8> {
+    /// The table's bytes, page index included, and where its parts lie.
+    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> (Vec<u8>, PageLayout) {
         let meta = meta.encode();
         let head = RawTocHeader {
             magic: TOC_MAGIC,
@@ -963,11 +961,12 @@ impl TocBuilder {
                 0
             },
             checksum: self.checksum as u8,
-            reserved: [0; 2],
+            page_log2: TOC_PAGE_LOG2,
+            reserved: 0,
         };
-        let mut out = Vec::with_capacity(
-            64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len(),
-        );
+        let body_len =
+            64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len();
+        let mut out = Vec::with_capacity(body_len);
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(self.entries.as_bytes());
         for d in &self.dims {
@@ -975,7 +974,28 @@ impl TocBuilder {
         }
         out.extend_from_slice(&self.names);
         out.extend_from_slice(&meta);
-        out
+        // The page index (layout.md 6.8): the summary, then each page's
+        // digest and the top digests over those, so that a reader checks
+        // only the pages it reads.
+        let mut counts = [0u64; 3];
+        for e in &self.entries {
+            counts[e.section as usize] += 1;
+        }
+        let index_head = RawPageIndexHead {
+            magic: PAGE_INDEX_MAGIC,
+            reserved0: [0; 4],
+            counts: counts.map(Into::into),
+            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64).into(),
+            reserved1: [0; 24],
+        };
+        out.extend_from_slice(index_head.as_bytes());
+        let layout = PageLayout::for_body(body_len as u64, TOC_PAGE_LOG2, self.checksum);
+        out.resize(
+            layout.tops_at() + (layout.tops * layout.digest_len) as usize,
+            0,
+        );
+        seal_pages(&mut out, &layout, self.checksum);
+        (out, layout)
     }
 }
 

@@ -572,7 +572,11 @@ pub fn env_info(args: &[Value], _env: &mut Environment) -> Result<Value, Builtin
     const F: &str = "env_info";
     arity(F, args)?;
     let path = string_arg(F, args, 0, "path")?;
-    let info = crate::env::load::env_info(path).map_err(|e| BuiltinError::engine(F, e))?;
+    // It lists the names, so the whole table is checked (layout.md 6.8):
+    // a damaged one is an error here, not an empty list.
+    let info = crate::Archive::open_location(path)
+        .and_then(|a| a.check_table().map(|()| a.info()))
+        .map_err(|e| BuiltinError::engine(F, e))?;
     let strings =
         |items: &[String]| Value::Vector(items.iter().map(|s| Value::from(s.as_str())).collect());
     let fields: Vec<(String, Value)> = vec![

@@ -227,14 +227,14 @@ fn restore_loaded(
     };
     let mut values = Vec::new();
     for (name, entry) in archive
-        .section_loaders(Section::Bindings)
+        .section_loaders(Section::Bindings)?
         .filter(|(n, _)| selection.accepts(n))
     {
         values.push((name.to_string(), load(name, entry)?));
     }
     let mut constants = Vec::new();
     if options.include_constants {
-        for (name, entry) in archive.section_loaders(Section::Constants) {
+        for (name, entry) in archive.section_loaders(Section::Constants)? {
             constants.push((name.to_string(), load(name, entry)?));
         }
     }

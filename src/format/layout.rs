@@ -21,6 +21,18 @@ pub const FORMAT_VERSION_MINOR_COMPRESSED: u16 = 1;
 /// (1.2 adds the checksum byte of the table of contents header, layout.md
 /// 4.3).
 pub const FORMAT_VERSION_MINOR_CHECKSUM: u16 = 2;
+/// Format minor version of archives whose table of contents ends with a
+/// page index (1.3, layout.md 6.8): every archive this build writes.
+pub const FORMAT_VERSION_MINOR_PAGED: u16 = 3;
+/// Bytes per page of the table of contents, as log2 (4 KiB): the unit in
+/// which an open or a lookup checks the table (layout.md 6.8).
+pub const TOC_PAGE_LOG2: u8 = 12;
+/// The page sizes a reader accepts, as log2 (4 KiB to 1 MiB).
+pub const TOC_PAGE_LOG2_RANGE: std::ops::RangeInclusive<u8> = 12..=20;
+/// Magic of the page index.
+pub const PAGE_INDEX_MAGIC: [u8; 4] = *b"PGX\0";
+/// Bytes of the page index's fixed head.
+pub const PAGE_INDEX_HEAD_LEN: u64 = 64;
 /// Every blob, the hash pool and the table of contents start on a multiple of
 /// this many bytes.
 pub const ALIGN: u64 = 64;
@@ -111,8 +123,28 @@ pub struct RawTocHeader {
     /// Algorithm of the chunk digests (`hash::Checksum`): 0 SHA-256 (every
     /// archive before format 1.2), 1 XXH3-128.
     pub checksum: u8,
+    /// log2 of the table's page size when the table ends with a page index
+    /// (format 1.3, layout.md 6.8); 0 without one.
+    pub page_log2: u8,
     /// Zero.
-    pub reserved: [u8; 2],
+    pub reserved: u8,
+}
+
+/// The fixed head of the page index (64 bytes, layout.md 6.8): what an
+/// archive's summary needs without reading its entries.
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct RawPageIndexHead {
+    /// `PGX\0`.
+    pub magic: [u8; 4],
+    /// Zero.
+    pub reserved0: [u8; 4],
+    /// Entries per section: bindings, constants, functions.
+    pub counts: [U64; 3],
+    /// Entries whose blob is compressed.
+    pub compressed_blobs: U64,
+    /// Zero.
+    pub reserved1: [u8; 24],
 }
 
 /// Magic of the table of contents.
@@ -204,6 +236,7 @@ const _: () = assert!(size_of::<RawTocHeader>() == 64);
 const _: () = assert!(size_of::<RawEntry>() == 56);
 const _: () = assert!(size_of::<RawFrame>() == 16);
 const _: () = assert!(size_of::<RawTrailer>() == 64);
+const _: () = assert!(size_of::<RawPageIndexHead>() as u64 == PAGE_INDEX_HEAD_LEN);
 const _: () = assert!(size_of::<RawChunk>() == 16);
 
 /// Header size.

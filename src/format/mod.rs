@@ -9,4 +9,5 @@ pub mod encoding;
 pub mod hash;
 pub mod layout;
 pub mod metadata;
+pub(crate) mod pages;
 pub mod toc;

@@ -2,6 +2,8 @@
 //! the mapping. Parsing checks every rule once (layout.md section 8); the
 //! accessors then trust the table.
 
+use std::sync::{Arc, OnceLock};
+
 use zerocopy::FromBytes;
 use zerocopy::little_endian::U64;
 
@@ -9,15 +11,43 @@ use crate::error::{Error, Part, Result};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
+use crate::format::pages::Pages;
 use crate::value::Bytes;
 
-/// A validated table of contents. Cloning shares the bytes.
+/// A table of contents read in place. Cloning shares the bytes.
+///
+/// A table without a page index (format 1.2 and older) is validated whole
+/// when it is parsed. A paged one (1.3, layout.md 6.8) is checked lazily:
+/// each page against its digest before any of its bytes is used, each
+/// entry by the rules about it alone when a lookup lands on it, and the
+/// rules that relate entries ([`TocView::check_all`]) before anything walks
+/// the whole table.
 #[derive(Clone)]
 pub(crate) struct TocView {
     bytes: Bytes,
     entries_end: usize,
     names_start: usize,
     names_end: usize,
+    /// The page digests of a paged table; `None` for an older one.
+    pages: Option<Arc<Pages>>,
+    /// What the rules of one entry need to know (layout.md 8.1).
+    limits: Limits,
+    /// Set once every rule of the table has passed.
+    whole: Arc<OnceLock<()>>,
+}
+
+/// The table header's fields that entries are checked against, and a paged
+/// table's counts from its index head.
+#[derive(Clone, Copy)]
+struct Limits {
+    toc_offset: u64,
+    hashes_offset: u64,
+    hash_count: u64,
+    chunk: u64,
+    codec_chunk: u64,
+    checksum: hash::Checksum,
+    counts: [u64; 3],
+    compressed_blobs: u64,
 }
 
 /// What parsing learns besides the view.
@@ -37,11 +67,38 @@ pub(crate) struct TocFacts {
     pub checksum: hash::Checksum,
 }
 
+impl Limits {
+    /// What parsing reports, with these fields and `metadata`.
+    fn facts(&self, metadata: Metadata) -> TocFacts {
+        TocFacts {
+            hashes_offset: self.hashes_offset,
+            hash_count: self.hash_count,
+            chunk: self.chunk,
+            codec_chunk: self.codec_chunk,
+            metadata,
+            counts: self.counts,
+            compressed: self.compressed_blobs > 0,
+            compressed_blobs: self.compressed_blobs,
+            checksum: self.checksum,
+        }
+    }
+}
+
 impl TocView {
-    /// Parses and validates the table at file offset `toc_offset`.
-    pub(crate) fn parse(bytes: Bytes, toc_offset: u64) -> Result<(TocView, TocFacts)> {
+    /// Parses the table at file offset `toc_offset`. A table without a page
+    /// index is validated whole here; a paged one (whose page index the
+    /// caller checked against the trailer) has its header, metadata and
+    /// page index head checked, and the rest when it is used.
+    pub(crate) fn parse(
+        bytes: Bytes,
+        toc_offset: u64,
+        pages: Option<Pages>,
+    ) -> Result<(TocView, TocFacts)> {
         let b = bytes.as_slice();
-        let (th, rest) = RawTocHeader::read_from_prefix(b).map_err(|_| {
+        if let Some(p) = &pages {
+            p.ensure(b, 0, TOC_HEADER_LEN as usize)?;
+        }
+        let (th, _) = RawTocHeader::read_from_prefix(b).map_err(|_| {
             Error::toc(
                 Part::TocHeader,
                 "table of contents is shorter than its header",
@@ -56,7 +113,7 @@ impl TocView {
         if th.entry_size.get() as u64 != ENTRY_LEN {
             return Err(Error::toc(Part::TocHeader, "entry size is not 56"));
         }
-        if th.reserved != [0; 2] {
+        if th.reserved != 0 {
             return Err(Error::ReservedNotZero {
                 field: "table of contents header",
                 offset: toc_offset,
@@ -71,57 +128,102 @@ impl TocView {
         }
         let checksum = hash::Checksum::from_u8(th.checksum)
             .ok_or(Error::toc(Part::TocHeader, "unknown checksum algorithm"))?;
-        let sizes = (|| {
-            let entries = th.entry_count.get().checked_mul(ENTRY_LEN)?;
-            let dims = th.dims_count.get().checked_mul(8)?;
-            let total = entries
-                .checked_add(dims)?
-                .checked_add(th.names_len.get())?
-                .checked_add(th.meta_len.get())?;
-            Some((entries, dims, total))
-        })();
-        let (entries_len, dims_len, total) =
-            sizes.ok_or(Error::toc(Part::TocHeader, "section sizes overflow"))?;
-        if total != rest.len() as u64 {
+        let layout = PageLayout::of(&th, b.len() as u64)
+            .map_err(|reason| Error::toc(Part::TocHeader, reason))?;
+        if layout.is_some() != pages.is_some() {
             return Err(Error::toc(
                 Part::TocHeader,
-                "section sizes do not add up to its length",
+                "page size differs from the one the page index was read with",
             ));
         }
-        // Each part lies inside `rest`, so every sum below fits in usize.
+        let body_len = layout.map_or(b.len() as u64, |l| l.body_len);
+        let (entries_len, dims_len) = (th.entry_count.get() * ENTRY_LEN, th.dims_count.get() * 8);
+        // `PageLayout::of` checked (for every kind of table) that the parts
+        // add up, without overflow, to the table before its page index.
         let entries_end = TOC_HEADER_LEN as usize + entries_len as usize;
         let names_start = entries_end + dims_len as usize;
         let names_end = names_start + th.names_len.get() as usize;
-        let metadata = Metadata::decode(&b[names_end..])
+        if let Some(p) = &pages {
+            p.ensure(b, names_end, body_len as usize)?;
+        }
+        let metadata = Metadata::decode(&b[names_end..body_len as usize])
             .map_err(|reason| Error::InvalidMetadata { reason })?;
+        let codec_chunk = match th.codec_chunk_log2 {
+            0 => 0,
+            l if crate::format::codec::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
+            _ => {
+                return Err(Error::toc(
+                    Part::TocHeader,
+                    "compressed chunk size is outside 64 KiB..4 MiB",
+                ));
+            }
+        };
+        let mut limits = Limits {
+            toc_offset,
+            hashes_offset: th.hashes_offset.get(),
+            hash_count: th.hash_count.get(),
+            chunk: 1u64 << log2,
+            codec_chunk,
+            checksum,
+            counts: [0; 3],
+            compressed_blobs: 0,
+        };
+        let paged = match (pages, layout) {
+            (Some(pages), Some(layout)) => {
+                let (counts, compressed) = read_index_head(b, layout, th.entry_count.get())?;
+                (limits.counts, limits.compressed_blobs) = (counts, compressed);
+                check_pool_placement(&limits.facts(Metadata::default()), toc_offset)?;
+                Some(Arc::new(pages))
+            }
+            _ => None,
+        };
         let view = TocView {
             bytes,
             entries_end,
             names_start,
             names_end,
+            pages: paged,
+            limits,
+            whole: Arc::new(OnceLock::new()),
         };
-        let mut facts = TocFacts {
-            hashes_offset: th.hashes_offset.get(),
-            hash_count: th.hash_count.get(),
-            chunk: 1u64 << log2,
-            codec_chunk: match th.codec_chunk_log2 {
-                0 => 0,
-                l if crate::format::codec::CODEC_CHUNK_LOG2_RANGE.contains(&l) => 1u64 << l,
-                _ => {
-                    return Err(Error::toc(
-                        Part::TocHeader,
-                        "compressed chunk size is outside 64 KiB..4 MiB",
-                    ));
-                }
-            },
-            metadata,
-            counts: [0; 3],
-            compressed: false,
-            compressed_blobs: 0,
-            checksum,
-        };
-        view.validate_entries(&mut facts, toc_offset)?;
+        let mut facts = limits.facts(metadata);
+        if view.pages.is_none() {
+            view.validate_entries(&mut facts, toc_offset)?;
+            let _ = view.whole.set(());
+        }
         Ok((view, facts))
+    }
+
+    /// Checks every rule of the table once (layout.md 8.1): every page
+    /// against its digest, then the entries in order and what they add up
+    /// to, and that the page index's counts are theirs. Cheap after the
+    /// first success; a table validated when it was parsed passes at once.
+    pub(crate) fn check_all(&self) -> Result<()> {
+        if self.whole.get().is_some() {
+            return Ok(());
+        }
+        let pages = self
+            .pages
+            .as_ref()
+            .expect("unpaged tables are validated at parse");
+        pages.ensure_all(self.as_bytes())?;
+        let l = self.limits;
+        // Counted afresh by the validation, to compare with the index's.
+        let mut facts = Limits {
+            counts: [0; 3],
+            compressed_blobs: 0,
+            ..l
+        }
+        .facts(Metadata::default());
+        self.validate_entries(&mut facts, l.toc_offset)?;
+        if facts.counts != l.counts || facts.compressed_blobs != l.compressed_blobs {
+            return Err(Error::toc(
+                Part::PageIndex,
+                "counts differ from the entries'",
+            ));
+        }
+        let _ = self.whole.set(());
+        Ok(())
     }
 
     /// Checks the name pool, every entry in table order and what the
@@ -205,31 +307,136 @@ impl TocView {
             .unwrap_or(&[])
     }
 
-    /// Binary search by (section, name).
-    pub(crate) fn find(&self, section: Section, name: &str) -> Option<&RawEntry> {
+    /// Binary search by (section, name). On a paged table each probe checks
+    /// the pages it reads, and the entry found is checked by the rules
+    /// about it alone (layout.md 8.1, rules 18 to 29 without the running
+    /// totals); an unpaged table was validated whole at parse.
+    pub(crate) fn find(&self, section: Section, name: &str) -> Result<Option<&RawEntry>> {
         let entries = self.entries();
-        entries
-            .binary_search_by(|e| {
-                e.section
-                    .cmp(&(section as u8))
-                    .then_with(|| self.name_bytes(e).cmp(name.as_bytes()))
-            })
-            .ok()
-            .map(|i| &entries[i])
+        let key = (section as u8, name.as_bytes());
+        let Some(pages) = &self.pages else {
+            return Ok(entries
+                .binary_search_by(|e| (e.section, self.name_bytes(e)).cmp(&key))
+                .ok()
+                .map(|i| &entries[i]));
+        };
+        let (mut lo, mut hi) = (0, entries.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.entry_checked(pages, mid)?;
+            match (e.section, self.name_checked(pages, e)?).cmp(&key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    self.check_one(pages, mid)?;
+                    return Ok(Some(e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Entry `i` once the pages holding it passed their digests.
+    fn entry_checked(&self, pages: &Pages, i: usize) -> Result<&RawEntry> {
+        let start = TOC_HEADER_LEN as usize + i * ENTRY_LEN as usize;
+        pages.ensure(self.as_bytes(), start, start + ENTRY_LEN as usize)?;
+        Ok(&self.entries()[i])
+    }
+
+    /// The name of `e` once its pages passed their digests; empty when the
+    /// entry points outside the name pool (its own check then says so).
+    fn name_checked(&self, pages: &Pages, e: &RawEntry) -> Result<&[u8]> {
+        let start = e.name_offset.get() as usize;
+        let Some(end) = start.checked_add(e.name_len.get() as usize) else {
+            return Ok(&[]);
+        };
+        if end > self.names_end - self.names_start {
+            return Ok(&[]);
+        }
+        let at = self.names_start;
+        pages.ensure(self.as_bytes(), at + start, at + end)?;
+        Ok(&self.names_pool()[start..end])
+    }
+
+    /// The rules of layout.md 8.1 that concern entry `i` alone: rules 18 to
+    /// 29 with each running total replaced by the bound it implies (the
+    /// name inside the name pool, the shape inside the dimension pool, the
+    /// blob between the header and the hash pool, its digests inside the
+    /// pool), so that everything read through the entry is in bounds and
+    /// checked by a page digest. Order and the totals are
+    /// [`TocView::check_all`]'s.
+    fn check_one(&self, pages: &Pages, i: usize) -> Result<()> {
+        let e = self.entry_checked(pages, i)?;
+        let fail = |reason| Error::toc(Part::Entry(i as u64), reason);
+        if e.reserved != [0; 4] {
+            return Err(fail("reserved bytes are not zero"));
+        }
+        let len = e.name_len.get() as usize;
+        if len == 0 || len > MAX_NAME_LEN {
+            return Err(fail("name is empty or longer than 4096 bytes"));
+        }
+        let name = self.name_checked(pages, e)?;
+        if name.is_empty() {
+            return Err(fail("name lies outside the name pool"));
+        }
+        if std::str::from_utf8(name).is_err() || name.contains(&0) {
+            return Err(fail("name is not UTF-8 without NUL"));
+        }
+        Section::from_u8(e.section).ok_or_else(|| fail("unknown section"))?;
+        let (tag, packed) = check_tag_and_codec(e, self.limits.codec_chunk).map_err(fail)?;
+        let dims_start = TOC_HEADER_LEN as usize + self.len() * ENTRY_LEN as usize;
+        let first = e.dims_index.get() as usize;
+        let last = first.saturating_add(e.ndim.get() as usize);
+        if last <= (self.names_start - dims_start) / 8 {
+            pages.ensure(
+                self.as_bytes(),
+                dims_start + 8 * first,
+                dims_start + 8 * last,
+            )?;
+        }
+        let mut next_dim = first;
+        check_shape(e, tag, self.dims_pool(), &mut next_dim).map_err(fail)?;
+        let blob = e.blob_offset.get();
+        if blob < HEADER_LEN || blob % ALIGN != 0 {
+            return Err(fail("blob is not where the previous one ended"));
+        }
+        let mut at = Running {
+            name: 0,
+            dim: 0,
+            blob,
+            hash: e.hash_index.get() as u64,
+        };
+        check_blob(e, tag, packed, self.limits.chunk, &mut at).map_err(fail)?;
+        if at.blob > self.limits.hashes_offset || at.hash > self.limits.hash_count {
+            return Err(fail("blob or its digests lie past the hash pool"));
+        }
+        Ok(())
     }
 
     /// The entries of `section`, in order: a contiguous run of the table,
     /// since entries are sorted by section first (two binary searches).
-    pub(crate) fn section_entries(&self, section: Section) -> &[RawEntry] {
+    /// Checks the whole table first.
+    pub(crate) fn section_entries(&self, section: Section) -> Result<&[RawEntry]> {
+        self.check_all()?;
         let entries = self.entries();
         let start = entries.partition_point(|e| e.section < section as u8);
         let end = entries.partition_point(|e| e.section <= section as u8);
-        &entries[start..end]
+        Ok(&entries[start..end])
     }
 
-    /// Names in `section`, in order.
+    /// Every entry in table order, once the whole table passed its checks;
+    /// none when it does not ([`TocView::check_all`] says why).
+    pub(crate) fn checked_entries(&self) -> &[RawEntry] {
+        match self.check_all() {
+            Ok(()) => self.entries(),
+            Err(_) => &[],
+        }
+    }
+
+    /// Names in `section`, in order; none when the table fails its checks.
     pub(crate) fn names(&self, section: Section) -> impl Iterator<Item = &str> {
         self.section_entries(section)
+            .unwrap_or(&[])
             .iter()
             .map(|e| self.name_of(e))
     }
@@ -440,6 +647,12 @@ fn check_totals(
             "hash pool is not right after the last blob",
         ));
     }
+    check_pool_placement(facts, toc_offset)
+}
+
+/// Rule 32: the table starts right after the hash pool (its padding
+/// included). Checked at open for a paged table: it bounds the pool.
+fn check_pool_placement(facts: &TocFacts, toc_offset: u64) -> Result<()> {
     let pool_end = facts
         .hash_count
         .checked_mul(facts.checksum.len() as u64)
@@ -454,22 +667,166 @@ fn check_totals(
     Ok(())
 }
 
-/// The digest that guards the header and the table of contents (layout.md
-/// 7): SHA-256(header || d_0 || d_1 || ...), where d_k is the digest of the
-/// table's k-th 64 KiB chunk with the archive's chunk checksum (`algo`).
-/// Two levels let a large table be hashed on every core when it is opened;
-/// with XXH3-128 chunks the open hashes at memory speed, and
-/// [`closing_digest`] covers the table's bytes with SHA-256 instead.
-pub(crate) fn toc_digest(header: &[u8], toc: &[u8], algo: hash::Checksum) -> hash::Digest32 {
-    toc_digest_from_chunks(header, &toc_chunk_digests(toc, algo), algo)
+/// Where a paged table's page index lies (layout.md 6.8).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageLayout {
+    /// log2 of the page size.
+    pub log2: u8,
+    /// Bytes of the table before its page index (the pages' bytes).
+    pub body_len: u64,
+    /// Number of pages.
+    pub pages: u64,
+    /// Number of top digests: one per page-sized piece of the page
+    /// digests.
+    pub tops: u64,
+    /// Digest length.
+    pub digest_len: u64,
 }
 
-/// The digest of each 64 KiB chunk of the table.
-pub(crate) fn toc_chunk_digests(toc: &[u8], algo: hash::Checksum) -> Vec<hash::Digest32> {
-    hash::chunk_digests(algo, &[], toc, 1 << TOC_CHUNK_LOG2)
+impl PageLayout {
+    /// Rule 15 for any table, and where a paged table's index lies: `None`
+    /// for a table without one. Reads only the table header's fields, so
+    /// it works on unverified bytes (and for resealing edited ones).
+    pub(crate) fn of(th: &RawTocHeader, toc_len: u64) -> Check<Option<PageLayout>> {
+        let body = (|| {
+            th.entry_count
+                .get()
+                .checked_mul(ENTRY_LEN)?
+                .checked_add(th.dims_count.get().checked_mul(8)?)?
+                .checked_add(th.names_len.get())?
+                .checked_add(th.meta_len.get())?
+                .checked_add(TOC_HEADER_LEN)
+        })()
+        .ok_or("section sizes overflow")?;
+        if th.page_log2 == 0 {
+            return match body == toc_len {
+                true => Ok(None),
+                false => Err("section sizes do not add up to its length"),
+            };
+        }
+        if !TOC_PAGE_LOG2_RANGE.contains(&th.page_log2) {
+            return Err("page size is outside 4 KiB..1 MiB");
+        }
+        let digest_len = hash::Checksum::from_u8(th.checksum)
+            .ok_or("unknown checksum algorithm")?
+            .len() as u64;
+        let pages = body.div_ceil(1 << th.page_log2);
+        let total = (|| {
+            let digests = pages.checked_mul(digest_len)?;
+            let tops = digests.div_ceil(1 << th.page_log2);
+            let index = PAGE_INDEX_HEAD_LEN
+                .checked_add(digests)?
+                .checked_add(tops.checked_mul(digest_len)?)?;
+            Some((tops, body.checked_add(index)?))
+        })();
+        let Some((tops, total)) = total.filter(|&(_, total)| total == toc_len) else {
+            return Err("section sizes do not add up to its length");
+        };
+        debug_assert_eq!(total, toc_len);
+        Ok(Some(PageLayout {
+            log2: th.page_log2,
+            body_len: body,
+            pages,
+            tops,
+            digest_len,
+        }))
+    }
+
+    /// The layout of a table whose pages are `body_len` bytes.
+    pub(crate) fn for_body(body_len: u64, log2: u8, algo: hash::Checksum) -> PageLayout {
+        let digest_len = algo.len() as u64;
+        let pages = body_len.div_ceil(1 << log2);
+        PageLayout {
+            log2,
+            body_len,
+            pages,
+            tops: (pages * digest_len).div_ceil(1 << log2),
+            digest_len,
+        }
+    }
+
+    /// Where the page digests start within the table (after the head).
+    pub(crate) fn digests_at(&self) -> usize {
+        (self.body_len + PAGE_INDEX_HEAD_LEN) as usize
+    }
+
+    /// Where the top digests start within the table (after the page
+    /// digests); they end the table.
+    pub(crate) fn tops_at(&self) -> usize {
+        self.digests_at() + (self.pages * self.digest_len) as usize
+    }
+
+    /// What `toc_sha256` covers besides the header: the index head and the
+    /// top digests, as ranges of the table.
+    pub(crate) fn sealed(&self) -> [std::ops::Range<usize>; 2] {
+        let head = self.body_len as usize..self.digests_at();
+        let tops = self.tops_at()..self.tops_at() + (self.tops * self.digest_len) as usize;
+        [head, tops]
+    }
 }
 
-/// [`toc_digest`] from the chunk digests.
+/// The page index head's counts (per section, compressed blobs), checked
+/// for what it can say alone: its magic, reserved bytes, and counts that
+/// add up to the entries.
+fn read_index_head(toc: &[u8], layout: PageLayout, entries: u64) -> Result<([u64; 3], u64)> {
+    let at = layout.body_len as usize;
+    let head = RawPageIndexHead::read_from_bytes(&toc[at..at + PAGE_INDEX_HEAD_LEN as usize])
+        .expect("the layout holds the head");
+    let fail = |reason| Error::toc(Part::PageIndex, reason);
+    if head.magic != PAGE_INDEX_MAGIC {
+        return Err(fail("magic is not \"PGX\\0\""));
+    }
+    if head.reserved0 != [0; 4] || head.reserved1 != [0; 24] {
+        return Err(Error::ReservedNotZero {
+            field: "page index",
+            offset: at as u64,
+        });
+    }
+    let counts = head.counts.map(|c| c.get());
+    let compressed = head.compressed_blobs.get();
+    let sum = counts.iter().try_fold(0u64, |acc, &c| acc.checked_add(c));
+    if sum != Some(entries) || compressed > entries {
+        return Err(fail("counts do not add up to the entries"));
+    }
+    Ok((counts, compressed))
+}
+
+/// The trailer's `toc_sha256` of a paged table `toc` (layout.md 7):
+/// SHA-256(header || index head || top digests); the top digests cover the
+/// page digests, which cover the pages.
+pub(crate) fn paged_toc_digest(header: &[u8], toc: &[u8], layout: &PageLayout) -> hash::Digest32 {
+    let [head, tops] = layout.sealed();
+    hash::sha256(&[header, &toc[head], &toc[tops]])
+}
+
+/// Fills in a paged table's page digests and top digests (layout.md
+/// 6.8) from its pages: what a writer does, and what resealing an edited
+/// archive does.
+pub(crate) fn seal_pages(toc: &mut [u8], layout: &PageLayout, algo: hash::Checksum) {
+    let page = 1usize << layout.log2;
+    let dlen = algo.len();
+    let (body, index) = toc.split_at_mut(layout.body_len as usize);
+    let index = &mut index[PAGE_INDEX_HEAD_LEN as usize..];
+    let (digests, tops) = index.split_at_mut((layout.pages * layout.digest_len) as usize);
+    for (d, found) in digests
+        .chunks_mut(dlen)
+        .zip(hash::chunk_digests(algo, &[], body, page))
+    {
+        d.copy_from_slice(&found[..dlen]);
+    }
+    for (d, found) in tops
+        .chunks_mut(dlen)
+        .zip(hash::chunk_digests(algo, &[], digests, page))
+    {
+        d.copy_from_slice(&found[..dlen]);
+    }
+}
+
+/// The digest that guards the header and a table without a page index
+/// (format 1.2 and older, layout.md 7): SHA-256(header || d_0 || d_1 ||
+/// ...), where d_k is the digest of the table's k-th 64 KiB chunk with the
+/// archive's chunk checksum (`algo`), computed by the caller so that it can
+/// hash the chunks on every core while it validates the table.
 pub(crate) fn toc_digest_from_chunks(
     header: &[u8],
     chunks: &[hash::Digest32],
@@ -542,9 +899,9 @@ mod tests {
         assert_eq!(toc_checksum(&toc), Checksum::Sha256);
         assert_eq!(toc_checksum(&toc[..10]), Checksum::Sha256);
         let header = [3u8; 64];
-        let d = toc_chunk_digests(&toc, Checksum::Xxh3);
+        let d = hash::chunk_digests(Checksum::Xxh3, &[], &toc, 1 << TOC_CHUNK_LOG2);
         assert_eq!(
-            toc_digest(&header, &toc, Checksum::Xxh3),
+            toc_digest_from_chunks(&header, &d, Checksum::Xxh3),
             hash::sha256(&[&header, &d[0][..16]])
         );
     }

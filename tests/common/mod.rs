@@ -138,6 +138,9 @@ pub struct Map {
     /// The algorithm of the chunk digests, and so their length in the pool.
     pub checksum: Checksum,
     pub entries: Vec<RawEntry>,
+    /// A paged table's page size (log2) and the bytes before its page
+    /// index (layout.md 6.8); `None` for a table without one.
+    pub pages: Option<(u8, usize)>,
 }
 
 impl Map {
@@ -156,6 +159,14 @@ impl Map {
             hashes_offset: th.hashes_offset.get() as usize,
             hash_count: th.hash_count.get() as usize,
             checksum: Checksum::from_u8(th.checksum).unwrap(),
+            pages: (th.page_log2 != 0).then(|| {
+                let body = 64
+                    + 56 * n
+                    + 8 * th.dims_count.get() as usize
+                    + th.names_len.get() as usize
+                    + th.meta_len.get() as usize;
+                (th.page_log2, body)
+            }),
             entries,
         }
     }
@@ -166,18 +177,46 @@ impl Map {
     /// when the edit made the header or table header unreadable
     /// (`achronyme_env::fuzzing::reseal` locates them in the edited bytes).
     pub fn reseal(&self, bytes: &mut [u8]) {
-        // layout.md section 7: SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the
-        // digest of the TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2)
-        // with the archive's checksum; the closing digest also covers the
-        // TOC's bytes when that checksum is XXH3-128.
+        let toc_sha = match self.pages {
+            // layout.md 6.8 and 7: each page's digest into the page index,
+            // then SHA-256(header ‖ page index).
+            Some((log2, body_len)) => {
+                // layout.md 6.8 and 7: each page's digest, then the top
+                // digests over the page digests, then SHA-256(header ‖
+                // index head ‖ top digests).
+                let dlen = self.checksum.len();
+                let page = 1usize << log2;
+                let (header, after) = bytes.split_at_mut(64);
+                let toc = &mut after[self.toc_offset - 64..self.toc_offset - 64 + self.toc_len];
+                let (body, index) = toc.split_at_mut(body_len);
+                let (head, rest) = index.split_at_mut(64);
+                let pages = body_len.div_ceil(page);
+                let (digests, tops) = rest.split_at_mut(pages * dlen);
+                for (p, d) in body.chunks(page).zip(digests.chunks_mut(dlen)) {
+                    d.copy_from_slice(&self.checksum.digest(p));
+                }
+                for (p, d) in digests.chunks(page).zip(tops.chunks_mut(dlen)) {
+                    d.copy_from_slice(&self.checksum.digest(p));
+                }
+                sha256(&[header, head, tops])
+            }
+            // Without a page index (format 1.2 and older):
+            // SHA-256(header ‖ T_0 ‖ … ‖ T_(m-1)), T_k the digest of the
+            // TOC's k-th 64 KiB chunk (layout::TOC_CHUNK_LOG2).
+            None => {
+                let toc = &bytes[self.toc_offset..self.toc_offset + self.toc_len];
+                let chunk_digests: Vec<Vec<u8>> = toc
+                    .chunks(1 << achronyme_env::layout::TOC_CHUNK_LOG2)
+                    .map(|c| self.checksum.digest(c))
+                    .collect();
+                let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
+                parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
+                sha256(&parts)
+            }
+        };
+        // The closing digest also covers the TOC's bytes when the checksum
+        // is XXH3-128.
         let toc = &bytes[self.toc_offset..self.toc_offset + self.toc_len];
-        let chunk_digests: Vec<Vec<u8>> = toc
-            .chunks(1 << achronyme_env::layout::TOC_CHUNK_LOG2)
-            .map(|c| self.checksum.digest(c))
-            .collect();
-        let mut parts: Vec<&[u8]> = vec![&bytes[..64]];
-        parts.extend(chunk_digests.iter().map(|d| d.as_slice()));
-        let toc_sha = sha256(&parts);
         let pool = &bytes[self.hashes_offset..self.pool_end()];
         let closing = match self.checksum {
             Checksum::Sha256 => sha256(&[&toc_sha, pool]),
@@ -226,6 +265,13 @@ impl Map {
         self.digest_at(self.hash_count)
     }
 
+    /// File offset of the metadata block, `meta_len` bytes long: the end of
+    /// the table, or of its pages when it has a page index.
+    pub fn metadata_at(&self, meta_len: usize) -> usize {
+        let end = self.pages.map_or(self.toc_len, |(_, body)| body);
+        self.toc_offset + end - meta_len
+    }
+
     /// File offset of entry `i`'s field at `field` (bytes into the entry).
     pub fn entry_field(&self, i: usize, field: usize) -> usize {
         self.toc_offset + 64 + 56 * i + field
@@ -244,6 +290,15 @@ impl Map {
         let info = archive.info();
         info.entries.iter().position(|e| e.name == name).unwrap()
     }
+}
+
+/// Opens `bytes` and checks the whole table of contents: what opening
+/// checked before format 1.3, whose paged table is checked as it is used
+/// (layout.md 6.8).
+pub fn open_checked(bytes: Vec<u8>) -> Result<Archive, achronyme_env::Error> {
+    let archive = Archive::from_bytes(bytes)?;
+    archive.check_table()?;
+    Ok(archive)
 }
 
 /// The bytes of `env` saved raw (see [`fast`]).

@@ -100,10 +100,7 @@ fn metadata_diffs(a: &EnvInfo, b: &EnvInfo) -> Vec<MetaDiff> {
 
 /// `ach diff A B [--json]`; returns whether the archives are identical.
 pub fn diff(a_path: &Location, b_path: &Location, json: bool) -> CliResult<bool> {
-    let (a, b) = (
-        Archive::open_location(a_path)?,
-        Archive::open_location(b_path)?,
-    );
+    let (a, b) = (super::open_checked(a_path)?, super::open_checked(b_path)?);
     let report = compare(&a, &b)?;
     if json {
         println!("{}", super::json_text(&report));

@@ -2,7 +2,7 @@
 
 use achronyme_env::Location;
 
-use achronyme_env::{Archive, Complex, Function, LoadOptions, Record, Value};
+use achronyme_env::{Complex, Function, LoadOptions, Record, Value};
 use serde::Serialize;
 
 use super::{CliResult, find_section, human, printable, section_name, shape_of};
@@ -23,7 +23,7 @@ struct LsRow<'a> {
 
 /// `ach ls FILE [--json] [--long]`.
 pub fn ls(path: &Location, json: bool, long: bool) -> CliResult<()> {
-    let archive = Archive::open_location(path)?;
+    let archive = super::open_checked(path)?;
     let info = archive.info();
     let offset = |e: &achronyme_env::BindingInfo| {
         archive
@@ -86,7 +86,7 @@ pub fn ls(path: &Location, json: bool, long: bool) -> CliResult<()> {
 
 /// `ach show FILE NAME`.
 pub fn show(path: &Location, name: &str, load: LoadOptions) -> CliResult<()> {
-    let archive = Archive::open_location(path)?;
+    let archive = super::open_checked(path)?;
     let section = find_section(&archive, name)?;
     let value = archive.get_with(section, name, load)?;
     let label = printable(name);

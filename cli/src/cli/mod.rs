@@ -12,7 +12,17 @@ pub mod transfer;
 use std::fmt;
 use std::process::ExitCode;
 
-use achronyme_env::{Archive, Error, Section};
+use achronyme_env::{Archive, Error, Location, Section};
+
+/// Opens an archive and checks its whole table of contents, as every
+/// command that lists or walks bindings needs: opening a format 1.3
+/// archive checks only what a lookup reads (layout.md 6.8), and a listing
+/// of a damaged table would otherwise be empty rather than an error.
+pub fn open_checked(path: &Location) -> Result<Archive, Error> {
+    let archive = Archive::open_location(path)?;
+    archive.check_table()?;
+    Ok(archive)
+}
 
 /// Why a command did not succeed: a usage error (exit 2) or a failure
 /// (exit 1). Both print as one line on stderr.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use achronyme_env::Location;
 
 use achronyme_env::{
-    Archive, Complex, ComplexTensor, Compression, Environment, Error, LARGE_VALUE_BYTES,
-    LoadOptions, PublishOptions, SaveOptions, SaveReport, Section, Tensor, Value, atomic_write,
+    Complex, ComplexTensor, Compression, Environment, Error, LARGE_VALUE_BYTES, LoadOptions,
+    PublishOptions, SaveOptions, SaveReport, Section, Tensor, Value, atomic_write,
     save_environment,
 };
 
@@ -87,7 +87,7 @@ pub fn export(
             out.display()
         )));
     }
-    let archive = Archive::open_location(path)?;
+    let archive = super::open_checked(path)?;
     let section = find_section(&archive, name)?;
     let value = spin(progress, "loading", || {
         archive.get_with(section, name, load)
@@ -508,7 +508,7 @@ pub fn repack(
     load: LoadOptions,
     progress: bool,
 ) -> CliResult<()> {
-    let archive = Archive::open_location(input)?;
+    let archive = super::open_checked(input)?;
     if archive.names(Section::Functions).next().is_some() {
         return Err(failed(format!(
             "{} has a functions section, which this version cannot write; nothing was changed",
