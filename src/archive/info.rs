@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde::{Serialize, Serializer};
 
-use crate::format::layout::{Codec, RawEntry, Section, Tag};
+use crate::format::layout::{Codec, RawEntry, SECTION_STORAGE, Section, Tag};
 use crate::format::toc::TocView;
 
 /// What `env_info` reports, plus per-binding details.
@@ -219,9 +219,11 @@ impl Entries {
     }
 
     fn build(&self) -> Vec<BindingInfo> {
+        // The storage section (format 1.3) holds no bindings.
         self.toc
             .entries()
             .iter()
+            .filter(|e| e.section != SECTION_STORAGE)
             .map(|e| binding_info(&self.toc, e))
             .collect()
     }

@@ -9,6 +9,7 @@ pub mod info;
 pub mod location;
 pub mod publish;
 pub mod reader;
+pub(crate) mod shared;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod source;

@@ -16,7 +16,7 @@ use crate::archive::info::{BindingInfo, Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
 use crate::format::codec;
-use crate::format::encoding::{self, DecodeError};
+use crate::format::encoding::{self, Blobs, DecodeError};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
@@ -300,8 +300,22 @@ impl Archive {
         name: &str,
         opts: LoadOptions,
     ) -> Result<(Value, u64)> {
+        self.get_counted_in(section, name, opts, &mut BlobCache::new(false))
+    }
+
+    /// [`Archive::get_counted`] for one of several loads (a restore): a
+    /// tensor blob already in `cache` (reached through a blob reference or
+    /// a shared entry, format 1.3) is given back sharing its storage, at no
+    /// cost; one loaded now is added to it.
+    pub(crate) fn get_counted_in(
+        &self,
+        section: Section,
+        name: &str,
+        opts: LoadOptions,
+        cache: &mut BlobCache,
+    ) -> Result<(Value, u64)> {
         let e = self.entry(section, name)?;
-        self.load(e, opts.verify_checksum, opts.max_decoded_bytes)
+        self.load_in(e, opts.verify_checksum, opts.max_decoded_bytes, cache)
     }
 
     /// The table entry of `name`, or an error suggesting a close name.
@@ -411,9 +425,63 @@ impl Archive {
         Ok(())
     }
 
+    /// Loads entry `e` within `limit` bytes of memory, sharing the tensors
+    /// already in `cache` and adding those it loads; returns the value and
+    /// the bytes it newly holds.
+    fn load_in(
+        &self,
+        e: &RawEntry,
+        verify: bool,
+        limit: u64,
+        cache: &mut BlobCache,
+    ) -> Result<(Value, u64)> {
+        if Tag::from_u8(e.tag).and_then(Tag::element_size).is_none() {
+            let mut blobs = ArchiveBlobs {
+                archive: self,
+                verify,
+                cache,
+                error: None,
+            };
+            return self.load(e, verify, limit, &mut blobs);
+        }
+        // One blob, however many entries share it or values refer to it.
+        let key = e.blob_offset.get();
+        if let Some(v) = cache.loaded.get(&key) {
+            return Ok((v.clone(), 0));
+        }
+        let mut blobs = ArchiveBlobs {
+            archive: self,
+            verify,
+            cache,
+            error: None,
+        };
+        let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
+        if blobs.cache.copy && cost == 0 {
+            // A view of the mapping, copied once for all who share it.
+            cost = e.raw_len.get();
+            if cost > limit {
+                return Err(Error::CopyTooLarge {
+                    name: self.toc.name_of(e).to_string(),
+                    bytes: cost,
+                    limit,
+                });
+            }
+            v.detach_from_files();
+        }
+        blobs.cache.loaded.insert(key, v.clone());
+        Ok((v, cost))
+    }
+
     /// Loads entry `e`, holding at most `limit` bytes of memory for it;
-    /// returns the value and the bytes it holds.
-    fn load(&self, e: &RawEntry, verify: bool, limit: u64) -> Result<(Value, u64)> {
+    /// returns the value and the bytes it holds. Blob references in it
+    /// load through `blobs`.
+    fn load(
+        &self,
+        e: &RawEntry,
+        verify: bool,
+        limit: u64,
+        blobs: &mut ArchiveBlobs<'_>,
+    ) -> Result<(Value, u64)> {
         // A source that reads into memory (an object store) would fetch
         // the whole blob before the budget below could refuse it.
         if self.source.allocates_reads() && e.stored_len.get() > limit {
@@ -425,7 +493,7 @@ impl Archive {
             false => self.blob(e)?,
         };
         if packed {
-            return self.load_packed(e, tag, blob.as_slice(), verify, limit);
+            return self.load_packed(e, tag, blob.as_slice(), (verify, limit), blobs);
         }
         self.check_frame(e, tag, blob.as_slice())?;
         let start = tag.payload_start();
@@ -441,7 +509,7 @@ impl Archive {
                 let (data, cost) = self.view_or_copy(e, payload, limit)?;
                 Ok((self.complex_tensor(e, data)?, cost))
             }
-            _ => self.decode(e, tag, payload.as_slice(), 0, limit),
+            _ => self.decode(e, tag, payload.as_slice(), (0, limit), blobs),
         }
     }
 
@@ -515,22 +583,25 @@ impl Archive {
         e: &RawEntry,
         tag: Tag,
         payload: &[u8],
-        spent: u64,
-        limit: u64,
+        (spent, limit): (u64, u64),
+        blobs: &mut ArchiveBlobs<'_>,
     ) -> Result<(Value, u64)> {
         let left = limit.saturating_sub(spent);
         let worst = (payload.len() as u64).saturating_mul(encoding::MAX_BYTES_PER_ENCODED_BYTE);
+        // A blob a reference names failed: its own error, not the value's.
+        let failed = |err, blobs: &mut ArchiveBlobs<'_>| match (err, blobs.error.take()) {
+            (DecodeError::Blob, Some(blob_error)) => blob_error,
+            (err, _) => self.decode_error(e, err, spent, limit),
+        };
         if payload.len() <= encoding::SMALL_PAYLOAD && worst <= left {
             // Small enough that even the worst case fits: one pass.
-            let (v, cost) = encoding::decode_small(payload, left)
-                .map_err(|err| self.decode_error(e, err, spent, limit))?;
+            let decoded =
+                encoding::decode_small_with(payload, left, blobs).map_err(|err| failed(err, blobs))?;
             self.check_tag(e, tag, payload)?;
-            return Ok((v, cost));
+            return Ok(decoded);
         }
         let cost = self.check_encoding(e, tag, payload, spent, limit)?;
-        let v = encoding::build_exact(payload, cost)
-            .map_err(|err| self.decode_error(e, err, spent, limit))?;
-        Ok((v, cost))
+        encoding::build_exact_with(payload, cost, left, blobs).map_err(|err| failed(err, blobs))
     }
 
     /// Checks an encoded payload as [`Archive::decode`] would, without
@@ -545,7 +616,13 @@ impl Archive {
         spent: u64,
         limit: u64,
     ) -> Result<u64> {
-        let cost = encoding::measure_exact(payload, limit.saturating_sub(spent))
+        let mut blobs = ArchiveBlobs {
+            archive: self,
+            verify: false,
+            cache: &mut BlobCache::new(false),
+            error: None,
+        };
+        let cost = encoding::measure_exact_with(payload, limit.saturating_sub(spent), &mut blobs)
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
         self.check_tag(e, tag, payload)?;
         Ok(cost)
@@ -568,6 +645,7 @@ impl Archive {
             },
             DecodeError::Invalid(reason) => self.invalid(e, reason),
             DecodeError::TooLarge(bytes) => self.too_large(e, spent.saturating_add(bytes), limit),
+            DecodeError::Blob => self.invalid(e, "a tensor its blob references name failed to load"),
         }
     }
 
@@ -578,8 +656,8 @@ impl Archive {
         e: &RawEntry,
         tag: Tag,
         blob: &[u8],
-        verify: bool,
-        limit: u64,
+        (verify, limit): (bool, u64),
+        blobs: &mut ArchiveBlobs<'_>,
     ) -> Result<(Value, u64)> {
         // Everything that can be checked is checked before the raw buffer
         // is allocated; a buffer over the budget is refused before it is
@@ -610,7 +688,7 @@ impl Archive {
                 // them, so they count against the same budget; the value
                 // alone outlives this call.
                 let raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
-                self.decode(e, tag, &raw, raw_bytes, limit)
+                self.decode(e, tag, &raw, (raw_bytes, limit), blobs)
             }
         }
     }
@@ -805,8 +883,13 @@ impl Archive {
         let mut report = VerifyReport::default();
         let mut pad_start = HEADER_LEN;
         for e in self.toc.entries() {
-            self.check_zero(pad_start, e.blob_offset.get(), &mut report);
             report.bindings_checked += 1;
+            if e.blob_offset.get() < pad_start {
+                // Shares an earlier entry's blob (format 1.3), checked
+                // with that entry; the table's rules made them agree.
+                continue;
+            }
+            self.check_zero(pad_start, e.blob_offset.get(), &mut report);
             let outcome = self.blob(e).and_then(|(tag, blob)| {
                 report.bytes_hashed += blob.len() as u64;
                 pad_start = e.blob_offset.get() + blob.len() as u64;
@@ -851,7 +934,9 @@ impl Archive {
             } else if let Err(err) = outcome {
                 report.damaged.push(Damage {
                     name: self.toc.name_of(e).to_string(),
-                    section: Section::from_u8(e.section).expect("validated"),
+                    // A storage entry (format 1.3) is reported as the
+                    // binding data it holds.
+                    section: Section::from_u8(e.section).unwrap_or(Section::Bindings),
                     error: err.to_string(),
                 });
             }
@@ -985,6 +1070,61 @@ impl fmt::Debug for Archive {
             .field("len", &self.toc.len())
             .field("file_size", &self.source.len())
             .finish()
+    }
+}
+
+/// The tensors a restore (or one load) has loaded, by blob offset, so that
+/// every entry sharing a blob and every blob reference naming it (format
+/// 1.3) gives back one shared storage.
+pub(crate) struct BlobCache {
+    loaded: std::collections::HashMap<u64, Value>,
+    /// Copy each tensor that views a file mapping into memory of its own
+    /// (once, for all who share it) and count its bytes.
+    copy: bool,
+}
+
+impl BlobCache {
+    pub(crate) fn new(copy: bool) -> Self {
+        BlobCache {
+            loaded: std::collections::HashMap::new(),
+            copy,
+        }
+    }
+}
+
+/// The archive's tensor blobs, as blob references see them.
+struct ArchiveBlobs<'c> {
+    archive: &'c Archive,
+    verify: bool,
+    cache: &'c mut BlobCache,
+    /// Why the last load of a blob failed.
+    error: Option<Error>,
+}
+
+impl Blobs for ArchiveBlobs<'_> {
+    fn check(&self, index: u64) -> std::result::Result<Tag, DecodeError> {
+        let e = self
+            .archive
+            .toc
+            .entry_at(index)
+            .ok_or(DecodeError::Invalid("blob reference names no entry"))?;
+        match Tag::from_u8(e.tag) {
+            Some(t @ (Tag::Tensor | Tag::ComplexTensor)) => Ok(t),
+            _ => Err(DecodeError::Invalid(
+                "blob reference names an entry that is not a tensor",
+            )),
+        }
+    }
+
+    fn load(&mut self, index: u64, left: u64) -> std::result::Result<(Value, u64), DecodeError> {
+        self.check(index)?;
+        let e = self.archive.toc.entry_at(index).expect("checked above");
+        self.archive
+            .load_in(e, self.verify, left, self.cache)
+            .map_err(|err| {
+                self.error = Some(err);
+                DecodeError::Blob
+            })
     }
 }
 

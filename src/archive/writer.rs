@@ -14,7 +14,8 @@ use zerocopy::IntoBytes;
 
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
-use crate::format::encoding::{self, EncodeError};
+use crate::archive::shared::SharedPlan;
+use crate::format::encoding::{self, BlobIndex, EncodeError};
 use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
@@ -207,6 +208,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         high_water: 0,
     };
     let mut toc = TocBuilder::new(storage.checksum);
+    let plan = SharedPlan::new(items);
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
@@ -217,11 +219,17 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
         };
         // Placeholder; the real header is written last.
         sink.write_all(&[0u8; HEADER_LEN as usize])?;
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
             current = item.name;
-            write_blob(&mut sink, &mut toc, item, &mut packers)?;
+            if let Some(owner) = plan.alias_of(i) {
+                toc.push_shared(item, owner)?;
+                continue;
+            }
+            let to = (item.section as u8, &plan as &dyn BlobIndex);
+            write_blob(&mut sink, &mut toc, item, to, &mut packers)?;
             sink.pad_to_align()?;
         }
+        write_storage(&mut sink, &mut toc, &plan, &mut packers, &mut current)?;
         current = "(table of contents)";
         Ok(())
     })();
@@ -245,7 +253,7 @@ pub(crate) fn write_archive<F: Write + Seek + ?Sized>(
             items,
             (toc_offset, toc_bytes.len() as u64),
             default_codec,
-            (toc.compressed, storage.checksum),
+            (toc.compressed, storage.checksum, plan.is_used()),
         );
         let algo = storage.checksum;
         let toc_sha256 = crate::format::toc::toc_digest(raw_header.as_bytes(), &toc_bytes, algo);
@@ -287,7 +295,7 @@ fn build_header(
     items: &[Planned<'_>],
     (toc_offset, toc_len): (u64, u64),
     default_codec: Codec,
-    (compressed, checksum): (bool, Checksum),
+    (compressed, checksum, shared): (bool, Checksum, bool),
 ) -> RawHeader {
     let mut flags = 0;
     if meta.description.is_some() || !meta.tags.is_empty() || !meta.custom.is_empty() {
@@ -300,7 +308,9 @@ fn build_header(
         flags |= FLAG_COMPRESSED;
     }
     // The lowest minor version whose readers read every byte written.
-    let minor = if checksum != Checksum::Sha256 {
+    let minor = if shared {
+        FORMAT_VERSION_MINOR_SHARED
+    } else if checksum != Checksum::Sha256 {
         FORMAT_VERSION_MINOR_CHECKSUM
     } else if compressed {
         FORMAT_VERSION_MINOR_COMPRESSED
@@ -378,9 +388,10 @@ fn write_blob<W: Write + Seek>(
     sink: &mut Sink<W>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
+    (section, blobs): (u8, &dyn BlobIndex),
     packers: &mut [Packer],
 ) -> Result<(), WriteError> {
-    let blob = Blob::of(item)?;
+    let blob = Blob::of(item, section, blobs)?;
     let payload_len = blob.payload_len()?;
     let compressible = !packers.is_empty()
         && payload_len >= codec::MIN_COMPRESS_LEN as u64
@@ -408,13 +419,21 @@ fn write_blob<W: Write + Seek>(
 /// as bytes (None for values stored by their encoding).
 struct Blob<'a> {
     item: &'a Planned<'a>,
+    /// The entry's section byte (a `Section`, or the storage section).
+    section: u8,
     tag: Tag,
     shape: &'a [usize],
     elements: Option<&'a [u8]>,
+    /// Where nested tensors with blobs of their own are.
+    blobs: &'a dyn BlobIndex,
 }
 
 impl<'a> Blob<'a> {
-    fn of(item: &'a Planned<'a>) -> Result<Blob<'a>, WriteError> {
+    fn of(
+        item: &'a Planned<'a>,
+        section: u8,
+        blobs: &'a dyn BlobIndex,
+    ) -> Result<Blob<'a>, WriteError> {
         let tag = encoding::tag_of(item.value);
         let (shape, elements): (&[usize], Option<&[u8]>) = match item.value {
             Value::Tensor(t) => (t.shape(), Some(bytemuck::cast_slice(t.data()))),
@@ -426,9 +445,11 @@ impl<'a> Blob<'a> {
         }
         Ok(Blob {
             item,
+            section,
             tag,
             shape,
             elements,
+            blobs,
         })
     }
 
@@ -439,14 +460,15 @@ impl<'a> Blob<'a> {
             return Ok(bytes.len() as u64);
         }
         let mut c = Counter(0);
-        encoding::encode(&mut c, self.item.value, 0).map_err(WriteError::Encode)?;
+        encoding::encode_with(&mut c, self.item.value, 0, self.blobs).map_err(WriteError::Encode)?;
         Ok(c.0)
     }
 
     /// The value's encoding in memory; it must be `len` bytes, as counted.
     fn encode(&self, len: u64) -> Result<Vec<u8>, WriteError> {
         let mut buf = Vec::with_capacity(len as usize);
-        encoding::encode(&mut buf, self.item.value, 0).map_err(WriteError::Encode)?;
+        encoding::encode_with(&mut buf, self.item.value, 0, self.blobs)
+            .map_err(WriteError::Encode)?;
         if buf.len() as u64 != len {
             return Err(WriteError::Changed);
         }
@@ -519,9 +541,8 @@ fn write_raw<W: Write + Seek>(
                 sink.write_all(prefix)?;
                 match payload {
                     Some(bytes) => sink.write_all(bytes)?,
-                    None => {
-                        encoding::encode(sink, blob.item.value, 0).map_err(WriteError::Encode)?
-                    }
+                    None => encoding::encode_with(sink, blob.item.value, 0, blob.blobs)
+                        .map_err(WriteError::Encode)?,
                 }
                 Ok(())
             })();
@@ -540,7 +561,7 @@ fn write_raw<W: Write + Seek>(
         raw_len: payload_len,
         codec: Codec::None,
     };
-    toc.push(blob.item, blob.tag, blob.shape, stored, digests)
+    toc.push(blob, stored, digests)
 }
 
 /// Writes a compressed blob (layout.md 3.4): a placeholder for the frame and
@@ -626,7 +647,7 @@ fn write_packed<W: Write + Seek>(
         raw_len: payload.len() as u64,
         codec,
     };
-    toc.push(blob.item, blob.tag, blob.shape, stored, digests)?;
+    toc.push(blob, stored, digests)?;
     Ok(true)
 }
 
@@ -636,6 +657,38 @@ struct Stored {
     stored_len: u64,
     raw_len: u64,
     codec: Codec,
+}
+
+/// A table index as the `u32` the table stores, or the error that says
+/// the archive is full.
+fn small(n: usize) -> Result<u32, WriteError> {
+    u32::try_from(n).map_err(|_| {
+        WriteError::Name("archive index is full (over 4 GiB of names, shapes or chunks)")
+    })
+}
+
+/// Writes the storage section (format 1.3): one blob per nested tensor the
+/// plan gave an entry of its own, each through [`write_blob`] exactly as a
+/// binding's tensor, after every binding and constant.
+fn write_storage<'p, W: Write + Seek>(
+    sink: &mut Sink<W>,
+    toc: &mut TocBuilder,
+    plan: &'p SharedPlan,
+    packers: &mut [Packer],
+    current: &mut &'p str,
+) -> Result<(), WriteError> {
+    for (name, value) in plan.storage() {
+        *current = name;
+        let item = Planned {
+            // Not a binding: the entry's section byte is the storage one.
+            section: Section::Bindings,
+            name,
+            value,
+        };
+        write_blob(sink, toc, &item, (SECTION_STORAGE, plan), packers)?;
+        sink.pad_to_align()?;
+    }
+    Ok(())
 }
 
 /// Accumulates the table of contents while blobs are written.
@@ -672,17 +725,11 @@ impl TocBuilder {
 
     fn push(
         &mut self,
-        item: &Planned<'_>,
-        tag: Tag,
-        shape: &[usize],
+        blob: &Blob<'_>,
         stored: Stored,
         digests: Vec<Digest32>,
     ) -> Result<(), WriteError> {
-        let small = |n: usize| {
-            u32::try_from(n).map_err(|_| {
-                WriteError::Name("archive index is full (over 4 GiB of names, shapes or chunks)")
-            })
-        };
+        let (item, tag, shape) = (blob.item, blob.tag, blob.shape);
         let entry = RawEntry {
             name_offset: small(self.names.len())?.into(),
             name_len: small(item.name.len())?.into(),
@@ -694,7 +741,7 @@ impl TocBuilder {
             hash_index: small(self.digests.len())?.into(),
             hash_count: small(digests.len())?.into(),
             tag: tag as u8,
-            section: item.section as u8,
+            section: blob.section,
             codec: stored.codec as u8,
             filter: 0,
             reserved: [0; 4],
@@ -705,6 +752,23 @@ impl TocBuilder {
         self.names.extend_from_slice(item.name.as_bytes());
         self.dims.extend(shape.iter().map(|&d| d as u64));
         self.digests.extend(digests);
+        Ok(())
+    }
+
+    /// Adds binding `item`'s entry sharing the blob of the earlier entry
+    /// `owner` (format 1.3): same blob, lengths, codec and digests; its own
+    /// name and (equal) shape.
+    fn push_shared(&mut self, item: &Planned<'_>, owner: usize) -> Result<(), WriteError> {
+        let mut entry = self.entries[owner];
+        let ndim = entry.ndim.get() as usize;
+        let at = entry.dims_index.get() as usize;
+        entry.name_offset = small(self.names.len())?.into();
+        entry.name_len = small(item.name.len())?.into();
+        entry.dims_index = small(self.dims.len())?.into();
+        entry.section = item.section as u8;
+        self.entries.push(entry);
+        self.names.extend_from_slice(item.name.as_bytes());
+        self.dims.extend_from_within(at..at + ndim);
         Ok(())
     }
 

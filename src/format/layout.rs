@@ -21,6 +21,21 @@ pub const FORMAT_VERSION_MINOR_COMPRESSED: u16 = 1;
 /// (1.2 adds the checksum byte of the table of contents header, layout.md
 /// 4.3).
 pub const FORMAT_VERSION_MINOR_CHECKSUM: u16 = 2;
+/// Format minor version of archives that store a tensor once for several
+/// places (1.3 adds the storage section, blob references and shared blobs,
+/// layout.md 3.6).
+pub const FORMAT_VERSION_MINOR_SHARED: u16 = 3;
+/// The section byte of the storage section (format 1.3): anonymous tensor
+/// blobs that only values refer to. Not a [`Section`]: its entries are not
+/// bindings, and no listing of bindings shows them.
+pub const SECTION_STORAGE: u8 = 3;
+/// The value tag of a blob reference (format 1.3): a `u64` entry index
+/// whose tensor blob stands for the value (layout.md 5.1).
+pub const TAG_BLOB_REF: u8 = 0x0C;
+/// Bytes of a storage entry's name: the entry's ordinal in the storage
+/// section, as fixed-width lowercase hexadecimal (so that names sort in
+/// ordinal order, as the table's order rule wants).
+pub const STORAGE_NAME_LEN: usize = 16;
 /// Every blob, the hash pool and the table of contents start on a multiple of
 /// this many bytes.
 pub const ALIGN: u64 = 64;

@@ -35,6 +35,13 @@ pub(crate) struct TocFacts {
     pub compressed_blobs: u64,
     /// The algorithm of the chunk digests.
     pub checksum: hash::Checksum,
+    /// Entries of the storage section (format 1.3): blobs only values
+    /// refer to.
+    pub storage_entries: u64,
+    /// Stored bytes of those entries' blobs.
+    pub storage_bytes: u64,
+    /// Entries that share an earlier entry's blob (format 1.3).
+    pub shared_entries: u64,
 }
 
 impl TocView {
@@ -119,6 +126,9 @@ impl TocView {
             compressed: false,
             compressed_blobs: 0,
             checksum,
+            storage_entries: 0,
+            storage_bytes: 0,
+            shared_entries: 0,
         };
         view.validate_entries(&mut facts, toc_offset)?;
         Ok((view, facts))
@@ -134,10 +144,12 @@ impl TocView {
             dim: 0,
             blob: HEADER_LEN,
             hash: 0,
+            owners: Vec::new(),
         };
         let mut prev: Option<(u8, &[u8])> = None;
-        for (i, e) in self.entries().iter().enumerate() {
-            check_entry(e, names, dims, facts, &mut at, &mut prev)
+        let entries = self.entries();
+        for i in 0..entries.len() {
+            check_entry((i, entries), names, dims, facts, &mut at, &mut prev)
                 .map_err(|reason| Error::toc(Part::Entry(i as u64), reason))?;
         }
         check_totals(&at, names.len(), dims.len(), facts, toc_offset)
@@ -205,6 +217,11 @@ impl TocView {
             .unwrap_or(&[])
     }
 
+    /// The entry at `index` in table order, if there is one.
+    pub(crate) fn entry_at(&self, index: u64) -> Option<&RawEntry> {
+        self.entries().get(usize::try_from(index).ok()?)
+    }
+
     /// Binary search by (section, name).
     pub(crate) fn find(&self, section: Section, name: &str) -> Option<&RawEntry> {
         let entries = self.entries();
@@ -237,6 +254,9 @@ struct Running {
     dim: usize,
     blob: u64,
     hash: u64,
+    /// The entries that own a blob (all but those sharing one, format
+    /// 1.3): (blob offset, entry index), in increasing offset order.
+    owners: Vec<(u64, usize)>,
 }
 
 /// Rule 17: the name pool is UTF-8 without NUL.
@@ -255,28 +275,87 @@ fn check_name_pool(names: &[u8]) -> Result<&str> {
 /// Rules 18 to 29 for one entry, in order, moving `at` past it: reserved
 /// bytes, name, section and order, tag and codec, shape, blob and digests.
 fn check_entry<'a>(
-    e: &RawEntry,
+    (index, entries): (usize, &[RawEntry]),
     names: &'a str,
     dims: &[U64],
     facts: &mut TocFacts,
     at: &mut Running,
     prev: &mut Option<(u8, &'a [u8])>,
 ) -> Check<()> {
+    let e = &entries[index];
     if e.reserved != [0; 4] {
         return Err("reserved bytes are not zero");
     }
     let name = check_name(e, names, &mut at.name)?;
-    let section = Section::from_u8(e.section).ok_or("unknown section")?;
+    // The storage section (format 1.3) is no `Section`: not bindings.
+    let section = match e.section {
+        SECTION_STORAGE => None,
+        b => Some(Section::from_u8(b).ok_or("unknown section")?),
+    };
     if prev.is_some_and(|p| p >= (e.section, name)) {
         return Err("entries are not sorted by (section, name), or repeat a name");
     }
     *prev = Some((e.section, name));
-    facts.counts[section as usize] += 1;
     let (tag, packed_chunks) = check_tag_and_codec(e, facts.codec_chunk)?;
+    match section {
+        Some(section) => facts.counts[section as usize] += 1,
+        None if tag.element_size().is_none() => return Err("storage entry is not a tensor"),
+        None => {
+            facts.storage_entries += 1;
+            facts.storage_bytes += e.stored_len.get();
+        }
+    }
     facts.compressed |= packed_chunks.is_some();
     facts.compressed_blobs += u64::from(packed_chunks.is_some());
+    let shape_at = at.dim;
     check_shape(e, tag, dims, &mut at.dim)?;
-    check_blob(e, tag, packed_chunks, facts.chunk, at)
+    if e.blob_offset.get() != at.blob {
+        // Not the next blob: it must be an earlier entry's (format 1.3).
+        check_shared(e, tag, entries, dims, shape_at, &at.owners)?;
+        facts.shared_entries += 1;
+        return Ok(());
+    }
+    check_blob(e, tag, packed_chunks, facts.chunk, at)?;
+    at.owners.push((e.blob_offset.get(), index));
+    Ok(())
+}
+
+/// The alias rule (format 1.3, layout.md 3.6): an entry whose blob is not
+/// the next one shares the blob of an earlier entry that owns one, and
+/// describes it exactly as that entry does (tag, codec, lengths, digests,
+/// shape). Only tensors share blobs; an entry that shares one owns no
+/// bytes of the file and no digests, so the running totals stay put.
+fn check_shared(
+    e: &RawEntry,
+    tag: Tag,
+    entries: &[RawEntry],
+    dims: &[U64],
+    shape_at: usize,
+    owners: &[(u64, usize)],
+) -> Check<()> {
+    let offset = e.blob_offset.get();
+    let owner = owners
+        .binary_search_by_key(&offset, |&(at, _)| at)
+        .map(|k| &entries[owners[k].1])
+        .map_err(|_| "blob is not where the previous one ended")?;
+    if tag.element_size().is_none() {
+        return Err("only tensors share a blob");
+    }
+    // Both shapes were checked to lie inside the pool.
+    let shape = &dims[shape_at..shape_at + e.ndim.get() as usize];
+    let owner_at = owner.dims_index.get() as usize;
+    let owner_shape = &dims[owner_at..owner_at + owner.ndim.get() as usize];
+    let same = owner.tag == e.tag
+        && owner.codec == e.codec
+        && owner.stored_len.get() == e.stored_len.get()
+        && owner.raw_len.get() == e.raw_len.get()
+        && owner.hash_index.get() == e.hash_index.get()
+        && owner.hash_count.get() == e.hash_count.get()
+        && owner_shape == shape;
+    if !same {
+        return Err("shared blob differs from the entry that owns it");
+    }
+    Ok(())
 }
 
 /// Rules 19 to 21: the name is the next run of the name pool, 1 to 4096
