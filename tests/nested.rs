@@ -558,3 +558,22 @@ fn referenced_tensors_count_against_the_budget() {
     );
     assert_eq!(archive.get("r").unwrap(), *env.get("r").unwrap());
 }
+
+/// `stored_digests` (what `ach diff` compares) covers the tensors a value
+/// refers to: a changed nested tensor changes its record's digests.
+#[test]
+fn stored_digests_cover_the_blobs_a_value_refers_to() {
+    let digests = |t: Value| {
+        let mut env = Environment::new();
+        env.set("r", rec(&[("t", t)]));
+        let archive = Archive::from_bytes(archive_bytes(&env)).unwrap();
+        archive.stored_digests(Section::Bindings, "r").unwrap()
+    };
+    let same = digests(tensor(BIG, 1));
+    assert_eq!(same, digests(tensor(BIG, 1)));
+    // The record's own blob, then the tensor's (one 1 MiB chunk).
+    assert_eq!(same.len(), 2);
+    let Value::Tensor(mut t) = tensor(BIG, 1) else { panic!() };
+    t.data_mut()[BIG - 1] += 1.0;
+    assert_ne!(same, digests(Value::Tensor(t)));
+}

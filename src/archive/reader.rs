@@ -1015,17 +1015,51 @@ impl Archive {
         if !sealed {
             return Err(Error::UnsealedDigests);
         }
-        let digests = self.digests_of(e)?;
         let dlen = self.checksum.len();
-        Ok(digests
-            .as_slice()
-            .chunks_exact(dlen)
-            .map(|d| {
+        let mut out = Vec::new();
+        // The value's own blob, then (format 1.3) each tensor blob it
+        // refers to, so that a changed tensor changes the list.
+        for target in std::iter::once(e).chain(self.referenced(e)?) {
+            let digests = self.digests_of(target)?;
+            out.extend(digests.as_slice().chunks_exact(dlen).map(|d| {
                 let mut out = [0u8; 32];
                 out[..dlen].copy_from_slice(d);
                 out
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The entries whose blobs the value of `e` refers to (format 1.3), in
+    /// the order the value first names them. Reads and checks `e`'s blob
+    /// only in an archive that may hold references (minor version 3 or
+    /// more) and only for non-tensors; nothing is built.
+    fn referenced(&self, e: &RawEntry) -> Result<Vec<&RawEntry>> {
+        let tag = Tag::from_u8(e.tag).expect("validated");
+        if self.header.version_minor.get() < FORMAT_VERSION_MINOR_SHARED
+            || tag.element_size().is_some()
+        {
+            return Ok(Vec::new());
+        }
+        let limit = LoadOptions::DEFAULT_MAX_DECODED_BYTES;
+        let (_, blob) = self.blob(e)?;
+        let blob = blob.as_slice();
+        let raw;
+        let payload = if e.codec != Codec::None as u8 {
+            let ready = self.check_packed(e, tag, blob, true)?;
+            raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
+            &raw[..]
+        } else {
+            self.check_digests(e, blob)?;
+            &blob[tag.payload_start() as usize..]
+        };
+        let mut found = Referenced {
+            archive: self,
+            found: Vec::new(),
+        };
+        encoding::measure_exact_with(payload, limit, &mut found)
+            .map_err(|err| self.decode_error(e, err, 0, limit))?;
+        Ok(found.found)
     }
 
     /// The algorithm of this archive's chunk digests (SHA-256 for every
@@ -1092,6 +1126,45 @@ impl BlobCache {
     }
 }
 
+/// Collects the targets of a value's blob references, in first-seen order.
+struct Referenced<'c> {
+    archive: &'c Archive,
+    found: Vec<&'c RawEntry>,
+}
+
+impl Blobs for Referenced<'_> {
+    fn check(&self, index: u64) -> std::result::Result<Tag, DecodeError> {
+        tensor_entry(self.archive, index).map(|(_, tag)| tag)
+    }
+
+    fn check_and_note(&mut self, index: u64) -> std::result::Result<Tag, DecodeError> {
+        let (e, tag) = tensor_entry(self.archive, index)?;
+        if !self.found.iter().any(|f| std::ptr::eq(*f, e)) {
+            self.found.push(e);
+        }
+        Ok(tag)
+    }
+
+    fn load(&mut self, _: u64, _: u64) -> std::result::Result<(Value, u64), DecodeError> {
+        Err(DecodeError::Invalid("nothing is loaded while references are listed"))
+    }
+}
+
+/// Entry `index` and its tag, when a blob reference may name it: it
+/// exists and holds a tensor.
+fn tensor_entry(archive: &Archive, index: u64) -> std::result::Result<(&RawEntry, Tag), DecodeError> {
+    let e = archive
+        .toc
+        .entry_at(index)
+        .ok_or(DecodeError::Invalid("blob reference names no entry"))?;
+    match Tag::from_u8(e.tag) {
+        Some(t @ (Tag::Tensor | Tag::ComplexTensor)) => Ok((e, t)),
+        _ => Err(DecodeError::Invalid(
+            "blob reference names an entry that is not a tensor",
+        )),
+    }
+}
+
 /// The archive's tensor blobs, as blob references see them.
 struct ArchiveBlobs<'c> {
     archive: &'c Archive,
@@ -1103,17 +1176,7 @@ struct ArchiveBlobs<'c> {
 
 impl Blobs for ArchiveBlobs<'_> {
     fn check(&self, index: u64) -> std::result::Result<Tag, DecodeError> {
-        let e = self
-            .archive
-            .toc
-            .entry_at(index)
-            .ok_or(DecodeError::Invalid("blob reference names no entry"))?;
-        match Tag::from_u8(e.tag) {
-            Some(t @ (Tag::Tensor | Tag::ComplexTensor)) => Ok(t),
-            _ => Err(DecodeError::Invalid(
-                "blob reference names an entry that is not a tensor",
-            )),
-        }
+        tensor_entry(self.archive, index).map(|(_, tag)| tag)
     }
 
     fn load(&mut self, index: u64, left: u64) -> std::result::Result<(Value, u64), DecodeError> {

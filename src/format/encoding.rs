@@ -280,6 +280,11 @@ pub(crate) trait Blobs {
     /// The tag (Tensor or ComplexTensor) of entry `index`, or why a
     /// reference may not name it.
     fn check(&self, index: u64) -> Result<Tag, DecodeError>;
+    /// [`Blobs::check`], for a walk that also notes which entries the
+    /// value names (the measuring pass calls this one).
+    fn check_and_note(&mut self, index: u64) -> Result<Tag, DecodeError> {
+        self.check(index)
+    }
     /// Loads entry `index` holding at most `left` bytes of memory for it;
     /// returns the tensor and the bytes it newly holds (none for a blob
     /// loaded already, which the value shares).
@@ -340,10 +345,11 @@ impl<'a, const BUILD: bool> Reader<'a, BUILD> {
     /// building.
     fn blob_ref(&mut self) -> D<Value> {
         let index = self.u64()?;
-        self.blobs.check(index)?;
         if !BUILD {
+            self.blobs.check_and_note(index)?;
             return Ok(Value::Null);
         }
+        self.blobs.check(index)?;
         let left = self.limit.saturating_sub(self.spent);
         let (v, cost) = self.blobs.load(index, left)?;
         self.charge(cost)?;
