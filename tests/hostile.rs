@@ -156,8 +156,14 @@ fn every_single_bit_flip_of_an_archive_with_references_is_detected() {
         (0..big / 2).map(|i| Complex::new(i as f64, 1.0)).collect(),
     ));
     let mut env = Environment::new();
-    env.set("model", rec(&[("w", w.clone()), ("z", z), ("n", Value::Number(1.0))]));
-    env.set("history", Value::Vector(vec![w.clone(), Value::new_ref(w.clone())]));
+    env.set(
+        "model",
+        rec(&[("w", w.clone()), ("z", z), ("n", Value::Number(1.0))]),
+    );
+    env.set(
+        "history",
+        Value::Vector(vec![w.clone(), Value::new_ref(w.clone())]),
+    );
     env.set("w", w.clone());
     env.set("w2", w);
     let bytes = archive_bytes(&env);
@@ -172,8 +178,8 @@ fn every_single_bit_flip_of_an_archive_with_references_is_detected() {
             start..start + e.stored_len.get() as usize
         })
         .collect();
-    let offsets = (0..bytes.len())
-        .filter(|i| !elements.iter().any(|r| r.contains(i)) || i % 509 == 0);
+    let offsets =
+        (0..bytes.len()).filter(|i| !elements.iter().any(|r| r.contains(i)) || i % 509 == 0);
     flip_sweep_at(&env, &bytes, offsets);
 }
 

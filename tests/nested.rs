@@ -19,7 +19,9 @@ use zerocopy::FromBytes;
 const BIG: usize = 8200;
 
 fn tensor(n: usize, seed: u64) -> Value {
-    let data = (0..n).map(|i| (i as f64 + seed as f64 * 0.5).sin()).collect();
+    let data = (0..n)
+        .map(|i| (i as f64 + seed as f64 * 0.5).sin())
+        .collect();
     Value::Tensor(Tensor::from_vec(data))
 }
 
@@ -62,7 +64,10 @@ fn tensors(v: &Value, depth: usize, out: &mut Vec<(usize, Value)>) {
     match v {
         Value::Tensor(_) | Value::ComplexTensor(_) => out.push((depth, v.clone())),
         Value::Vector(items) => items.iter().for_each(|x| tensors(x, depth + 1, out)),
-        Value::Record(r) => r.fields().iter().for_each(|(_, x)| tensors(x, depth + 1, out)),
+        Value::Record(r) => r
+            .fields()
+            .iter()
+            .for_each(|(_, x)| tensors(x, depth + 1, out)),
         Value::Edge(e) => e
             .properties
             .fields()
@@ -94,7 +99,10 @@ enum Node {
 }
 
 fn node() -> impl Strategy<Value = Node> {
-    let leaf = prop_oneof![(0..4usize).prop_map(Node::Pool), any::<f64>().prop_map(Node::Num)];
+    let leaf = prop_oneof![
+        (0..4usize).prop_map(Node::Pool),
+        any::<f64>().prop_map(Node::Num)
+    ];
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 1..3).prop_map(Node::Rec),
@@ -161,8 +169,7 @@ fn check_restored(env: &Environment, restored: &Environment, mapped: bool) {
             assert!(is_mapped(&after[i].1), "tensor {i} is not a mapped view");
         }
         for j in i + 1..before.len() {
-            if shared(&before[i].1, &before[j].1) && own_blob(&before[i]) && own_blob(&before[j])
-            {
+            if shared(&before[i].1, &before[j].1) && own_blob(&before[i]) && own_blob(&before[j]) {
                 assert!(
                     shared(&after[i].1, &after[j].1),
                     "tensors {i} and {j} shared storage before the round trip, not after"
@@ -221,8 +228,14 @@ fn model_env() -> Environment {
     let w = tensor(BIG, 1);
     let z = complex(BIG, 2);
     let mut env = Environment::new();
-    env.set("model", rec(&[("w", w.clone()), ("z", z), ("lr", Value::Number(0.1))]));
-    env.set("history", Value::Vector(vec![w.clone(), Value::Number(1.0)]));
+    env.set(
+        "model",
+        rec(&[("w", w.clone()), ("z", z), ("lr", Value::Number(0.1))]),
+    );
+    env.set(
+        "history",
+        Value::Vector(vec![w.clone(), Value::Number(1.0)]),
+    );
     env.set("w", w);
     env
 }
@@ -243,11 +256,17 @@ fn a_record_field_and_a_vector_element_share_a_bindings_blob() {
     assert_eq!(storage.section, SECTION_STORAGE);
     assert_eq!(storage.name_len.get() as usize, STORAGE_NAME_LEN);
     // Blobs: model, history (both small), w, and z in the storage section.
-    assert!(bytes.len() < 2 * BIG * 8 + BIG * 16 + 4096, "{} bytes", bytes.len());
+    assert!(
+        bytes.len() < 2 * BIG * 8 + BIG * 16 + 4096,
+        "{} bytes",
+        bytes.len()
+    );
     archive.verify().unwrap();
     let (restored, _) = round_trip(&env, &fast(), false);
     check_restored(&env, &restored, true);
-    let Some(Value::Record(model)) = restored.get("model") else { panic!() };
+    let Some(Value::Record(model)) = restored.get("model") else {
+        panic!()
+    };
     assert!(shared(model.get("w").unwrap(), restored.get("w").unwrap()));
 }
 
@@ -267,7 +286,10 @@ fn two_bindings_sharing_storage_share_one_blob() {
     archive.verify().unwrap();
     for copy in [false, true] {
         let (restored, _) = round_trip(&env, &fast(), copy);
-        assert!(shared(restored.get("a").unwrap(), restored.get("b").unwrap()));
+        assert!(shared(
+            restored.get("a").unwrap(),
+            restored.get("b").unwrap()
+        ));
         assert_eq!(restored.get("a"), env.get("a"));
     }
 }
@@ -338,10 +360,16 @@ fn a_reference_past_the_last_entry_is_refused() {
     let (mut bytes, map, i, at) = reference_in(&model_env(), "model");
     bytes[at..at + 8].copy_from_slice(&4u64.to_le_bytes());
     map.fix_digest(&mut bytes, i);
-    assert_eq!(invalid_value(bytes.clone(), "model"), "blob reference names no entry");
+    assert_eq!(
+        invalid_value(bytes.clone(), "model"),
+        "blob reference names no entry"
+    );
     bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     map.fix_digest(&mut bytes, i);
-    assert_eq!(invalid_value(bytes, "model"), "blob reference names no entry");
+    assert_eq!(
+        invalid_value(bytes, "model"),
+        "blob reference names no entry"
+    );
 }
 
 #[test]
@@ -367,8 +395,12 @@ fn a_reference_decodes_as_its_targets_kind_and_shape() {
     bytes[at..at + 8].copy_from_slice(&3u64.to_le_bytes());
     map.fix_digest(&mut bytes, i);
     let archive = Archive::from_bytes(bytes).unwrap();
-    let Value::Record(model) = archive.get("model").unwrap() else { panic!() };
-    let Some(Value::Record(original)) = env.get("model") else { panic!() };
+    let Value::Record(model) = archive.get("model").unwrap() else {
+        panic!()
+    };
+    let Some(Value::Record(original)) = env.get("model") else {
+        panic!()
+    };
     assert_eq!(model.get("w"), original.get("z"));
     assert_eq!(model.get("z"), original.get("z"));
     assert!(shared(model.get("w").unwrap(), model.get("z").unwrap()));
@@ -520,7 +552,11 @@ fn a_damaged_referenced_blob_fails_the_load_with_its_checksum_error() {
         verify_checksum: false,
         ..LoadOptions::default()
     };
-    assert!(archive.get_with(Section::Bindings, "model", unchecked).is_ok());
+    assert!(
+        archive
+            .get_with(Section::Bindings, "model", unchecked)
+            .is_ok()
+    );
     assert_eq!(archive.verify_report().damaged.len(), 1);
 }
 
@@ -573,7 +609,9 @@ fn stored_digests_cover_the_blobs_a_value_refers_to() {
     assert_eq!(same, digests(tensor(BIG, 1)));
     // The record's own blob, then the tensor's (one 1 MiB chunk).
     assert_eq!(same.len(), 2);
-    let Value::Tensor(mut t) = tensor(BIG, 1) else { panic!() };
+    let Value::Tensor(mut t) = tensor(BIG, 1) else {
+        panic!()
+    };
     t.data_mut()[BIG - 1] += 1.0;
     assert_ne!(same, digests(Value::Tensor(t)));
 }

@@ -9,8 +9,8 @@ pub mod info;
 pub mod location;
 pub mod publish;
 pub mod reader;
-pub(crate) mod shared;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub(crate) mod shared;
 pub mod source;
 pub mod writer;

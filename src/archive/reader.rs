@@ -61,6 +61,9 @@ pub struct Archive {
     compressed_blobs: u64,
     /// The algorithm of the chunk digests.
     checksum: hash::Checksum,
+    /// Storage entries, their stored bytes, and entries sharing a blob
+    /// (format 1.3).
+    storage: (u64, u64, u64),
 }
 
 /// How to load a binding.
@@ -179,6 +182,11 @@ impl Archive {
             pool_sealed: Arc::new(OnceLock::new()),
             compressed_blobs: facts.compressed_blobs,
             checksum: facts.checksum,
+            storage: (
+                facts.storage_entries,
+                facts.storage_bytes,
+                facts.shared_entries,
+            ),
         })
     }
 
@@ -269,6 +277,9 @@ impl Archive {
             compressed: self.compressed,
             codec: Codec::from_u8(self.header.default_codec).unwrap_or(Codec::None),
             compressed_blobs: self.compressed_blobs,
+            storage_blobs: self.storage.0,
+            storage_bytes: self.storage.1,
+            shared_entries: self.storage.2,
             checksum: self.checksum,
             file_size: self.source.len(),
             description: m.description.clone(),
@@ -595,8 +606,8 @@ impl Archive {
         };
         if payload.len() <= encoding::SMALL_PAYLOAD && worst <= left {
             // Small enough that even the worst case fits: one pass.
-            let decoded =
-                encoding::decode_small_with(payload, left, blobs).map_err(|err| failed(err, blobs))?;
+            let decoded = encoding::decode_small_with(payload, left, blobs)
+                .map_err(|err| failed(err, blobs))?;
             self.check_tag(e, tag, payload)?;
             return Ok(decoded);
         }
@@ -645,7 +656,9 @@ impl Archive {
             },
             DecodeError::Invalid(reason) => self.invalid(e, reason),
             DecodeError::TooLarge(bytes) => self.too_large(e, spent.saturating_add(bytes), limit),
-            DecodeError::Blob => self.invalid(e, "a tensor its blob references name failed to load"),
+            DecodeError::Blob => {
+                self.invalid(e, "a tensor its blob references name failed to load")
+            }
         }
     }
 
@@ -1146,13 +1159,18 @@ impl Blobs for Referenced<'_> {
     }
 
     fn load(&mut self, _: u64, _: u64) -> std::result::Result<(Value, u64), DecodeError> {
-        Err(DecodeError::Invalid("nothing is loaded while references are listed"))
+        Err(DecodeError::Invalid(
+            "nothing is loaded while references are listed",
+        ))
     }
 }
 
 /// Entry `index` and its tag, when a blob reference may name it: it
 /// exists and holds a tensor.
-fn tensor_entry(archive: &Archive, index: u64) -> std::result::Result<(&RawEntry, Tag), DecodeError> {
+fn tensor_entry(
+    archive: &Archive,
+    index: u64,
+) -> std::result::Result<(&RawEntry, Tag), DecodeError> {
     let e = archive
         .toc
         .entry_at(index)

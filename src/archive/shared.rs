@@ -35,7 +35,12 @@ struct Key {
 /// The key and element bytes of `v` when it is a non-empty tensor.
 fn key_of(v: &Value) -> Option<(Key, usize)> {
     let (tag, storage, shape, bytes) = match v {
-        Value::Tensor(t) => (Tag::Tensor, t.buffer().storage_key()?, t.shape(), t.len() * 8),
+        Value::Tensor(t) => (
+            Tag::Tensor,
+            t.buffer().storage_key()?,
+            t.shape(),
+            t.len() * 8,
+        ),
         Value::ComplexTensor(t) => (
             Tag::ComplexTensor,
             t.buffer().storage_key()?,
@@ -118,8 +123,7 @@ impl SharedPlan {
                     None => {
                         let ordinal = self.storage.len();
                         self.entries.insert(key, first + ordinal as u64);
-                        self.storage
-                            .push((storage_name(ordinal as u64), v.clone()));
+                        self.storage.push((storage_name(ordinal as u64), v.clone()));
                     }
                 }
             }

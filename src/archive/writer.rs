@@ -12,9 +12,9 @@ use std::path::Path;
 
 use zerocopy::IntoBytes;
 
+use crate::archive::shared::SharedPlan;
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
-use crate::archive::shared::SharedPlan;
 use crate::format::encoding::{self, BlobIndex, EncodeError};
 use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
@@ -460,7 +460,8 @@ impl<'a> Blob<'a> {
             return Ok(bytes.len() as u64);
         }
         let mut c = Counter(0);
-        encoding::encode_with(&mut c, self.item.value, 0, self.blobs).map_err(WriteError::Encode)?;
+        encoding::encode_with(&mut c, self.item.value, 0, self.blobs)
+            .map_err(WriteError::Encode)?;
         Ok(c.0)
     }
 

@@ -766,6 +766,31 @@ mod tests {
         );
     }
 
+    /// A nested tensor the index places in an entry is written as a blob
+    /// reference (0x0C, the entry's index), and a reference decodes only
+    /// against an archive's table.
+    #[test]
+    fn a_placed_tensor_is_written_as_a_reference_that_needs_a_table() {
+        struct At(u64);
+        impl BlobIndex for At {
+            fn entry_of(&self, v: &Value) -> Option<u64> {
+                matches!(v, Value::Tensor(_)).then_some(self.0)
+            }
+        }
+        let v = Value::Vector(vec![Value::Tensor(Tensor::from_vec(vec![1.0; 4]))]);
+        let mut b = Vec::new();
+        encode_with(&mut b, &v, 0, &At(7)).unwrap();
+        let mut expected = vec![0x05];
+        expected.extend_from_slice(&1u64.to_le_bytes());
+        expected.push(TAG_BLOB_REF);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        assert_eq!(b, expected);
+        let outside = DecodeError::Invalid("blob reference outside an archive's table of contents");
+        assert_eq!(decode_exact(&b, u64::MAX), Err(outside));
+        // Inline, the same value decodes alone.
+        assert_eq!(decode_exact(&bytes_of(&v), u64::MAX).unwrap().0, v);
+    }
+
     #[test]
     fn trailing_bytes_are_rejected() {
         let mut b = bytes_of(&Value::Boolean(true));
