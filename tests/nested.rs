@@ -8,12 +8,11 @@
 mod common;
 
 use achronyme_env::layout::{
-    FORMAT_VERSION_MINOR_SHARED, RawEntry, SECTION_STORAGE, STORAGE_NAME_LEN, TAG_BLOB_REF,
+    FORMAT_VERSION_MINOR_SHARED, SECTION_STORAGE, STORAGE_NAME_LEN, TAG_BLOB_REF,
 };
 use achronyme_env::*;
 use common::*;
 use proptest::prelude::*;
-use zerocopy::FromBytes;
 
 /// Elements of a tensor just over the 64 KiB threshold.
 const BIG: usize = 8200;
@@ -276,8 +275,7 @@ fn two_bindings_sharing_storage_share_one_blob() {
     let mut env = Environment::new();
     env.set("a", t.clone());
     env.set("b", t);
-    let bytes = archive_bytes(&env);
-    let map = Map::of(&bytes);
+    let (bytes, map) = two_sharing();
     let (a, b) = (&map.entries[0], &map.entries[1]);
     assert_eq!(a.blob_offset.get(), b.blob_offset.get());
     assert_eq!(a.hash_index.get(), b.hash_index.get());
@@ -406,134 +404,113 @@ fn a_reference_decodes_as_its_targets_kind_and_shape() {
     assert!(shared(model.get("w").unwrap(), model.get("z").unwrap()));
 }
 
-/// Entry `i`'s raw table bytes, to edit, and where they are.
-fn entry_at(bytes: &[u8], map: &Map, i: usize) -> (RawEntry, usize) {
-    let at = map.entry_field(i, 0);
-    (RawEntry::read_from_bytes(&bytes[at..at + 56]).unwrap(), at)
+/// The bytes and map of an archive of `bindings` (in name order).
+fn archive_of(bindings: &[(&str, Value)]) -> (Vec<u8>, Map) {
+    let mut env = Environment::new();
+    for (name, v) in bindings {
+        env.set(*name, v.clone());
+    }
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    (bytes, map)
 }
 
-fn refused_at_open(bytes: Vec<u8>) -> (Part, String) {
+/// Two bindings sharing one tensor's storage, so one blob.
+fn two_sharing() -> (Vec<u8>, Map) {
+    let t = tensor(100, 3);
+    archive_of(&[("a", t.clone()), ("b", t)])
+}
+
+/// `bytes` edited by `edit` and resealed (so the table's rules, not its
+/// checksum, must refuse them): the entry and rule the open refuses.
+fn refused_after(bytes: &[u8], map: &Map, edit: impl FnOnce(&mut [u8])) -> (Part, String) {
+    let mut bytes = bytes.to_vec();
+    edit(&mut bytes);
+    map.reseal(&mut bytes);
     match Archive::from_bytes(bytes) {
         Err(Error::InvalidToc { part, reason }) => (part, reason.to_string()),
         other => panic!("expected InvalidToc, got {other:?}"),
     }
 }
 
+fn rule(i: u64, reason: &str) -> (Part, String) {
+    (Part::Entry(i), reason.to_string())
+}
+
 #[test]
 fn a_storage_entry_that_is_not_a_tensor_is_refused() {
-    let mut env = Environment::new();
-    env.set("a", Value::Number(1.0));
-    let mut bytes = archive_bytes(&env);
-    let map = Map::of(&bytes);
-    bytes[map.entry_field(0, 49)] = SECTION_STORAGE;
-    map.reseal(&mut bytes);
-    assert_eq!(
-        refused_at_open(bytes),
-        (Part::Entry(0), "storage entry is not a tensor".to_string())
-    );
+    let (bytes, map) = archive_of(&[("a", Value::Number(1.0))]);
+    let refused = refused_after(&bytes, &map, |b| {
+        b[map.entry_field(0, 49)] = SECTION_STORAGE
+    });
+    assert_eq!(refused, rule(0, "storage entry is not a tensor"));
 }
 
 #[test]
 fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
-    let t = tensor(100, 3);
-    let mut env = Environment::new();
-    env.set("a", t.clone());
-    env.set("b", t);
-    let bytes = archive_bytes(&env);
-    let map = Map::of(&bytes);
-    let fields: [(usize, usize); 5] = [(16, 8), (24, 8), (40, 4), (44, 4), (50, 1)];
-    for (field, len) in fields {
-        let mut b = bytes.clone();
-        let at = map.entry_field(1, field);
-        b[at + len - 1] ^= 0x10;
-        map.reseal(&mut b);
-        let (part, reason) = refused_at_open(b);
+    let (bytes, map) = two_sharing();
+    assert_eq!(map.entries[0].blob_offset, map.entries[1].blob_offset);
+    // stored_len, raw_len, hash_index, hash_count, codec: each refused,
+    // by this rule or one it meets first.
+    for (field, len) in [(16, 8), (24, 8), (40, 4), (44, 4), (50, 1)] {
+        let at = map.entry_field(1, field) + len - 1;
+        let (part, reason) = refused_after(&bytes, &map, |b| b[at] ^= 0x10);
         assert_eq!(part, Part::Entry(1), "field {field}: {reason}");
     }
-    // Each field alone, with every other rule still met: the alias rule.
-    let mut b = bytes.clone();
+    // Digests alone, every other rule still met: the alias rule.
     let at = map.entry_field(1, 40);
-    b[at..at + 4].copy_from_slice(&(map.entries[0].hash_index.get() + 1).to_le_bytes());
-    map.reseal(&mut b);
+    let other = map.entries[0].hash_index.get() + 1;
+    let refused = refused_after(&bytes, &map, |b| {
+        b[at..at + 4].copy_from_slice(&other.to_le_bytes())
+    });
     assert_eq!(
-        refused_at_open(b),
-        (
-            Part::Entry(1),
-            "shared blob differs from the entry that owns it".to_string()
-        )
+        refused,
+        rule(1, "shared blob differs from the entry that owns it")
     );
-    // A shape of the same length but other dimensions.
-    let mut env = Environment::new();
-    let t = Tensor::new(vec![2, 50], (0..100).map(f64::from).collect()).unwrap();
-    env.set("a", Value::Tensor(t.clone()));
-    env.set("b", Value::Tensor(t));
-    let mut b = archive_bytes(&env);
-    let map = Map::of(&b);
+    // A shape with as many elements but other dimensions: [2, 50] -> [50, 2].
+    let t = Value::Tensor(Tensor::new(vec![2, 50], (0..100).map(f64::from).collect()).unwrap());
+    let (bytes, map) = archive_of(&[("a", t.clone()), ("b", t)]);
     let dims = map.toc_offset + 64 + 56 * 2;
-    // b's shape: [2, 50] -> [50, 2].
-    b[dims + 16..dims + 24].copy_from_slice(&50u64.to_le_bytes());
-    b[dims + 24..dims + 32].copy_from_slice(&2u64.to_le_bytes());
-    map.reseal(&mut b);
+    let refused = refused_after(&bytes, &map, |b| {
+        b[dims + 16..dims + 24].copy_from_slice(&50u64.to_le_bytes());
+        b[dims + 24..dims + 32].copy_from_slice(&2u64.to_le_bytes());
+    });
     assert_eq!(
-        refused_at_open(b),
-        (
-            Part::Entry(1),
-            "shared blob differs from the entry that owns it".to_string()
-        )
+        refused,
+        rule(1, "shared blob differs from the entry that owns it")
     );
 }
 
 #[test]
 fn a_blob_offset_that_is_no_earlier_entrys_blob_is_refused() {
-    let t = tensor(100, 3);
-    let mut env = Environment::new();
-    env.set("a", t.clone());
-    env.set("b", t);
-    let mut bytes = archive_bytes(&env);
-    let map = Map::of(&bytes);
+    let (bytes, map) = two_sharing();
     let at = map.entry_field(1, 8);
-    bytes[at..at + 8].copy_from_slice(&(64u64 + 128).to_le_bytes());
-    map.reseal(&mut bytes);
-    assert_eq!(
-        refused_at_open(bytes),
-        (
-            Part::Entry(1),
-            "blob is not where the previous one ended".to_string()
-        )
-    );
+    let refused = refused_after(&bytes, &map, |b| {
+        b[at..at + 8].copy_from_slice(&(64u64 + 128).to_le_bytes())
+    });
+    assert_eq!(refused, rule(1, "blob is not where the previous one ended"));
 }
 
+/// A non-tensor at an earlier entry's blob is simply misplaced: only
+/// tensors share blobs.
 #[test]
 fn only_tensors_share_a_blob() {
-    let mut env = Environment::new();
-    env.set("a", Value::from("same"));
-    env.set("b", Value::from("same"));
-    let mut bytes = archive_bytes(&env);
-    let map = Map::of(&bytes);
-    let (a, _) = entry_at(&bytes, &map, 0);
-    let (mut b, at) = entry_at(&bytes, &map, 1);
+    let (bytes, map) = archive_of(&[("a", Value::from("same")), ("b", Value::from("same"))]);
+    let (a, at) = (map.entries[0], map.entry_field(1, 0));
+    let mut b = map.entries[1];
     b.blob_offset = a.blob_offset;
     b.hash_index = a.hash_index;
-    bytes[at..at + 56].copy_from_slice(zerocopy::IntoBytes::as_bytes(&b));
-    map.reseal(&mut bytes);
-    assert_eq!(
-        refused_at_open(bytes),
-        (Part::Entry(1), "only tensors share a blob".to_string())
-    );
+    let refused = refused_after(&bytes, &map, |bytes| {
+        bytes[at..at + 56].copy_from_slice(zerocopy::IntoBytes::as_bytes(&b))
+    });
+    assert_eq!(refused, rule(1, "blob is not where the previous one ended"));
 }
 
 #[test]
 fn an_entry_cannot_be_a_blob_reference() {
-    let mut env = Environment::new();
-    env.set("a", Value::Number(1.0));
-    let mut bytes = archive_bytes(&env);
-    let map = Map::of(&bytes);
-    bytes[map.entry_field(0, 48)] = TAG_BLOB_REF;
-    map.reseal(&mut bytes);
-    assert_eq!(
-        refused_at_open(bytes),
-        (Part::Entry(0), "unknown type tag".to_string())
-    );
+    let (bytes, map) = archive_of(&[("a", Value::Number(1.0))]);
+    let refused = refused_after(&bytes, &map, |b| b[map.entry_field(0, 48)] = TAG_BLOB_REF);
+    assert_eq!(refused, rule(0, "unknown type tag"));
 }
 
 /// A damaged tensor that a value refers to fails that value's load with

@@ -311,7 +311,18 @@ impl Archive {
         name: &str,
         opts: LoadOptions,
     ) -> Result<(Value, u64)> {
-        self.get_counted_in(section, name, opts, &mut BlobCache::new(false))
+        let e = self.entry(section, name)?;
+        // One load: a tensor entry loads as it is, and only the blobs its
+        // value's references name (format 1.3) are remembered, so that the
+        // value shares one storage per blob.
+        let mut cache = BlobCache::new(false);
+        let mut blobs = ArchiveBlobs {
+            archive: self,
+            verify: opts.verify_checksum,
+            cache: &mut cache,
+            error: None,
+        };
+        self.load(e, opts.verify_checksum, opts.max_decoded_bytes, &mut blobs)
     }
 
     /// [`Archive::get_counted`] for one of several loads (a restore): a

@@ -145,6 +145,7 @@ impl TocView {
             blob: HEADER_LEN,
             hash: 0,
             owners: Vec::new(),
+            sharing: false,
         };
         let mut prev: Option<(u8, &[u8])> = None;
         let entries = self.entries();
@@ -255,8 +256,11 @@ struct Running {
     blob: u64,
     hash: u64,
     /// The entries that own a blob (all but those sharing one, format
-    /// 1.3): (blob offset, entry index), in increasing offset order.
+    /// 1.3): (blob offset, entry index), in increasing offset order. Kept
+    /// only from the first entry that shares a blob on: before it, every
+    /// entry owns one, so an archive that shares nothing allocates nothing.
     owners: Vec<(u64, usize)>,
+    sharing: bool,
 }
 
 /// Rule 17: the name pool is UTF-8 without NUL.
@@ -309,25 +313,35 @@ fn check_entry<'a>(
     facts.compressed_blobs += u64::from(packed_chunks.is_some());
     let shape_at = at.dim;
     check_shape(e, tag, dims, &mut at.dim)?;
-    if e.blob_offset.get() != at.blob {
-        // Not the next blob: it must be an earlier entry's (format 1.3).
-        check_shared(e, tag, entries, dims, shape_at, &at.owners)?;
+    // Not the next blob: a tensor's may be an earlier entry's (format 1.3).
+    if e.blob_offset.get() != at.blob && tag.element_size().is_some() {
+        if !at.sharing {
+            at.sharing = true;
+            at.owners = entries[..index]
+                .iter()
+                .enumerate()
+                .map(|(k, owner)| (owner.blob_offset.get(), k))
+                .collect();
+        }
+        check_shared(e, entries, dims, shape_at, &at.owners)?;
         facts.shared_entries += 1;
         return Ok(());
     }
     check_blob(e, tag, packed_chunks, facts.chunk, at)?;
-    at.owners.push((e.blob_offset.get(), index));
+    if at.sharing {
+        at.owners.push((e.blob_offset.get(), index));
+    }
     Ok(())
 }
 
 /// The alias rule (format 1.3, layout.md 3.6): an entry whose blob is not
 /// the next one shares the blob of an earlier entry that owns one, and
 /// describes it exactly as that entry does (tag, codec, lengths, digests,
-/// shape). Only tensors share blobs; an entry that shares one owns no
-/// bytes of the file and no digests, so the running totals stay put.
+/// shape). Only tensors share blobs (the caller checked `e` is one); an
+/// entry that shares one owns no bytes of the file and no digests, so the
+/// running totals stay put.
 fn check_shared(
     e: &RawEntry,
-    tag: Tag,
     entries: &[RawEntry],
     dims: &[U64],
     shape_at: usize,
@@ -338,9 +352,6 @@ fn check_shared(
         .binary_search_by_key(&offset, |&(at, _)| at)
         .map(|k| &entries[owners[k].1])
         .map_err(|_| "blob is not where the previous one ended")?;
-    if tag.element_size().is_none() {
-        return Err("only tensors share a blob");
-    }
     // Both shapes were checked to lie inside the pool.
     let shape = &dims[shape_at..shape_at + e.ndim.get() as usize];
     let owner_at = owner.dims_index.get() as usize;
