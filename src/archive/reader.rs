@@ -321,6 +321,7 @@ impl Archive {
             verify: opts.verify_checksum,
             cache: &mut cache,
             error: None,
+            binding: self.toc.name_of(e),
         };
         self.load(e, opts.verify_checksum, opts.max_decoded_bytes, &mut blobs)
     }
@@ -463,6 +464,7 @@ impl Archive {
                 verify,
                 cache,
                 error: None,
+                binding: self.toc.name_of(e),
             };
             return self.load(e, verify, limit, &mut blobs);
         }
@@ -476,6 +478,7 @@ impl Archive {
             verify,
             cache,
             error: None,
+            binding: self.toc.name_of(e),
         };
         let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
         if blobs.cache.copy && cost == 0 {
@@ -643,6 +646,7 @@ impl Archive {
             verify: false,
             cache: &mut BlobCache::new(false),
             error: None,
+            binding: self.toc.name_of(e),
         };
         let cost = encoding::measure_exact_with(payload, limit.saturating_sub(spent), &mut blobs)
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
@@ -1176,6 +1180,52 @@ impl Blobs for Referenced<'_> {
     }
 }
 
+/// An error of a tensor blob loaded for a reference in `binding`'s value,
+/// naming the binding as well as the tensor's entry.
+fn within(err: Error, binding: &str) -> Error {
+    let named = |name: String| format!("{binding}, at its nested tensor {name}");
+    match err {
+        Error::ChecksumMismatch {
+            name,
+            chunk,
+            offset,
+        } => Error::ChecksumMismatch {
+            name: named(name),
+            chunk,
+            offset,
+        },
+        Error::InvalidFrame {
+            name,
+            offset,
+            reason,
+        } => Error::InvalidFrame {
+            name: named(name),
+            offset,
+            reason,
+        },
+        Error::CorruptChunk {
+            name,
+            chunk,
+            reason,
+        } => Error::CorruptChunk {
+            name: named(name),
+            chunk,
+            reason,
+        },
+        Error::TooLarge { name, bytes, limit } => Error::TooLarge {
+            name: named(name),
+            bytes,
+            limit,
+        },
+        Error::CopyTooLarge { name, bytes, limit } => Error::CopyTooLarge {
+            name: named(name),
+            bytes,
+            limit,
+        },
+        other => other,
+    }
+}
+
 /// Entry `index` and its tag, when a blob reference may name it: it
 /// exists and holds a tensor.
 fn tensor_entry(
@@ -1201,6 +1251,9 @@ struct ArchiveBlobs<'c> {
     cache: &'c mut BlobCache,
     /// Why the last load of a blob failed.
     error: Option<Error>,
+    /// The binding whose value is being loaded, for the errors of the
+    /// blobs it refers to.
+    binding: &'c str,
 }
 
 impl Blobs for ArchiveBlobs<'_> {
@@ -1211,10 +1264,11 @@ impl Blobs for ArchiveBlobs<'_> {
     fn load(&mut self, index: u64, left: u64) -> std::result::Result<(Value, u64), DecodeError> {
         self.check(index)?;
         let e = self.archive.toc.entry_at(index).expect("checked above");
+        let binding = self.binding;
         self.archive
             .load_in(e, self.verify, left, self.cache)
             .map_err(|err| {
-                self.error = Some(err);
+                self.error = Some(within(err, binding));
                 DecodeError::Blob
             })
     }
