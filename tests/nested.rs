@@ -597,3 +597,40 @@ fn stored_digests_cover_the_blobs_a_value_refers_to() {
     t.data_mut()[BIG - 1] += 1.0;
     assert_ne!(same, digests(Value::Tensor(t)));
 }
+
+/// A restore that copies counts a shared tensor once: two bindings and a
+/// record field sharing 64 KiB restore within a budget of one copy (plus
+/// the record), not three; and `env_load_var` copies a nested tensor.
+#[test]
+fn a_copying_restore_counts_a_shared_tensor_once() {
+    let t = tensor(BIG, 5);
+    let mut env = Environment::new();
+    env.set("a", t.clone());
+    env.set("b", t.clone());
+    env.set("r", rec(&[("t", t)]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "shared.ach");
+    save_environment(&env, &path, &fast()).unwrap();
+    let one_copy = (BIG * 8) as u64;
+    let restore = |budget: u64| {
+        let mut restored = Environment::new();
+        let opts = RestoreOptions {
+            max_decoded_bytes: budget,
+            ..RestoreOptions::default()
+        };
+        restore_environment(&mut restored, &path, &opts).map(|_| restored)
+    };
+    let restored = restore(one_copy + 4096).unwrap();
+    let (a, b) = (restored.get("a").unwrap(), restored.get("b").unwrap());
+    assert!(!is_mapped(a) && shared(a, b));
+    let Some(Value::Record(r)) = restored.get("r") else {
+        panic!()
+    };
+    assert!(shared(a, r.get("t").unwrap()));
+    assert_matches!(restore(one_copy - 1), Err(Error::CopyTooLarge { .. }));
+    let Value::Record(r) = env_load_var(&path, "r").unwrap() else {
+        panic!()
+    };
+    assert!(!is_mapped(r.get("t").unwrap()));
+    assert_eq!(r.get("t"), env.get("a"));
+}
