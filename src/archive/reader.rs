@@ -316,13 +316,7 @@ impl Archive {
         // value's references name (format 1.3) are remembered, so that the
         // value shares one storage per blob.
         let mut cache = BlobCache::new(false);
-        let mut blobs = ArchiveBlobs {
-            archive: self,
-            verify: opts.verify_checksum,
-            cache: &mut cache,
-            error: None,
-            binding: self.toc.name_of(e),
-        };
+        let mut blobs = ArchiveBlobs::new(self, e, opts.verify_checksum, &mut cache);
         self.load(e, opts.verify_checksum, opts.max_decoded_bytes, &mut blobs)
     }
 
@@ -459,13 +453,7 @@ impl Archive {
         cache: &mut BlobCache,
     ) -> Result<(Value, u64)> {
         if Tag::from_u8(e.tag).and_then(Tag::element_size).is_none() {
-            let mut blobs = ArchiveBlobs {
-                archive: self,
-                verify,
-                cache,
-                error: None,
-                binding: self.toc.name_of(e),
-            };
+            let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
             return self.load(e, verify, limit, &mut blobs);
         }
         // One blob, however many entries share it or values refer to it.
@@ -473,13 +461,7 @@ impl Archive {
         if let Some(v) = cache.loaded.get(&key) {
             return Ok((v.clone(), 0));
         }
-        let mut blobs = ArchiveBlobs {
-            archive: self,
-            verify,
-            cache,
-            error: None,
-            binding: self.toc.name_of(e),
-        };
+        let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
         let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
         if blobs.cache.copy && cost == 0 {
             // A view of the mapping, copied once for all who share it.
@@ -641,13 +623,9 @@ impl Archive {
         spent: u64,
         limit: u64,
     ) -> Result<u64> {
-        let mut blobs = ArchiveBlobs {
-            archive: self,
-            verify: false,
-            cache: &mut BlobCache::new(false),
-            error: None,
-            binding: self.toc.name_of(e),
-        };
+        // Only checked, never loaded: nothing enters the cache.
+        let mut unused = BlobCache::new(false);
+        let mut blobs = ArchiveBlobs::new(self, e, false, &mut unused);
         let cost = encoding::measure_exact_with(payload, limit.saturating_sub(spent), &mut blobs)
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
         self.check_tag(e, tag, payload)?;
@@ -1254,6 +1232,19 @@ struct ArchiveBlobs<'c> {
     /// The binding whose value is being loaded, for the errors of the
     /// blobs it refers to.
     binding: &'c str,
+}
+
+impl<'c> ArchiveBlobs<'c> {
+    /// The blobs of `archive` for the value of entry `e`.
+    fn new(archive: &'c Archive, e: &RawEntry, verify: bool, cache: &'c mut BlobCache) -> Self {
+        ArchiveBlobs {
+            archive,
+            verify,
+            cache,
+            error: None,
+            binding: archive.toc.name_of(e),
+        }
+    }
 }
 
 impl Blobs for ArchiveBlobs<'_> {
