@@ -66,6 +66,21 @@ pub struct Archive {
     storage: (u64, u64, u64),
 }
 
+/// Loads one entry of an [`Archive`] found by [`Archive::section_loaders`].
+pub(crate) struct EntryLoader<'a> {
+    archive: &'a Archive,
+    entry: &'a RawEntry,
+}
+
+impl EntryLoader<'_> {
+    /// [`Archive::get_counted_in`] for this entry, without the name lookup.
+    pub(crate) fn load_in(&self, opts: LoadOptions, cache: &mut BlobCache) -> Result<(Value, u64)> {
+        let verify = opts.verify_checksum;
+        self.archive
+            .load_in(self.entry, verify, opts.max_decoded_bytes, cache)
+    }
+}
+
 /// How to load a binding.
 ///
 /// # Memory budget
@@ -333,6 +348,23 @@ impl Archive {
     ) -> Result<(Value, u64)> {
         let e = self.entry(section, name)?;
         self.load_in(e, opts.verify_checksum, opts.max_decoded_bytes, cache)
+    }
+
+    /// Every binding of `section` in table order, as its name and a loader:
+    /// what a restore walks, without a lookup per name.
+    pub(crate) fn section_loaders(
+        &self,
+        section: Section,
+    ) -> impl Iterator<Item = (&str, EntryLoader<'_>)> {
+        self.toc.section_entries(section).iter().map(move |e| {
+            (
+                self.toc.name_of(e),
+                EntryLoader {
+                    archive: self,
+                    entry: e,
+                },
+            )
+        })
     }
 
     /// The table entry of `name`, or an error suggesting a close name.

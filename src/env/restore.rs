@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::archive::location::Location;
-use crate::archive::reader::{Archive, BlobCache, LoadOptions};
+use crate::archive::reader::{Archive, BlobCache, EntryLoader, LoadOptions};
 use crate::env::environment::Environment;
 use crate::env::load::charge_copy;
 use crate::env::save::Skipped;
@@ -206,28 +206,26 @@ fn restore_loaded(
     // refer to it (format 1.3): shared storage comes back shared, copied
     // once when `copied`.
     let mut blobs = BlobCache::new(copied);
-    let mut load = |section, name| {
+    let mut load = |name: &str, entry: EntryLoader<'_>| {
         let opts = LoadOptions {
             verify_checksum: options.verify_checksum,
             max_decoded_bytes: left,
         };
         let spent = options.max_decoded_bytes - left;
-        let (v, cost) = archive
-            .get_counted_in(section, name, opts, &mut blobs)
-            .map_err(|e| match e {
-                // Reported against the whole restore's budget.
-                Error::TooLarge { name, bytes, .. } => Error::TooLarge {
-                    name,
-                    bytes: bytes.saturating_add(spent),
-                    limit: options.max_decoded_bytes,
-                },
-                Error::CopyTooLarge { name, bytes, .. } => Error::CopyTooLarge {
-                    name,
-                    bytes: bytes.saturating_add(spent),
-                    limit: options.max_decoded_bytes,
-                },
-                e => e,
-            })?;
+        let (v, cost) = entry.load_in(opts, &mut blobs).map_err(|e| match e {
+            // Reported against the whole restore's budget.
+            Error::TooLarge { name, bytes, .. } => Error::TooLarge {
+                name,
+                bytes: bytes.saturating_add(spent),
+                limit: options.max_decoded_bytes,
+            },
+            Error::CopyTooLarge { name, bytes, .. } => Error::CopyTooLarge {
+                name,
+                bytes: bytes.saturating_add(spent),
+                limit: options.max_decoded_bytes,
+            },
+            e => e,
+        })?;
         let cost = charge_copy(name, &v, cost, copied, spent, options.max_decoded_bytes)?;
         let mut v = v;
         if copied {
@@ -237,16 +235,16 @@ fn restore_loaded(
         Ok::<_, Error>(v)
     };
     let mut values = Vec::new();
-    for name in archive
-        .names(Section::Bindings)
-        .filter(|n| selection.accepts(n))
+    for (name, entry) in archive
+        .section_loaders(Section::Bindings)
+        .filter(|(n, _)| selection.accepts(n))
     {
-        values.push((name.to_string(), load(Section::Bindings, name)?));
+        values.push((name.to_string(), load(name, entry)?));
     }
     let mut constants = Vec::new();
     if options.include_constants {
-        for name in archive.names(Section::Constants) {
-            constants.push((name.to_string(), load(Section::Constants, name)?));
+        for (name, entry) in archive.section_loaders(Section::Constants) {
+            constants.push((name.to_string(), load(name, entry)?));
         }
     }
     // Phase 2: apply; nothing here fails.

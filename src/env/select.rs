@@ -38,7 +38,10 @@ impl NameSelection {
     }
 
     pub(crate) fn accepts(&self, name: &str) -> bool {
-        self.include.as_ref().is_none_or(|g| g.is_match(name)) && !self.exclude.is_match(name)
+        // An empty set matches nothing; asking it still costs a candidate
+        // per name, which a save or restore of many bindings feels.
+        self.include.as_ref().is_none_or(|g| g.is_match(name))
+            && (self.exclude.is_empty() || !self.exclude.is_match(name))
     }
 }
 

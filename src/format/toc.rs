@@ -236,11 +236,19 @@ impl TocView {
             .map(|i| &entries[i])
     }
 
+    /// The entries of `section`, in order: a contiguous run of the table,
+    /// since entries are sorted by section first (two binary searches).
+    pub(crate) fn section_entries(&self, section: Section) -> &[RawEntry] {
+        let entries = self.entries();
+        let start = entries.partition_point(|e| e.section < section as u8);
+        let end = entries.partition_point(|e| e.section <= section as u8);
+        &entries[start..end]
+    }
+
     /// Names in `section`, in order.
     pub(crate) fn names(&self, section: Section) -> impl Iterator<Item = &str> {
-        self.entries()
+        self.section_entries(section)
             .iter()
-            .filter(move |e| e.section == section as u8)
             .map(|e| self.name_of(e))
     }
 }
