@@ -77,9 +77,15 @@ fn compressed_archive_bytes() -> (Environment, Vec<u8>) {
 /// refused at open or by verify, and a load either fails or returns the
 /// original value.
 fn flip_sweep(env: &Environment, bytes: &[u8]) {
+    flip_sweep_at(env, bytes, 0..bytes.len());
+}
+
+/// [`flip_sweep`] over the bytes at `offsets` only.
+fn flip_sweep_at(env: &Environment, bytes: &[u8], offsets: impl Iterator<Item = usize>) {
     let values = all_values(env);
     let (mut tried, mut refused_at_open, mut refused_by_verify) = (0, 0, 0);
-    for i in 0..bytes.len() {
+    let offsets: Vec<usize> = offsets.collect();
+    for &i in &offsets {
         for mask in (0..8).map(|bit| 1u8 << bit) {
             tried += 1;
             let mut b = bytes.to_vec();
@@ -103,7 +109,7 @@ fn flip_sweep(env: &Environment, bytes: &[u8]) {
             }
         }
     }
-    assert_eq!(tried, bytes.len() * 8);
+    assert_eq!(tried, offsets.len() * 8);
     assert_eq!(refused_at_open + refused_by_verify, tried);
     eprintln!(
         "{tried} bit flips of a {}-byte archive: {refused_at_open} refused at open, \
@@ -134,6 +140,47 @@ fn every_single_bit_flip_of_a_sha256_archive_is_detected() {
         ..fast()
     };
     flip_sweep(&env, &archive_bytes_with(&env, &opts));
+}
+
+/// Format 1.3: a record and a vector referring to a binding's tensor blob,
+/// a storage entry for a nested complex tensor, and a binding sharing a
+/// blob. Every bit of every byte outside the tensors' elements is flipped
+/// (header, frames, padding, the small values' blobs with their
+/// references, the hash pool, the table, the trailer), and one byte in
+/// every 509 of the elements.
+#[test]
+fn every_single_bit_flip_of_an_archive_with_references_is_detected() {
+    let big = 8200;
+    let w = Value::Tensor(Tensor::from_vec((0..big).map(|i| i as f64).collect()));
+    let z = Value::ComplexTensor(ComplexTensor::from_vec(
+        (0..big / 2).map(|i| Complex::new(i as f64, 1.0)).collect(),
+    ));
+    let mut env = Environment::new();
+    env.set(
+        "model",
+        rec(&[("w", w.clone()), ("z", z), ("n", Value::Number(1.0))]),
+    );
+    env.set(
+        "history",
+        Value::Vector(vec![w.clone(), Value::new_ref(w.clone())]),
+    );
+    env.set("w", w.clone());
+    env.set("w2", w);
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
+    assert_eq!(map.entries.len(), 5);
+    let elements: Vec<std::ops::Range<usize>> = map
+        .entries
+        .iter()
+        .filter(|e| e.tag == 6 || e.tag == 7)
+        .map(|e| {
+            let start = e.blob_offset.get() as usize + 64;
+            start..start + e.stored_len.get() as usize
+        })
+        .collect();
+    let offsets =
+        (0..bytes.len()).filter(|i| !elements.iter().any(|r| r.contains(i)) || i % 509 == 0);
+    flip_sweep_at(&env, &bytes, offsets);
 }
 
 fn truncation_sweep(bytes: &[u8]) {

@@ -279,6 +279,14 @@ fn print_info(path: &Location, info: &EnvInfo) {
         "contents     {} bindings, {} constants, {} functions",
         info.num_bindings, info.num_constants, info.num_functions
     );
+    if info.storage_blobs > 0 || info.shared_entries > 0 {
+        println!(
+            "shared       {} nested tensor blobs ({}), {} entries sharing a blob",
+            info.storage_blobs,
+            human(info.storage_bytes),
+            info.shared_entries
+        );
+    }
     let rows: Vec<[String; 7]> = info
         .entries
         .iter()

@@ -22,6 +22,34 @@ fn compressible() -> Environment {
     env
 }
 
+/// Format 1.3 (layout.md 3.6): a record and a vector referring to a
+/// binding's tensor, a storage entry for a nested complex tensor, and a
+/// binding sharing another's blob. The large tensors are constant, so the
+/// default save compresses them to a few hundred bytes and the seed stays
+/// small.
+fn shared() -> Environment {
+    let w = Value::Tensor(Tensor::from_vec(vec![0.5; 8200]));
+    let z = Value::ComplexTensor(ComplexTensor::from_vec(vec![
+        Complex { re: 1.0, im: 2.0 };
+        4100
+    ]));
+    let mut model = achronyme_env::Record::new();
+    model.insert("w", w.clone());
+    model.insert("z", z);
+    let mut env = Environment::new();
+    env.set("model", Value::Record(model));
+    env.set(
+        "history",
+        Value::Vector(vec![w.clone(), Value::new_ref(w.clone())]),
+    );
+    env.set("w", w.clone());
+    env.set("w2", w);
+    let small = Value::Tensor(Tensor::from_vec(vec![1.0, 2.0, 3.0]));
+    env.set("s1", small.clone());
+    env.set("s2", small);
+    env
+}
+
 fn main() {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
     let archives = out.join("archive");
@@ -41,6 +69,8 @@ fn main() {
         ("compressed_lz4", compressible()),
         ("every_type_sha256", testdata::every_type()),
         ("compressed_zstd_sha256", compressible()),
+        ("shared_zstd", shared()),
+        ("shared_lz4", shared()),
     ];
     for (name, env) in &envs {
         let path = dir.join(format!("{name}.ach"));
@@ -68,6 +98,16 @@ fn main() {
             }
         }
     }
+    // A record whose field is a blob reference (tag 0x0C, entry 1): only
+    // an archive's table gives it a meaning, so the value decoder alone
+    // must refuse it.
+    let mut reference = vec![0x08];
+    reference.extend_from_slice(&1u64.to_le_bytes());
+    reference.extend_from_slice(&1u64.to_le_bytes());
+    reference.push(b'w');
+    reference.push(0x0C);
+    reference.extend_from_slice(&1u64.to_le_bytes());
+    std::fs::write(values.join("blob_reference"), reference).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -34,6 +34,9 @@ class Info(TypedDict):
     codec: Literal["none", "zstd", "lz4"]
     checksum: Literal["xxh3", "sha256"]
     compressed_blobs: int
+    storage_blobs: int
+    storage_bytes: int
+    shared_entries: int
     file_size: int
     description: Optional[str]
     tags: List[str]

@@ -165,7 +165,9 @@ impl Archive {
     /// (the spec's `env_info` record), as a dict: `version`, `created_at`,
     /// `created_timestamp`, `created_by`, `platform`, `achronyme_version`,
     /// `num_bindings`, `num_constants`, `num_functions`, `compressed`,
-    /// `codec`, `compressed_blobs`, `file_size`, `description` (None when
+    /// `codec`, `compressed_blobs`, `storage_blobs`, `storage_bytes` and
+    /// `shared_entries` (format 1.3: nested tensor blobs, their bytes, and
+    /// entries sharing a blob), `file_size`, `description` (None when
     /// the save gave none), `tags`, `custom` (a dict) and `bindings` (the
     /// names, sorted). No blob is read.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -328,6 +330,9 @@ fn info_dict<'py>(py: Python<'py>, info: &EnvInfo) -> PyResult<Bound<'py, PyDict
     d.set_item("codec", info.codec.name())?;
     d.set_item("checksum", info.checksum.name())?;
     d.set_item("compressed_blobs", info.compressed_blobs)?;
+    d.set_item("storage_blobs", info.storage_blobs)?;
+    d.set_item("storage_bytes", info.storage_bytes)?;
+    d.set_item("shared_entries", info.shared_entries)?;
     d.set_item("file_size", info.file_size)?;
     d.set_item("description", info.description.as_deref())?;
     d.set_item("tags", strings(py, &info.tags)?)?;

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde::{Serialize, Serializer};
 
-use crate::format::layout::{Codec, RawEntry, Section, Tag};
+use crate::format::layout::{Codec, RawEntry, SECTION_STORAGE, Section, Tag};
 use crate::format::toc::TocView;
 
 /// What `env_info` reports, plus per-binding details.
@@ -44,6 +44,14 @@ pub struct EnvInfo {
     pub codec: Codec,
     /// Blobs stored compressed.
     pub compressed_blobs: u64,
+    /// Tensor blobs of the storage section (format 1.3, layout.md 3.6):
+    /// tensors nested in values, stored once. Not bindings.
+    pub storage_blobs: u64,
+    /// Bytes those blobs store.
+    pub storage_bytes: u64,
+    /// Bindings and constants that share another entry's blob instead of
+    /// storing their own (format 1.3).
+    pub shared_entries: u64,
     /// The algorithm of the blobs' chunk digests (layout.md 4.3).
     pub checksum: crate::hash::Checksum,
     /// File size in bytes.
@@ -219,9 +227,11 @@ impl Entries {
     }
 
     fn build(&self) -> Vec<BindingInfo> {
+        // The storage section (format 1.3) holds no bindings.
         self.toc
             .checked_entries()
             .iter()
+            .filter(|e| e.section != SECTION_STORAGE)
             .map(|e| binding_info(&self.toc, e))
             .collect()
     }

@@ -14,5 +14,6 @@ pub mod publish;
 pub mod reader;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub(crate) mod shared;
 pub mod source;
 pub mod writer;

@@ -17,7 +17,7 @@ use crate::archive::info::{BindingInfo, Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
 use crate::format::codec;
-use crate::format::encoding::{self, DecodeError};
+use crate::format::encoding::{self, Blobs, DecodeError};
 use crate::format::hash;
 use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
@@ -71,6 +71,9 @@ pub struct Archive {
     /// from it carry their blob's provenance. None for remote and
     /// in-memory sources.
     file: Option<Arc<SourceFile>>,
+    /// Storage entries, their stored bytes, and entries sharing a blob
+    /// (format 1.3).
+    storage: (u64, u64, u64),
 }
 
 /// Loads one entry of an [`Archive`] found by [`Archive::section_loaders`].
@@ -80,10 +83,11 @@ pub(crate) struct EntryLoader<'a> {
 }
 
 impl EntryLoader<'_> {
-    /// [`Archive::get_counted`] for this entry, without the name lookup.
-    pub(crate) fn load(&self, opts: LoadOptions) -> Result<(Value, u64)> {
+    /// [`Archive::get_counted_in`] for this entry, without the name lookup.
+    pub(crate) fn load_in(&self, opts: LoadOptions, cache: &mut BlobCache) -> Result<(Value, u64)> {
+        let verify = opts.verify_checksum;
         self.archive
-            .load(self.entry, opts.verify_checksum, opts.max_decoded_bytes)
+            .load_in(self.entry, verify, opts.max_decoded_bytes, cache)
     }
 }
 
@@ -211,6 +215,11 @@ impl Archive {
             compressed_blobs: facts.compressed_blobs,
             checksum: facts.checksum,
             file: None,
+            storage: (
+                facts.storage_entries,
+                facts.storage_bytes,
+                facts.shared_entries,
+            ),
         })
     }
 
@@ -328,6 +337,9 @@ impl Archive {
             compressed: self.compressed,
             codec: Codec::from_u8(self.header.default_codec).unwrap_or(Codec::None),
             compressed_blobs: self.compressed_blobs,
+            storage_blobs: self.storage.0,
+            storage_bytes: self.storage.1,
+            shared_entries: self.storage.2,
             checksum: self.checksum,
             file_size: self.source.len(),
             description: m.description.clone(),
@@ -360,7 +372,27 @@ impl Archive {
         opts: LoadOptions,
     ) -> Result<(Value, u64)> {
         let e = self.entry(section, name)?;
-        self.load(e, opts.verify_checksum, opts.max_decoded_bytes)
+        // One load: a tensor entry loads as it is, and only the blobs its
+        // value's references name (format 1.3) are remembered, so that the
+        // value shares one storage per blob.
+        let mut cache = BlobCache::new(false);
+        let mut blobs = ArchiveBlobs::new(self, e, opts.verify_checksum, &mut cache);
+        self.load(e, opts.verify_checksum, opts.max_decoded_bytes, &mut blobs)
+    }
+
+    /// [`Archive::get_counted`] for one of several loads (a restore): a
+    /// tensor blob already in `cache` (reached through a blob reference or
+    /// a shared entry, format 1.3) is given back sharing its storage, at no
+    /// cost; one loaded now is added to it.
+    pub(crate) fn get_counted_in(
+        &self,
+        section: Section,
+        name: &str,
+        opts: LoadOptions,
+        cache: &mut BlobCache,
+    ) -> Result<(Value, u64)> {
+        let e = self.entry(section, name)?;
+        self.load_in(e, opts.verify_checksum, opts.max_decoded_bytes, cache)
     }
 
     /// Every binding of `section` in table order, as its name and a loader:
@@ -487,9 +519,53 @@ impl Archive {
         Ok(())
     }
 
+    /// Loads entry `e` within `limit` bytes of memory, sharing the tensors
+    /// already in `cache` and adding those it loads; returns the value and
+    /// the bytes it newly holds.
+    fn load_in(
+        &self,
+        e: &RawEntry,
+        verify: bool,
+        limit: u64,
+        cache: &mut BlobCache,
+    ) -> Result<(Value, u64)> {
+        if Tag::from_u8(e.tag).and_then(Tag::element_size).is_none() {
+            let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
+            return self.load(e, verify, limit, &mut blobs);
+        }
+        // One blob, however many entries share it or values refer to it.
+        let key = e.blob_offset.get();
+        if let Some(v) = cache.loaded.get(&key) {
+            return Ok((v.clone(), 0));
+        }
+        let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
+        let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
+        if blobs.cache.copy && cost == 0 {
+            // A view of the mapping, copied once for all who share it.
+            cost = e.raw_len.get();
+            if cost > limit {
+                return Err(Error::CopyTooLarge {
+                    name: self.toc.name_of(e).to_string(),
+                    bytes: cost,
+                    limit,
+                });
+            }
+            v.detach_from_files();
+        }
+        blobs.cache.loaded.insert(key, v.clone());
+        Ok((v, cost))
+    }
+
     /// Loads entry `e`, holding at most `limit` bytes of memory for it;
-    /// returns the value and the bytes it holds.
-    fn load(&self, e: &RawEntry, verify: bool, limit: u64) -> Result<(Value, u64)> {
+    /// returns the value and the bytes it holds. Blob references in it
+    /// load through `blobs`.
+    fn load(
+        &self,
+        e: &RawEntry,
+        verify: bool,
+        limit: u64,
+        blobs: &mut ArchiveBlobs<'_>,
+    ) -> Result<(Value, u64)> {
         // A source that reads into memory (an object store) would fetch
         // the whole blob before the budget below could refuse it.
         if self.source.allocates_reads() && e.stored_len.get() > limit {
@@ -501,7 +577,7 @@ impl Archive {
             false => self.blob(e)?,
         };
         if packed {
-            return self.load_packed(e, tag, blob.as_slice(), verify, limit);
+            return self.load_packed(e, tag, blob.as_slice(), (verify, limit), blobs);
         }
         self.check_frame(e, tag, blob.as_slice())?;
         let start = tag.payload_start();
@@ -517,7 +593,7 @@ impl Archive {
                 let (data, cost) = self.view_or_copy(e, payload, limit)?;
                 Ok((self.complex_tensor(e, data)?, cost))
             }
-            _ => self.decode(e, tag, payload.as_slice(), 0, limit),
+            _ => self.decode(e, tag, payload.as_slice(), (0, limit), blobs),
         }
     }
 
@@ -625,22 +701,25 @@ impl Archive {
         e: &RawEntry,
         tag: Tag,
         payload: &[u8],
-        spent: u64,
-        limit: u64,
+        (spent, limit): (u64, u64),
+        blobs: &mut ArchiveBlobs<'_>,
     ) -> Result<(Value, u64)> {
         let left = limit.saturating_sub(spent);
         let worst = (payload.len() as u64).saturating_mul(encoding::MAX_BYTES_PER_ENCODED_BYTE);
+        // A blob a reference names failed: its own error, not the value's.
+        let failed = |err, blobs: &mut ArchiveBlobs<'_>| match (err, blobs.error.take()) {
+            (DecodeError::Blob, Some(blob_error)) => blob_error,
+            (err, _) => self.decode_error(e, err, spent, limit),
+        };
         if payload.len() <= encoding::SMALL_PAYLOAD && worst <= left {
             // Small enough that even the worst case fits: one pass.
-            let (v, cost) = encoding::decode_small(payload, left)
-                .map_err(|err| self.decode_error(e, err, spent, limit))?;
+            let decoded = encoding::decode_small_with(payload, left, blobs)
+                .map_err(|err| failed(err, blobs))?;
             self.check_tag(e, tag, payload)?;
-            return Ok((v, cost));
+            return Ok(decoded);
         }
         let cost = self.check_encoding(e, tag, payload, spent, limit)?;
-        let v = encoding::build_exact(payload, cost)
-            .map_err(|err| self.decode_error(e, err, spent, limit))?;
-        Ok((v, cost))
+        encoding::build_exact_with(payload, cost, left, blobs).map_err(|err| failed(err, blobs))
     }
 
     /// Checks an encoded payload as [`Archive::decode`] would, without
@@ -655,7 +734,10 @@ impl Archive {
         spent: u64,
         limit: u64,
     ) -> Result<u64> {
-        let cost = encoding::measure_exact(payload, limit.saturating_sub(spent))
+        // Only checked, never loaded: nothing enters the cache.
+        let mut unused = BlobCache::new(false);
+        let mut blobs = ArchiveBlobs::new(self, e, false, &mut unused);
+        let cost = encoding::measure_exact_with(payload, limit.saturating_sub(spent), &mut blobs)
             .map_err(|err| self.decode_error(e, err, spent, limit))?;
         self.check_tag(e, tag, payload)?;
         Ok(cost)
@@ -678,6 +760,9 @@ impl Archive {
             },
             DecodeError::Invalid(reason) => self.invalid(e, reason),
             DecodeError::TooLarge(bytes) => self.too_large(e, spent.saturating_add(bytes), limit),
+            DecodeError::Blob => {
+                self.invalid(e, "a tensor its blob references name failed to load")
+            }
         }
     }
 
@@ -688,8 +773,8 @@ impl Archive {
         e: &RawEntry,
         tag: Tag,
         blob: &[u8],
-        verify: bool,
-        limit: u64,
+        (verify, limit): (bool, u64),
+        blobs: &mut ArchiveBlobs<'_>,
     ) -> Result<(Value, u64)> {
         // Everything that can be checked is checked before the raw buffer
         // is allocated; a buffer over the budget is refused before it is
@@ -720,7 +805,7 @@ impl Archive {
                 // them, so they count against the same budget; the value
                 // alone outlives this call.
                 let raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
-                self.decode(e, tag, &raw, raw_bytes, limit)
+                self.decode(e, tag, &raw, (raw_bytes, limit), blobs)
             }
         }
     }
@@ -935,8 +1020,13 @@ impl Archive {
         }
         let mut pad_start = HEADER_LEN;
         for e in self.toc.entries() {
-            self.check_zero(pad_start, e.blob_offset.get(), &mut report);
             report.bindings_checked += 1;
+            if e.blob_offset.get() < pad_start {
+                // Shares an earlier entry's blob (format 1.3), checked
+                // with that entry; the table's rules made them agree.
+                continue;
+            }
+            self.check_zero(pad_start, e.blob_offset.get(), &mut report);
             let outcome = self.blob(e).and_then(|(tag, blob)| {
                 report.bytes_hashed += blob.len() as u64;
                 pad_start = e.blob_offset.get() + blob.len() as u64;
@@ -981,7 +1071,9 @@ impl Archive {
             } else if let Err(err) = outcome {
                 report.damaged.push(Damage {
                     name: self.toc.name_of(e).to_string(),
-                    section: Section::from_u8(e.section).expect("validated"),
+                    // A storage entry (format 1.3) is reported as the
+                    // binding data it holds.
+                    section: Section::from_u8(e.section).unwrap_or(Section::Bindings),
                     error: err.to_string(),
                 });
             }
@@ -1060,7 +1152,45 @@ impl Archive {
         if !sealed {
             return Err(Error::UnsealedDigests);
         }
-        self.padded_digests(e)
+        let mut out = Vec::new();
+        // The value's own blob, then (format 1.3) each tensor blob it
+        // refers to, so that a changed tensor changes the list.
+        for target in std::iter::once(e).chain(self.referenced(e)?) {
+            out.extend(self.padded_digests(target)?);
+        }
+        Ok(out)
+    }
+
+    /// The entries whose blobs the value of `e` refers to (format 1.3), in
+    /// the order the value first names them. Reads and checks `e`'s blob
+    /// only in an archive that may hold references (minor version 3 or
+    /// more) and only for non-tensors; nothing is built.
+    fn referenced(&self, e: &RawEntry) -> Result<Vec<&RawEntry>> {
+        let tag = Tag::from_u8(e.tag).expect("validated");
+        if self.header.version_minor.get() < FORMAT_VERSION_MINOR_SHARED
+            || tag.element_size().is_some()
+        {
+            return Ok(Vec::new());
+        }
+        let limit = LoadOptions::DEFAULT_MAX_DECODED_BYTES;
+        let (_, blob) = self.blob(e)?;
+        let blob = blob.as_slice();
+        let raw;
+        let payload = if e.codec != Codec::None as u8 {
+            let ready = self.check_packed(e, tag, blob, true)?;
+            raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
+            &raw[..]
+        } else {
+            self.check_digests(e, blob)?;
+            &blob[tag.payload_start() as usize..]
+        };
+        let mut found = Referenced {
+            archive: self,
+            found: Vec::new(),
+        };
+        encoding::measure_exact_with(payload, limit, &mut found)
+            .map_err(|err| self.decode_error(e, err, 0, limit))?;
+        Ok(found.found)
     }
 
     /// The algorithm of this archive's chunk digests (SHA-256 for every
@@ -1105,6 +1235,164 @@ impl fmt::Debug for Archive {
             .field("len", &self.toc.len())
             .field("file_size", &self.source.len())
             .finish()
+    }
+}
+
+/// The tensors a restore (or one load) has loaded, by blob offset, so that
+/// every entry sharing a blob and every blob reference naming it (format
+/// 1.3) gives back one shared storage.
+pub(crate) struct BlobCache {
+    loaded: std::collections::HashMap<u64, Value>,
+    /// Copy each tensor that views a file mapping into memory of its own
+    /// (once, for all who share it) and count its bytes.
+    copy: bool,
+}
+
+impl BlobCache {
+    pub(crate) fn new(copy: bool) -> Self {
+        BlobCache {
+            loaded: std::collections::HashMap::new(),
+            copy,
+        }
+    }
+}
+
+/// Collects the targets of a value's blob references, in first-seen order.
+struct Referenced<'c> {
+    archive: &'c Archive,
+    found: Vec<&'c RawEntry>,
+}
+
+impl Blobs for Referenced<'_> {
+    fn check(&self, index: u64) -> std::result::Result<Tag, DecodeError> {
+        tensor_entry(self.archive, index).map(|(_, tag)| tag)
+    }
+
+    fn check_and_note(&mut self, index: u64) -> std::result::Result<Tag, DecodeError> {
+        let (e, tag) = tensor_entry(self.archive, index)?;
+        if !self.found.iter().any(|f| std::ptr::eq(*f, e)) {
+            self.found.push(e);
+        }
+        Ok(tag)
+    }
+
+    fn load(&mut self, _: u64, _: u64) -> std::result::Result<(Value, u64), DecodeError> {
+        Err(DecodeError::Invalid(
+            "nothing is loaded while references are listed",
+        ))
+    }
+}
+
+/// An error of a tensor blob loaded for a reference in `binding`'s value,
+/// naming the binding as well as the tensor's entry.
+fn within(err: Error, binding: &str) -> Error {
+    let named = |name: String| format!("{binding}, at its nested tensor {name}");
+    match err {
+        Error::ChecksumMismatch {
+            name,
+            chunk,
+            offset,
+        } => Error::ChecksumMismatch {
+            name: named(name),
+            chunk,
+            offset,
+        },
+        Error::InvalidFrame {
+            name,
+            offset,
+            reason,
+        } => Error::InvalidFrame {
+            name: named(name),
+            offset,
+            reason,
+        },
+        Error::CorruptChunk {
+            name,
+            chunk,
+            reason,
+        } => Error::CorruptChunk {
+            name: named(name),
+            chunk,
+            reason,
+        },
+        Error::TooLarge { name, bytes, limit } => Error::TooLarge {
+            name: named(name),
+            bytes,
+            limit,
+        },
+        Error::CopyTooLarge { name, bytes, limit } => Error::CopyTooLarge {
+            name: named(name),
+            bytes,
+            limit,
+        },
+        other => other,
+    }
+}
+
+/// Entry `index` and its tag, when a blob reference may name it: it
+/// exists and holds a tensor.
+fn tensor_entry(
+    archive: &Archive,
+    index: u64,
+) -> std::result::Result<(&RawEntry, Tag), DecodeError> {
+    // A paged table checks the entry's pages and rules first (layout.md
+    // 6.8); `ArchiveBlobs::load` reports how that failed.
+    let e = archive
+        .toc
+        .entry_at(index)
+        .map_err(|_| DecodeError::Invalid("blob reference names an entry that fails its checks"))?
+        .ok_or(DecodeError::Invalid("blob reference names no entry"))?;
+    match Tag::from_u8(e.tag) {
+        Some(t @ (Tag::Tensor | Tag::ComplexTensor)) => Ok((e, t)),
+        _ => Err(DecodeError::Invalid(
+            "blob reference names an entry that is not a tensor",
+        )),
+    }
+}
+
+/// The archive's tensor blobs, as blob references see them.
+struct ArchiveBlobs<'c> {
+    archive: &'c Archive,
+    verify: bool,
+    cache: &'c mut BlobCache,
+    /// Why the last load of a blob failed.
+    error: Option<Error>,
+    /// The binding whose value is being loaded, for the errors of the
+    /// blobs it refers to.
+    binding: &'c str,
+}
+
+impl<'c> ArchiveBlobs<'c> {
+    /// The blobs of `archive` for the value of entry `e`.
+    fn new(archive: &'c Archive, e: &RawEntry, verify: bool, cache: &'c mut BlobCache) -> Self {
+        ArchiveBlobs {
+            archive,
+            verify,
+            cache,
+            error: None,
+            binding: archive.toc.name_of(e),
+        }
+    }
+}
+
+impl Blobs for ArchiveBlobs<'_> {
+    fn check(&self, index: u64) -> std::result::Result<Tag, DecodeError> {
+        tensor_entry(self.archive, index).map(|(_, tag)| tag)
+    }
+
+    fn load(&mut self, index: u64, left: u64) -> std::result::Result<(Value, u64), DecodeError> {
+        let binding = self.binding;
+        if let Err(err) = self.archive.toc.entry_at(index) {
+            self.error = Some(within(err, binding));
+            return Err(DecodeError::Blob);
+        }
+        let (e, _) = tensor_entry(self.archive, index)?;
+        self.archive
+            .load_in(e, self.verify, left, self.cache)
+            .map_err(|err| {
+                self.error = Some(within(err, binding));
+                DecodeError::Blob
+            })
     }
 }
 

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::copy::{ArchiveFile, Chunking, stored_blob};
+use crate::archive::shared::SharedPlan;
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
-use crate::format::encoding::{self, EncodeError};
+use crate::format::encoding::{self, BlobIndex, EncodeError};
 use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
@@ -248,6 +249,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         counts: Counts::default(),
     };
     let mut toc = TocBuilder::new(storage.checksum);
+    let plan = SharedPlan::new(items);
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
@@ -258,11 +260,23 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         };
         // Placeholder; the real header is written last.
         sink.write_all(&[0u8; HEADER_LEN as usize])?;
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
             current = item.name;
-            write_blob(&mut sink, &mut toc, item, &mut packers, storage)?;
+            if let Some(owner) = plan.alias_of(i) {
+                toc.push_shared(item, owner)?;
+                continue;
+            }
+            let to = (item.section as u8, &plan as &dyn BlobIndex);
+            write_blob(&mut sink, &mut toc, item, to, &mut packers, storage)?;
             sink.pad_to_align()?;
         }
+        write_storage(
+            &mut sink,
+            &mut toc,
+            &plan,
+            (&mut packers, storage),
+            &mut current,
+        )?;
         current = "(table of contents)";
         Ok(())
     })();
@@ -421,10 +435,11 @@ fn write_blob<F: ArchiveFile + ?Sized>(
     sink: &mut Sink<BufWriter<&mut F>>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
+    (section, blobs): (u8, &dyn BlobIndex),
     packers: &mut [Packer],
     storage: Storage,
 ) -> Result<(), WriteError> {
-    let blob = Blob::of(item)?;
+    let blob = Blob::of(item, section, blobs)?;
     if let Some(origin) = reusable(&blob, storage) {
         return copy_stored(sink, toc, &blob, origin);
     }
@@ -580,13 +595,7 @@ fn copy_stored<F: ArchiveFile + ?Sized>(
         raw_len: stored.raw_len,
         codec,
     };
-    toc.push(
-        blob.item,
-        blob.tag,
-        blob.shape,
-        placed,
-        stored.digests.to_vec(),
-    )
+    toc.push(blob, placed, stored.digests.to_vec())
 }
 
 /// A binding about to be written: its tag, shape, a tensor's elements as
@@ -594,14 +603,22 @@ fn copy_stored<F: ArchiveFile + ?Sized>(
 /// already stores them, if known.
 struct Blob<'a> {
     item: &'a Planned<'a>,
+    /// The entry's section byte (a `Section`, or the storage section).
+    section: u8,
     tag: Tag,
     shape: &'a [usize],
     elements: Option<&'a [u8]>,
     origin: Option<&'a Arc<Provenance>>,
+    /// Where nested tensors with blobs of their own are.
+    blobs: &'a dyn BlobIndex,
 }
 
 impl<'a> Blob<'a> {
-    fn of(item: &'a Planned<'a>) -> Result<Blob<'a>, WriteError> {
+    fn of(
+        item: &'a Planned<'a>,
+        section: u8,
+        blobs: &'a dyn BlobIndex,
+    ) -> Result<Blob<'a>, WriteError> {
         let tag = encoding::tag_of(item.value);
         let (shape, elements, origin): (&[usize], Option<&[u8]>, _) = match item.value {
             Value::Tensor(t) => (
@@ -621,10 +638,12 @@ impl<'a> Blob<'a> {
         }
         Ok(Blob {
             item,
+            section,
             tag,
             shape,
             elements,
             origin,
+            blobs,
         })
     }
 
@@ -635,14 +654,16 @@ impl<'a> Blob<'a> {
             return Ok(bytes.len() as u64);
         }
         let mut c = Counter(0);
-        encoding::encode(&mut c, self.item.value, 0).map_err(WriteError::Encode)?;
+        encoding::encode_with(&mut c, self.item.value, 0, self.blobs)
+            .map_err(WriteError::Encode)?;
         Ok(c.0)
     }
 
     /// The value's encoding in memory; it must be `len` bytes, as counted.
     fn encode(&self, len: u64) -> Result<Vec<u8>, WriteError> {
         let mut buf = Vec::with_capacity(len as usize);
-        encoding::encode(&mut buf, self.item.value, 0).map_err(WriteError::Encode)?;
+        encoding::encode_with(&mut buf, self.item.value, 0, self.blobs)
+            .map_err(WriteError::Encode)?;
         if buf.len() as u64 != len {
             return Err(WriteError::Changed);
         }
@@ -715,9 +736,8 @@ fn write_raw<W: Write + Seek>(
                 sink.write_all(prefix)?;
                 match payload {
                     Some(bytes) => sink.write_all(bytes)?,
-                    None => {
-                        encoding::encode(sink, blob.item.value, 0).map_err(WriteError::Encode)?
-                    }
+                    None => encoding::encode_with(sink, blob.item.value, 0, blob.blobs)
+                        .map_err(WriteError::Encode)?,
                 }
                 Ok(())
             })();
@@ -738,7 +758,7 @@ fn write_raw<W: Write + Seek>(
         raw_len: payload_len,
         codec: Codec::None,
     };
-    toc.push(blob.item, blob.tag, blob.shape, stored, digests)
+    toc.push(blob, stored, digests)
 }
 
 /// Writes a compressed blob (layout.md 3.4): a placeholder for the frame and
@@ -826,7 +846,7 @@ fn write_packed<W: Write + Seek>(
         raw_len: payload.len() as u64,
         codec,
     };
-    toc.push(blob.item, blob.tag, blob.shape, stored, digests)?;
+    toc.push(blob, stored, digests)?;
     Ok(true)
 }
 
@@ -838,6 +858,38 @@ struct Stored {
     codec: Codec,
 }
 
+/// A table index as the `u32` the table stores, or the error that says
+/// the archive is full.
+fn small(n: usize) -> Result<u32, WriteError> {
+    u32::try_from(n).map_err(|_| {
+        WriteError::Name("archive index is full (over 4 GiB of names, shapes or chunks)")
+    })
+}
+
+/// Writes the storage section (format 1.3): one blob per nested tensor the
+/// plan gave an entry of its own, each through [`write_blob`] exactly as a
+/// binding's tensor, after every binding and constant.
+fn write_storage<'p, F: ArchiveFile + ?Sized>(
+    sink: &mut Sink<BufWriter<&mut F>>,
+    toc: &mut TocBuilder,
+    plan: &'p SharedPlan,
+    (packers, storage): (&mut [Packer], Storage),
+    current: &mut &'p str,
+) -> Result<(), WriteError> {
+    for (name, value) in plan.storage() {
+        *current = name;
+        let item = Planned {
+            // Not a binding: the entry's section byte is the storage one.
+            section: Section::Bindings,
+            name,
+            value,
+        };
+        write_blob(sink, toc, &item, (SECTION_STORAGE, plan), packers, storage)?;
+        sink.pad_to_align()?;
+    }
+    Ok(())
+}
+
 /// Accumulates the table of contents while blobs are written.
 struct TocBuilder {
     entries: Vec<RawEntry>,
@@ -846,6 +898,8 @@ struct TocBuilder {
     digests: Vec<Digest32>,
     compressed: bool,
     checksum: Checksum,
+    /// Entries that share an earlier entry's blob.
+    shared: u64,
 }
 
 impl TocBuilder {
@@ -857,6 +911,7 @@ impl TocBuilder {
             digests: Vec::new(),
             compressed: false,
             checksum,
+            shared: 0,
         }
     }
 
@@ -906,17 +961,11 @@ impl TocBuilder {
 
     fn push(
         &mut self,
-        item: &Planned<'_>,
-        tag: Tag,
-        shape: &[usize],
+        blob: &Blob<'_>,
         stored: Stored,
         digests: Vec<Digest32>,
     ) -> Result<(), WriteError> {
-        let small = |n: usize| {
-            u32::try_from(n).map_err(|_| {
-                WriteError::Name("archive index is full (over 4 GiB of names, shapes or chunks)")
-            })
-        };
+        let (item, tag, shape) = (blob.item, blob.tag, blob.shape);
         let entry = RawEntry {
             name_offset: small(self.names.len())?.into(),
             name_len: small(item.name.len())?.into(),
@@ -928,7 +977,7 @@ impl TocBuilder {
             hash_index: small(self.digests.len())?.into(),
             hash_count: small(digests.len())?.into(),
             tag: tag as u8,
-            section: item.section as u8,
+            section: blob.section,
             codec: stored.codec as u8,
             filter: 0,
             reserved: [0; 4],
@@ -939,6 +988,24 @@ impl TocBuilder {
         self.names.extend_from_slice(item.name.as_bytes());
         self.dims.extend(shape.iter().map(|&d| d as u64));
         self.digests.extend(digests);
+        Ok(())
+    }
+
+    /// Adds binding `item`'s entry sharing the blob of the earlier entry
+    /// `owner` (format 1.3): same blob, lengths, codec and digests; its own
+    /// name and (equal) shape.
+    fn push_shared(&mut self, item: &Planned<'_>, owner: usize) -> Result<(), WriteError> {
+        let mut entry = self.entries[owner];
+        let ndim = entry.ndim.get() as usize;
+        let at = entry.dims_index.get() as usize;
+        entry.name_offset = small(self.names.len())?.into();
+        entry.name_len = small(item.name.len())?.into();
+        entry.dims_index = small(self.dims.len())?.into();
+        entry.section = item.section as u8;
+        self.entries.push(entry);
+        self.shared += 1;
+        self.names.extend_from_slice(item.name.as_bytes());
+        self.dims.extend_from_within(at..at + ndim);
         Ok(())
     }
 
@@ -977,16 +1044,22 @@ impl TocBuilder {
         // The page index (layout.md 6.8): the summary, then each page's
         // digest and the top digests over those, so that a reader checks
         // only the pages it reads.
-        let mut counts = [0u64; 3];
+        // Sections 0 to 2, then the storage section (byte 3).
+        let mut counts = [0u64; 4];
+        let mut storage_bytes = 0;
         for e in &self.entries {
-            counts[e.section as usize] += 1;
+            counts[usize::from(e.section)] += 1;
+            if e.section == SECTION_STORAGE {
+                storage_bytes += e.stored_len.get();
+            }
         }
         let index_head = RawPageIndexHead {
             magic: PAGE_INDEX_MAGIC,
             reserved0: [0; 4],
             counts: counts.map(Into::into),
             compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64).into(),
-            reserved1: [0; 24],
+            storage_bytes: storage_bytes.into(),
+            shared_entries: self.shared.into(),
         };
         out.extend_from_slice(index_head.as_bytes());
         let layout = PageLayout::for_body(body_len as u64, TOC_PAGE_LOG2, self.checksum);

@@ -3,7 +3,7 @@
 
 use crate::archive::info::EnvInfo;
 use crate::archive::location::Location;
-use crate::archive::reader::{Archive, LoadOptions};
+use crate::archive::reader::{Archive, BlobCache, LoadOptions};
 use crate::error::{Error, Result};
 use crate::format::layout::Section;
 use crate::value::Value;
@@ -85,7 +85,8 @@ pub fn env_load_var_with(
         None => Section::Bindings,
     };
     let budget = options.load.max_decoded_bytes;
-    let (mut v, cost) = archive.get_counted(section, name, options.load)?;
+    let mut blobs = BlobCache::new(options.copy);
+    let (mut v, cost) = archive.get_counted_in(section, name, options.load, &mut blobs)?;
     charge_copy(name, &v, cost, options.copy, 0, budget)?;
     if options.copy {
         v.detach_from_files();
@@ -110,9 +111,11 @@ pub(crate) fn charge_copy(
     if !copy || cost != 0 {
         return Ok(cost);
     }
+    // A tensor copied already (shared with another binding of the same
+    // restore, format 1.3) costs nothing more.
     let bytes = match v {
-        Value::Tensor(t) => (t.len() as u64).saturating_mul(8),
-        Value::ComplexTensor(t) => (t.len() as u64).saturating_mul(16),
+        Value::Tensor(t) if t.is_mapped() => (t.len() as u64).saturating_mul(8),
+        Value::ComplexTensor(t) if t.is_mapped() => (t.len() as u64).saturating_mul(16),
         _ => return Ok(cost),
     };
     if spent.saturating_add(bytes) > limit {

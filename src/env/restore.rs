@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::archive::location::Location;
-use crate::archive::reader::{Archive, EntryLoader, LoadOptions};
+use crate::archive::reader::{Archive, BlobCache, EntryLoader, LoadOptions};
 use crate::env::environment::Environment;
 use crate::env::load::charge_copy;
 use crate::env::save::Skipped;
@@ -202,15 +202,24 @@ fn restore_loaded(
     // Phase 1: load everything; nothing in `env` changes yet. All values
     // are held at once, so they share one memory budget.
     let mut left = options.max_decoded_bytes;
+    // One tensor per blob, however many bindings share it and values
+    // refer to it (format 1.3): shared storage comes back shared, copied
+    // once when `copied`.
+    let mut blobs = BlobCache::new(copied);
     let mut load = |name: &str, entry: EntryLoader<'_>| {
         let opts = LoadOptions {
             verify_checksum: options.verify_checksum,
             max_decoded_bytes: left,
         };
         let spent = options.max_decoded_bytes - left;
-        let (v, cost) = entry.load(opts).map_err(|e| match e {
+        let (v, cost) = entry.load_in(opts, &mut blobs).map_err(|e| match e {
             // Reported against the whole restore's budget.
             Error::TooLarge { name, bytes, .. } => Error::TooLarge {
+                name,
+                bytes: bytes.saturating_add(spent),
+                limit: options.max_decoded_bytes,
+            },
+            Error::CopyTooLarge { name, bytes, .. } => Error::CopyTooLarge {
                 name,
                 bytes: bytes.saturating_add(spent),
                 limit: options.max_decoded_bytes,

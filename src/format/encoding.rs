@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 use std::sync::RwLock;
 
-use crate::format::layout::{MAX_NDIM, Tag};
+use crate::format::layout::{MAX_NDIM, TAG_BLOB_REF, Tag};
 use crate::value::{
     Complex, ComplexTensor, Edge, Function, MAX_DEPTH, Record, Tensor, Value, read_ref,
 };
@@ -70,10 +70,43 @@ fn put_shape<W: Write>(w: &mut W, shape: &[usize]) -> Result<(), EncodeError> {
     Ok(())
 }
 
+/// Where the nested tensors that have blobs of their own are (format 1.3):
+/// the entry index a tensor's encoding refers to instead of holding its
+/// elements, or `None` to encode it inline.
+pub(crate) trait BlobIndex {
+    /// The entry holding `v` (a tensor or complex tensor) as its blob.
+    fn entry_of(&self, v: &Value) -> Option<u64>;
+}
+
+/// Every tensor inline, as before format 1.3.
+pub(crate) struct Inline;
+
+impl BlobIndex for Inline {
+    fn entry_of(&self, _: &Value) -> Option<u64> {
+        None
+    }
+}
+
 /// Writes `v` with its tag. Tensor elements go out as one slice write.
 pub(crate) fn encode<W: Write>(w: &mut W, v: &Value, depth: usize) -> Result<(), EncodeError> {
+    encode_with(w, v, depth, &Inline)
+}
+
+/// [`encode`], writing a blob reference (tag 0x0C and the entry index) for
+/// each nested tensor that `blobs` places in an entry of its own.
+pub(crate) fn encode_with<W: Write>(
+    w: &mut W,
+    v: &Value,
+    depth: usize,
+    blobs: &dyn BlobIndex,
+) -> Result<(), EncodeError> {
     if depth >= MAX_DEPTH {
         return Err(EncodeError::TooDeep);
+    }
+    if let Some(index) = blobs.entry_of(v) {
+        w.write_all(&[TAG_BLOB_REF])?;
+        w.write_all(&index.to_le_bytes())?;
+        return Ok(());
     }
     w.write_all(&[tag_of(v) as u8])?;
     match v {
@@ -88,7 +121,7 @@ pub(crate) fn encode<W: Write>(w: &mut W, v: &Value, depth: usize) -> Result<(),
         Value::Vector(items) => {
             put_len(w, items.len())?;
             for item in items {
-                encode(w, item, depth + 1)?;
+                encode_with(w, item, depth + 1, blobs)?;
             }
         }
         Value::Tensor(t) => {
@@ -99,7 +132,7 @@ pub(crate) fn encode<W: Write>(w: &mut W, v: &Value, depth: usize) -> Result<(),
             put_shape(w, t.shape())?;
             w.write_all(bytemuck::cast_slice(t.data()))?;
         }
-        Value::Record(r) => encode_record_body(w, r, depth)?,
+        Value::Record(r) => encode_record_body(w, r, depth, blobs)?,
         Value::Function(Function::Builtin(name)) => {
             w.write_all(&[FUNCTION_BUILTIN])?;
             put_str(w, name)?;
@@ -110,18 +143,23 @@ pub(crate) fn encode<W: Write>(w: &mut W, v: &Value, depth: usize) -> Result<(),
             put_str(w, &e.to)?;
             w.write_all(&[e.directed as u8])?;
             w.write_all(&[Tag::Record as u8])?;
-            encode_record_body(w, &e.properties, depth)?;
+            encode_record_body(w, &e.properties, depth, blobs)?;
         }
-        Value::MutableRef(r) => encode(w, &read_ref(r), depth + 1)?,
+        Value::MutableRef(r) => encode_with(w, &read_ref(r), depth + 1, blobs)?,
     }
     Ok(())
 }
 
-fn encode_record_body<W: Write>(w: &mut W, r: &Record, depth: usize) -> Result<(), EncodeError> {
+fn encode_record_body<W: Write>(
+    w: &mut W,
+    r: &Record,
+    depth: usize,
+    blobs: &dyn BlobIndex,
+) -> Result<(), EncodeError> {
     put_len(w, r.len())?;
     for (name, value) in r.fields() {
         put_str(w, name)?;
-        encode(w, value, depth + 1)?;
+        encode_with(w, value, depth + 1, blobs)?;
     }
     Ok(())
 }
@@ -132,7 +170,18 @@ fn encode_record_body<W: Write>(w: &mut W, r: &Record, depth: usize) -> Result<(
 /// Builds no value: the only memory it takes is, for each record being
 /// read, the list of its field names (counted like the rest).
 pub(crate) fn measure_exact(bytes: &[u8], limit: u64) -> Result<u64, DecodeError> {
-    let mut r = Reader::<false>::new(bytes, limit);
+    measure_exact_with(bytes, limit, &mut NoBlobs)
+}
+
+/// [`measure_exact`] for a value of an archive whose blob references
+/// (format 1.3) `blobs` checks. The tensors they refer to are not counted:
+/// they are loaded, and counted, only when the value is built.
+pub(crate) fn measure_exact_with(
+    bytes: &[u8],
+    limit: u64,
+    blobs: &mut dyn Blobs,
+) -> Result<u64, DecodeError> {
+    let mut r = Reader::<false>::new(bytes, limit, blobs);
     r.value(0)?;
     r.finish()
 }
@@ -153,11 +202,29 @@ pub(crate) fn decode_exact(bytes: &[u8], limit: u64) -> Result<(Value, u64), Dec
 /// safe on any bytes; the same bytes give the same count, so it cannot
 /// pass `cost`.
 pub(crate) fn build_exact(bytes: &[u8], cost: u64) -> Result<Value, DecodeError> {
-    let mut r = Reader::<true>::new(bytes, cost);
+    let mut none = NoBlobs;
+    let mut r = Reader::<true>::new(bytes, cost, &mut none);
     let v = r.value(0)?;
     let built = r.finish()?;
     debug_assert_eq!(built, cost);
     Ok(v)
+}
+
+/// [`build_exact`] for a value measured with [`measure_exact_with`] at
+/// `cost`: the tensors its blob references name are loaded through
+/// `blobs` as they are met, and their memory counted against `limit` on
+/// top of what the measure counted. Returns the value and its whole cost.
+pub(crate) fn build_exact_with(
+    bytes: &[u8],
+    cost: u64,
+    limit: u64,
+    blobs: &mut dyn Blobs,
+) -> Result<(Value, u64), DecodeError> {
+    let mut r = Reader::<true>::new(bytes, limit, blobs);
+    let v = r.value(0)?;
+    let built = r.finish()?;
+    debug_assert!(built >= cost);
+    Ok((v, built))
 }
 
 /// Payloads up to this size may be decoded in one pass ([`decode_small`]).
@@ -176,8 +243,19 @@ pub(crate) const MAX_BYTES_PER_ENCODED_BYTE: u64 = 128;
 /// use it for payloads of at most [`SMALL_PAYLOAD`] bytes whose worst case
 /// fits the budget anyway, and save the measuring pass (most values of an
 /// environment are a few bytes).
+#[cfg(test)]
 pub(crate) fn decode_small(bytes: &[u8], limit: u64) -> Result<(Value, u64), DecodeError> {
-    let mut r = Reader::<true>::new(bytes, limit);
+    decode_small_with(bytes, limit, &mut NoBlobs)
+}
+
+/// [`decode_small`] loading blob references through `blobs`, counted as
+/// they are loaded.
+pub(crate) fn decode_small_with(
+    bytes: &[u8],
+    limit: u64,
+    blobs: &mut dyn Blobs,
+) -> Result<(Value, u64), DecodeError> {
+    let mut r = Reader::<true>::new(bytes, limit, blobs);
     let v = r.value(0)?;
     let cost = r.finish()?;
     Ok((v, cost))
@@ -191,6 +269,40 @@ pub(crate) enum DecodeError {
     /// The value needs at least this many bytes of memory: more than the
     /// limit, or more than the allocator granted.
     TooLarge(u64),
+    /// Loading a blob a reference names failed; the [`Blobs`] that loaded
+    /// it holds the error.
+    Blob,
+}
+
+/// The blobs of the archive a value is decoded from, for its blob
+/// references (tag 0x0C, format 1.3).
+pub(crate) trait Blobs {
+    /// The tag (Tensor or ComplexTensor) of entry `index`, or why a
+    /// reference may not name it.
+    fn check(&self, index: u64) -> Result<Tag, DecodeError>;
+    /// [`Blobs::check`], for a walk that also notes which entries the
+    /// value names (the measuring pass calls this one).
+    fn check_and_note(&mut self, index: u64) -> Result<Tag, DecodeError> {
+        self.check(index)
+    }
+    /// Loads entry `index` holding at most `left` bytes of memory for it;
+    /// returns the tensor and the bytes it newly holds (none for a blob
+    /// loaded already, which the value shares).
+    fn load(&mut self, index: u64, left: u64) -> Result<(Value, u64), DecodeError>;
+}
+
+/// No archive: a blob reference is an error.
+pub(crate) struct NoBlobs;
+
+impl Blobs for NoBlobs {
+    fn check(&self, _: u64) -> Result<Tag, DecodeError> {
+        Err(DecodeError::Invalid(
+            "blob reference outside an archive's table of contents",
+        ))
+    }
+    fn load(&mut self, index: u64, _: u64) -> Result<(Value, u64), DecodeError> {
+        self.check(index).map(|_| (Value::Null, 0))
+    }
 }
 
 /// Walks one encoded value, checking every rule of `layout.md` 5.3 and
@@ -203,6 +315,8 @@ struct Reader<'a, const BUILD: bool> {
     /// Bytes of memory counted so far.
     spent: u64,
     limit: u64,
+    /// What blob references name.
+    blobs: &'a mut dyn Blobs,
 }
 
 type D<T> = Result<T, DecodeError>;
@@ -216,13 +330,30 @@ fn array_of<T>(n: usize) -> u64 {
 }
 
 impl<'a, const BUILD: bool> Reader<'a, BUILD> {
-    fn new(bytes: &'a [u8], limit: u64) -> Self {
+    fn new(bytes: &'a [u8], limit: u64, blobs: &'a mut dyn Blobs) -> Self {
         Reader {
             bytes,
             pos: 0,
             spent: 0,
             limit,
+            blobs,
         }
+    }
+
+    /// A blob reference (format 1.3): an entry index naming a tensor blob.
+    /// Checked in both passes; loaded, and its memory counted, only when
+    /// building.
+    fn blob_ref(&mut self) -> D<Value> {
+        let index = self.u64()?;
+        if !BUILD {
+            self.blobs.check_and_note(index)?;
+            return Ok(Value::Null);
+        }
+        self.blobs.check(index)?;
+        let left = self.limit.saturating_sub(self.spent);
+        let (v, cost) = self.blobs.load(index, left)?;
+        self.charge(cost)?;
+        Ok(v)
     }
 
     /// Checks that the value filled the bytes; returns what it cost.
@@ -414,7 +545,11 @@ impl<'a, const BUILD: bool> Reader<'a, BUILD> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep);
         }
-        let tag = Tag::from_u8(self.u8()?).ok_or(DecodeError::Invalid("unknown type tag"))?;
+        let byte = self.u8()?;
+        if byte == TAG_BLOB_REF {
+            return self.blob_ref();
+        }
+        let tag = Tag::from_u8(byte).ok_or(DecodeError::Invalid("unknown type tag"))?;
         Ok(match tag {
             Tag::Null => Value::Null,
             Tag::Number => Value::Number(self.f64()?),
@@ -629,6 +764,31 @@ mod tests {
             measure_exact(&b, 100),
             Err(DecodeError::Invalid("unknown type tag"))
         );
+    }
+
+    /// A nested tensor the index places in an entry is written as a blob
+    /// reference (0x0C, the entry's index), and a reference decodes only
+    /// against an archive's table.
+    #[test]
+    fn a_placed_tensor_is_written_as_a_reference_that_needs_a_table() {
+        struct At(u64);
+        impl BlobIndex for At {
+            fn entry_of(&self, v: &Value) -> Option<u64> {
+                matches!(v, Value::Tensor(_)).then_some(self.0)
+            }
+        }
+        let v = Value::Vector(vec![Value::Tensor(Tensor::from_vec(vec![1.0; 4]))]);
+        let mut b = Vec::new();
+        encode_with(&mut b, &v, 0, &At(7)).unwrap();
+        let mut expected = vec![0x05];
+        expected.extend_from_slice(&1u64.to_le_bytes());
+        expected.push(TAG_BLOB_REF);
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        assert_eq!(b, expected);
+        let outside = DecodeError::Invalid("blob reference outside an archive's table of contents");
+        assert_eq!(decode_exact(&b, u64::MAX), Err(outside));
+        // Inline, the same value decodes alone.
+        assert_eq!(decode_exact(&bytes_of(&v), u64::MAX).unwrap().0, v);
     }
 
     #[test]

@@ -33,6 +33,21 @@ pub const TOC_PAGE_LOG2_RANGE: std::ops::RangeInclusive<u8> = 12..=20;
 pub const PAGE_INDEX_MAGIC: [u8; 4] = *b"PGX\0";
 /// Bytes of the page index's fixed head.
 pub const PAGE_INDEX_HEAD_LEN: u64 = 64;
+/// Format minor version of archives that may store a tensor once for
+/// several places (1.3 adds the storage section, blob references and
+/// shared blobs, layout.md 3.6, with the page index).
+pub const FORMAT_VERSION_MINOR_SHARED: u16 = FORMAT_VERSION_MINOR_PAGED;
+/// The section byte of the storage section (format 1.3): anonymous tensor
+/// blobs that only values refer to. Not a [`Section`]: its entries are not
+/// bindings, and no listing of bindings shows them.
+pub const SECTION_STORAGE: u8 = 3;
+/// The value tag of a blob reference (format 1.3): a `u64` entry index
+/// whose tensor blob stands for the value (layout.md 5.1).
+pub const TAG_BLOB_REF: u8 = 0x0C;
+/// Bytes of a storage entry's name: the entry's ordinal in the storage
+/// section, as fixed-width lowercase hexadecimal (so that names sort in
+/// ordinal order, as the table's order rule wants).
+pub const STORAGE_NAME_LEN: usize = 16;
 /// Every blob, the hash pool and the table of contents start on a multiple of
 /// this many bytes.
 pub const ALIGN: u64 = 64;
@@ -139,12 +154,15 @@ pub struct RawPageIndexHead {
     pub magic: [u8; 4],
     /// Zero.
     pub reserved0: [u8; 4],
-    /// Entries per section: bindings, constants, functions.
-    pub counts: [U64; 3],
+    /// Entries per section: bindings, constants, functions, storage
+    /// (section byte 3).
+    pub counts: [U64; 4],
     /// Entries whose blob is compressed.
     pub compressed_blobs: U64,
-    /// Zero.
-    pub reserved1: [u8; 24],
+    /// Stored bytes of the storage section's blobs.
+    pub storage_bytes: U64,
+    /// Entries that share an earlier entry's blob.
+    pub shared_entries: U64,
 }
 
 /// Magic of the table of contents.

@@ -48,6 +48,9 @@ struct Limits {
     checksum: hash::Checksum,
     counts: [u64; 3],
     compressed_blobs: u64,
+    storage_entries: u64,
+    storage_bytes: u64,
+    shared_entries: u64,
 }
 
 /// What parsing learns besides the view.
@@ -65,6 +68,13 @@ pub(crate) struct TocFacts {
     pub compressed_blobs: u64,
     /// The algorithm of the chunk digests.
     pub checksum: hash::Checksum,
+    /// Entries of the storage section (format 1.3): blobs only values
+    /// refer to.
+    pub storage_entries: u64,
+    /// Stored bytes of those entries' blobs.
+    pub storage_bytes: u64,
+    /// Entries that share an earlier entry's blob (format 1.3).
+    pub shared_entries: u64,
 }
 
 impl Limits {
@@ -80,6 +90,9 @@ impl Limits {
             compressed: self.compressed_blobs > 0,
             compressed_blobs: self.compressed_blobs,
             checksum: self.checksum,
+            storage_entries: self.storage_entries,
+            storage_bytes: self.storage_bytes,
+            shared_entries: self.shared_entries,
         }
     }
 }
@@ -167,11 +180,13 @@ impl TocView {
             checksum,
             counts: [0; 3],
             compressed_blobs: 0,
+            storage_entries: 0,
+            storage_bytes: 0,
+            shared_entries: 0,
         };
         let paged = match (pages, layout) {
             (Some(pages), Some(layout)) => {
-                let (counts, compressed) = read_index_head(b, layout, th.entry_count.get())?;
-                (limits.counts, limits.compressed_blobs) = (counts, compressed);
+                read_index_head(b, layout, th.entry_count.get(), &mut limits)?;
                 check_pool_placement(&limits.facts(Metadata::default()), toc_offset)?;
                 Some(Arc::new(pages))
             }
@@ -212,11 +227,23 @@ impl TocView {
         let mut facts = Limits {
             counts: [0; 3],
             compressed_blobs: 0,
+            storage_entries: 0,
+            storage_bytes: 0,
+            shared_entries: 0,
             ..l
         }
         .facts(Metadata::default());
         self.validate_entries(&mut facts, l.toc_offset)?;
-        if facts.counts != l.counts || facts.compressed_blobs != l.compressed_blobs {
+        let summary = |f: &TocFacts| {
+            (
+                f.counts,
+                f.compressed_blobs,
+                f.storage_entries,
+                f.storage_bytes,
+                f.shared_entries,
+            )
+        };
+        if summary(&facts) != summary(&l.facts(Metadata::default())) {
             return Err(Error::toc(
                 Part::PageIndex,
                 "counts differ from the entries'",
@@ -236,10 +263,13 @@ impl TocView {
             dim: 0,
             blob: HEADER_LEN,
             hash: 0,
+            owners: Vec::new(),
+            sharing: false,
         };
         let mut prev: Option<(u8, &[u8])> = None;
-        for (i, e) in self.entries().iter().enumerate() {
-            check_entry(e, names, dims, facts, &mut at, &mut prev)
+        let entries = self.entries();
+        for i in 0..entries.len() {
+            check_entry((i, entries), names, dims, facts, &mut at, &mut prev)
                 .map_err(|reason| Error::toc(Part::Entry(i as u64), reason))?;
         }
         check_totals(&at, names.len(), dims.len(), facts, toc_offset)
@@ -305,6 +335,19 @@ impl TocView {
         self.dims_pool()
             .get(start..start + e.ndim.get() as usize)
             .unwrap_or(&[])
+    }
+
+    /// The entry at `index` in table order (what a blob reference names),
+    /// if there is one; on a paged table, checked first by the rules about
+    /// it alone, as a lookup checks the entry it lands on.
+    pub(crate) fn entry_at(&self, index: u64) -> Result<Option<&RawEntry>> {
+        let Some(i) = usize::try_from(index).ok().filter(|&i| i < self.len()) else {
+            return Ok(None);
+        };
+        if let Some(pages) = &self.pages {
+            self.check_one(pages, i)?;
+        }
+        Ok(Some(&self.entries()[i]))
     }
 
     /// Binary search by (section, name). On a paged table each probe checks
@@ -382,8 +425,14 @@ impl TocView {
         if std::str::from_utf8(name).is_err() || name.contains(&0) {
             return Err(fail("name is not UTF-8 without NUL"));
         }
-        Section::from_u8(e.section).ok_or_else(|| fail("unknown section"))?;
         let (tag, packed) = check_tag_and_codec(e, self.limits.codec_chunk).map_err(fail)?;
+        match e.section {
+            SECTION_STORAGE if tag.element_size().is_none() => {
+                return Err(fail("storage entry is not a tensor"));
+            }
+            SECTION_STORAGE => {}
+            b => drop(Section::from_u8(b).ok_or_else(|| fail("unknown section"))?),
+        }
         let dims_start = TOC_HEADER_LEN as usize + self.len() * ENTRY_LEN as usize;
         let first = e.dims_index.get() as usize;
         let last = first.saturating_add(e.ndim.get() as usize);
@@ -405,6 +454,8 @@ impl TocView {
             dim: 0,
             blob,
             hash: e.hash_index.get() as u64,
+            owners: Vec::new(),
+            sharing: false,
         };
         check_blob(e, tag, packed, self.limits.chunk, &mut at).map_err(fail)?;
         if at.blob > self.limits.hashes_offset || at.hash > self.limits.hash_count {
@@ -452,6 +503,12 @@ struct Running {
     dim: usize,
     blob: u64,
     hash: u64,
+    /// The entries that own a blob (all but those sharing one, format
+    /// 1.3): (blob offset, entry index), in increasing offset order. Kept
+    /// only from the first entry that shares a blob on: before it, every
+    /// entry owns one, so an archive that shares nothing allocates nothing.
+    owners: Vec<(u64, usize)>,
+    sharing: bool,
 }
 
 /// Rule 17: the name pool is UTF-8 without NUL.
@@ -470,28 +527,94 @@ fn check_name_pool(names: &[u8]) -> Result<&str> {
 /// Rules 18 to 29 for one entry, in order, moving `at` past it: reserved
 /// bytes, name, section and order, tag and codec, shape, blob and digests.
 fn check_entry<'a>(
-    e: &RawEntry,
+    (index, entries): (usize, &[RawEntry]),
     names: &'a str,
     dims: &[U64],
     facts: &mut TocFacts,
     at: &mut Running,
     prev: &mut Option<(u8, &'a [u8])>,
 ) -> Check<()> {
+    let e = &entries[index];
     if e.reserved != [0; 4] {
         return Err("reserved bytes are not zero");
     }
     let name = check_name(e, names, &mut at.name)?;
-    let section = Section::from_u8(e.section).ok_or("unknown section")?;
+    // The storage section (format 1.3) is no `Section`: not bindings.
+    let section = match e.section {
+        SECTION_STORAGE => None,
+        b => Some(Section::from_u8(b).ok_or("unknown section")?),
+    };
     if prev.is_some_and(|p| p >= (e.section, name)) {
         return Err("entries are not sorted by (section, name), or repeat a name");
     }
     *prev = Some((e.section, name));
-    facts.counts[section as usize] += 1;
     let (tag, packed_chunks) = check_tag_and_codec(e, facts.codec_chunk)?;
+    match section {
+        Some(section) => facts.counts[section as usize] += 1,
+        None if tag.element_size().is_none() => return Err("storage entry is not a tensor"),
+        None => {
+            facts.storage_entries += 1;
+            facts.storage_bytes += e.stored_len.get();
+        }
+    }
     facts.compressed |= packed_chunks.is_some();
     facts.compressed_blobs += u64::from(packed_chunks.is_some());
+    let shape_at = at.dim;
     check_shape(e, tag, dims, &mut at.dim)?;
-    check_blob(e, tag, packed_chunks, facts.chunk, at)
+    // Not the next blob: a tensor's may be an earlier entry's (format 1.3).
+    if e.blob_offset.get() != at.blob && tag.element_size().is_some() {
+        if !at.sharing {
+            at.sharing = true;
+            at.owners = entries[..index]
+                .iter()
+                .enumerate()
+                .map(|(k, owner)| (owner.blob_offset.get(), k))
+                .collect();
+        }
+        check_shared(e, entries, dims, shape_at, &at.owners)?;
+        facts.shared_entries += 1;
+        return Ok(());
+    }
+    check_blob(e, tag, packed_chunks, facts.chunk, at)?;
+    if at.sharing {
+        at.owners.push((e.blob_offset.get(), index));
+    }
+    Ok(())
+}
+
+/// The alias rule (format 1.3, layout.md 3.6): an entry whose blob is not
+/// the next one shares the blob of an earlier entry that owns one, and
+/// describes it exactly as that entry does (tag, codec, lengths, digests,
+/// shape). Only tensors share blobs (the caller checked `e` is one); an
+/// entry that shares one owns no bytes of the file and no digests, so the
+/// running totals stay put.
+fn check_shared(
+    e: &RawEntry,
+    entries: &[RawEntry],
+    dims: &[U64],
+    shape_at: usize,
+    owners: &[(u64, usize)],
+) -> Check<()> {
+    let offset = e.blob_offset.get();
+    let owner = owners
+        .binary_search_by_key(&offset, |&(at, _)| at)
+        .map(|k| &entries[owners[k].1])
+        .map_err(|_| "blob is not where the previous one ended")?;
+    // Both shapes were checked to lie inside the pool.
+    let shape = &dims[shape_at..shape_at + e.ndim.get() as usize];
+    let owner_at = owner.dims_index.get() as usize;
+    let owner_shape = &dims[owner_at..owner_at + owner.ndim.get() as usize];
+    let same = owner.tag == e.tag
+        && owner.codec == e.codec
+        && owner.stored_len.get() == e.stored_len.get()
+        && owner.raw_len.get() == e.raw_len.get()
+        && owner.hash_index.get() == e.hash_index.get()
+        && owner.hash_count.get() == e.hash_count.get()
+        && owner_shape == shape;
+    if !same {
+        return Err("shared blob differs from the entry that owns it");
+    }
+    Ok(())
 }
 
 /// Rules 19 to 21: the name is the next run of the name pool, 1 to 4096
@@ -765,10 +888,16 @@ impl PageLayout {
     }
 }
 
-/// The page index head's counts (per section, compressed blobs), checked
-/// for what it can say alone: its magic, reserved bytes, and counts that
-/// add up to the entries.
-fn read_index_head(toc: &[u8], layout: PageLayout, entries: u64) -> Result<([u64; 3], u64)> {
+/// The page index head's summary (entries per section, compressed blobs,
+/// storage and shared entries) into `limits`, checked for what it can say
+/// alone: its magic and reserved bytes, and counts that add up to the
+/// entries and the others that stay within them.
+fn read_index_head(
+    toc: &[u8],
+    layout: PageLayout,
+    entries: u64,
+    limits: &mut Limits,
+) -> Result<()> {
     let at = layout.body_len as usize;
     let head = RawPageIndexHead::read_from_bytes(&toc[at..at + PAGE_INDEX_HEAD_LEN as usize])
         .expect("the layout holds the head");
@@ -776,19 +905,24 @@ fn read_index_head(toc: &[u8], layout: PageLayout, entries: u64) -> Result<([u64
     if head.magic != PAGE_INDEX_MAGIC {
         return Err(fail("magic is not \"PGX\\0\""));
     }
-    if head.reserved0 != [0; 4] || head.reserved1 != [0; 24] {
+    if head.reserved0 != [0; 4] {
         return Err(Error::ReservedNotZero {
             field: "page index",
             offset: at as u64,
         });
     }
     let counts = head.counts.map(|c| c.get());
-    let compressed = head.compressed_blobs.get();
     let sum = counts.iter().try_fold(0u64, |acc, &c| acc.checked_add(c));
-    if sum != Some(entries) || compressed > entries {
+    let (compressed, shared) = (head.compressed_blobs.get(), head.shared_entries.get());
+    if sum != Some(entries) || compressed > entries || shared > entries {
         return Err(fail("counts do not add up to the entries"));
     }
-    Ok((counts, compressed))
+    limits.counts = [counts[0], counts[1], counts[2]];
+    limits.storage_entries = counts[3];
+    limits.compressed_blobs = compressed;
+    limits.storage_bytes = head.storage_bytes.get();
+    limits.shared_entries = shared;
+    Ok(())
 }
 
 /// The trailer's `toc_sha256` of a paged table `toc` (layout.md 7):

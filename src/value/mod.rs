@@ -238,6 +238,14 @@ impl<T: Pod> Buffer<T> {
         !self.is_empty() && std::ptr::eq(self.as_slice().as_ptr(), other.as_slice().as_ptr())
     }
 
+    /// Identifies the storage within one borrow of the values: buffers
+    /// that [share storage](Buffer::shares_storage_with) and hold as many
+    /// elements have the same key (their elements' address and count).
+    /// `None` when empty. A save uses it to write shared storage once.
+    pub(crate) fn storage_key(&self) -> Option<(usize, usize)> {
+        (!self.is_empty()).then(|| (self.as_slice().as_ptr() as usize, self.len()))
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.as_slice().len()

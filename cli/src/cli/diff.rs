@@ -1,7 +1,8 @@
 //! `ach diff A B`: bindings added, removed and changed, and metadata
 //! differences, from the tables of contents and the chunk digests each
-//! archive stores (checked against its closing SHA-256; no blob is read
-//! and no value decoded).
+//! archive stores (checked against its closing SHA-256; no value is
+//! decoded, and no blob is read but, in a format 1.3 archive, those of
+//! values that may refer to tensor blobs, to list the blobs they name).
 
 use achronyme_env::Location;
 
