@@ -539,3 +539,56 @@ fn a_copy_counts_against_max_file_size() {
     // Refused before the copy, which would have ended past the limit.
     assert_matches!(err, Error::SizeLimitExceeded { limit: 100_000, ref name } if name == "data");
 }
+
+/// Tensors nested in a value and stored apart (format 1.3, layout.md 3.6)
+/// reuse their blobs like top-level ones: after a save (the checkpoint
+/// loop's `results` vector) and after a restore, the next save copies them,
+/// and one that shares a binding's storage finds that binding's blob.
+#[test]
+fn nested_tensors_stored_apart_are_copied_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = |seed| Value::Tensor(testdata::normal_tensor(100, 100, seed)); // 80,000 bytes
+    let shared = big(9);
+    let mut env = Environment::new();
+    env.set(
+        "results",
+        Value::Vector(vec![big(1), big(2), shared.clone()]),
+    );
+    env.set("w", shared);
+    let first = save_environment(&env, dir.path().join("a.ach"), &fast()).unwrap();
+    assert_eq!(first.bytes_copied, 0);
+    let Some(Value::Vector(items)) = env.get("results") else {
+        panic!()
+    };
+    assert!(items.iter().all(has_provenance), "adopted after the save");
+    // Saved elsewhere: the three blobs (two stored apart, one the binding
+    // w's, which the third element refers to) copied, nothing re-encoded.
+    let second = save_environment(&env, dir.path().join("b.ach"), &fast()).unwrap();
+    assert_eq!(second.bytes_copied, 3 * (64 + 80_000));
+    assert_eq!(second.bytes_encoded, first.bytes_encoded - 3 * 80_000);
+    assert_eq!(
+        std::fs::read(dir.path().join("a.ach")).unwrap().len(),
+        std::fs::read(dir.path().join("b.ach")).unwrap().len()
+    );
+    // Restored, one more element appended, saved over the file it came
+    // from: only the new tensor is encoded.
+    let mut back = restored(&dir.path().join("b.ach"));
+    assert_eq!(back, env);
+    let Some(Value::Vector(mut items)) = back.get("results").cloned() else {
+        panic!()
+    };
+    assert!(
+        items.iter().all(has_provenance),
+        "loaded through references"
+    );
+    items.push(big(4));
+    back.set("results", Value::Vector(items));
+    let third = save_environment(&back, dir.path().join("b.ach"), &overwriting(&fast())).unwrap();
+    assert_eq!(third.bytes_copied, 3 * (64 + 80_000));
+    assert!(
+        third.bytes_encoded < 80_000 + 1_000,
+        "{}",
+        third.bytes_encoded
+    );
+    assert_eq!(restored(&dir.path().join("b.ach")), back);
+}

@@ -71,6 +71,10 @@ struct Sink<W: Write> {
     counts: Counts,
 }
 
+/// The storage section's blobs as written, by the storage key of the
+/// tensor each holds (`Buffer::storage_key`).
+pub(crate) type NestedBlobs = Vec<((usize, usize), StoredBlob)>;
+
 /// What a save did with its blobs' bytes (`SaveReport` reports them).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -92,6 +96,9 @@ pub(crate) struct Written {
     /// For each planned item that is a tensor, its blob as written: a
     /// tensor saved to a file that stays can carry it as its provenance.
     pub blobs: Vec<Option<StoredBlob>>,
+    /// The storage section's blobs (nested tensors stored apart, format
+    /// 1.3), by the storage key of the tensor each holds, for the same use.
+    pub nested: NestedBlobs,
 }
 
 /// Splits a blob's bytes into hash chunks as they stream past.
@@ -339,6 +346,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         len: total,
         counts,
         blobs: toc.stored_blobs(items, storage),
+        nested: toc.nested_blobs(items.len(), &plan, storage),
     })
 }
 
@@ -918,7 +926,6 @@ impl TocBuilder {
     /// For each of `items` (the planned bindings, in the order written)
     /// that is a tensor, where its blob is and its digests.
     fn stored_blobs(&self, items: &[Planned<'_>], storage: Storage) -> Vec<Option<StoredBlob>> {
-        let default_codec = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
         items
             .iter()
             .zip(&self.entries)
@@ -926,6 +933,33 @@ impl TocBuilder {
                 if !matches!(item.value, Value::Tensor(_) | Value::ComplexTensor(_)) {
                     return None;
                 }
+                self.stored_blob(e, storage)
+            })
+            .collect()
+    }
+
+    /// The storage section's blobs, which follow the `items` planned
+    /// bindings' entries, by the storage key of the tensor each holds.
+    fn nested_blobs(&self, items: usize, plan: &SharedPlan, storage: Storage) -> NestedBlobs {
+        plan.storage()
+            .iter()
+            .zip(self.entries.get(items..).unwrap_or(&[]))
+            .filter_map(|((_, value), e)| {
+                let key = match value {
+                    Value::Tensor(t) => t.buffer().storage_key()?,
+                    Value::ComplexTensor(t) => t.buffer().storage_key()?,
+                    _ => return None,
+                };
+                Some((key, self.stored_blob(e, storage)?))
+            })
+            .collect()
+    }
+
+    /// Where entry `e`'s blob is, and its digests.
+    fn stored_blob(&self, e: &RawEntry, storage: Storage) -> Option<StoredBlob> {
+        let default_codec = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
+        {
+            {
                 let first = e.hash_index.get() as usize;
                 let digests = self
                     .digests
@@ -945,8 +979,8 @@ impl TocBuilder {
                     }),
                 };
                 stored_blob(e, digests.into(), chunking)
-            })
-            .collect()
+            }
+        }
     }
 
     /// The hash pool: each digest at its algorithm's length.

@@ -3,7 +3,7 @@
 //! one module that publishes files.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::archive::location::Location;
 use crate::archive::publish::{PublishOptions, Published, atomic_write};
-use crate::archive::writer::{self, HeaderFields, Planned};
+use crate::archive::writer::{self, HeaderFields, NestedBlobs, Planned};
 use crate::env::environment::{Environment, check_name};
 use crate::env::select::NameSelection;
 use crate::error::{Error, Result};
@@ -533,6 +533,7 @@ pub fn save_environment(
         *outcome = Some(Outcome {
             counts: written.counts,
             blobs: written.blobs,
+            nested: written.nested,
             written: identity,
         });
         Ok(written.len)
@@ -575,7 +576,7 @@ pub fn save_environment(
         (Location::Path(_), Some(written)) => SourceFile::reopen(&published.target, written),
         _ => None,
     };
-    adopt(&planned, outcome.blobs, kept);
+    adopt(&planned, (outcome.blobs, outcome.nested), kept);
     let mut warnings = chosen.warnings;
     warnings.extend(published.warnings);
     Ok(SaveReport {
@@ -603,6 +604,8 @@ pub fn save_environment(
 struct Outcome {
     counts: writer::Counts,
     blobs: Vec<Option<StoredBlob>>,
+    /// The storage section's blobs, by the storage key of their tensor.
+    nested: NestedBlobs,
     /// The written file's metadata, to recognise it once published.
     written: Option<std::fs::Metadata>,
 }
@@ -612,24 +615,82 @@ struct Outcome {
 /// writing the elements again. Sound because the save held the environment
 /// shared throughout: nothing wrote to the elements since they were
 /// written.
-fn adopt(planned: &[Planned<'_>], blobs: Vec<Option<StoredBlob>>, file: Option<SourceFile>) {
+fn adopt(
+    planned: &[Planned<'_>],
+    (blobs, nested): (Vec<Option<StoredBlob>>, NestedBlobs),
+    file: Option<SourceFile>,
+) {
     let Some(file) = file else { return };
     let file = Arc::new(file);
+    let origin = |blob| {
+        Arc::new(Provenance {
+            file: file.clone(),
+            blob,
+        })
+    };
+    // Every blob the save wrote for a tensor, by the tensor's storage key:
+    // the bindings' own, and (format 1.3) those of nested tensors stored
+    // apart. A nested tensor that shares a binding's storage finds that
+    // binding's blob.
+    let mut stored: HashMap<(usize, usize), Arc<Provenance>> = HashMap::new();
     for (item, blob) in planned.iter().zip(blobs) {
-        let Some(blob) = blob else { continue };
-        let origin = || {
-            Arc::new(Provenance {
-                file: file.clone(),
-                blob,
-            })
+        let key = match item.value {
+            Value::Tensor(t) => t.buffer().storage_key(),
+            Value::ComplexTensor(t) => t.buffer().storage_key(),
+            _ => None,
         };
-        match item.value {
-            Value::Tensor(t) if !t.buffer().has_provenance() => t.buffer().set_provenance(origin()),
-            Value::ComplexTensor(t) if !t.buffer().has_provenance() => {
-                t.buffer().set_provenance(origin())
-            }
-            _ => {}
+        if let (Some(key), Some(blob)) = (key, blob) {
+            stored.entry(key).or_insert_with(|| origin(blob));
         }
+    }
+    for (key, blob) in nested {
+        stored.entry(key).or_insert_with(|| origin(blob));
+    }
+    for item in planned {
+        adopt_nested(item.value, &stored, 0);
+    }
+}
+
+/// Gives `v`, when it is a tensor that knows no blob yet, `origin`.
+fn give_provenance(v: &Value, origin: &Arc<Provenance>) {
+    match v {
+        Value::Tensor(t) if !t.buffer().has_provenance() => {
+            t.buffer().set_provenance(origin.clone())
+        }
+        Value::ComplexTensor(t) if !t.buffer().has_provenance() => {
+            t.buffer().set_provenance(origin.clone())
+        }
+        _ => {}
+    }
+}
+
+/// Gives `v` and the tensors nested in it (in vectors, records and edges;
+/// not behind a `mut` reference, which a save reads as a copy) the blob
+/// the save stored each in, by storage key.
+fn adopt_nested(v: &Value, stored: &HashMap<(usize, usize), Arc<Provenance>>, depth: usize) {
+    if depth >= MAX_DEPTH {
+        return;
+    }
+    let key = match v {
+        Value::Tensor(t) => t.buffer().storage_key(),
+        Value::ComplexTensor(t) => t.buffer().storage_key(),
+        _ => None,
+    };
+    if let Some(origin) = key.and_then(|k| stored.get(&k)) {
+        give_provenance(v, origin);
+    }
+    let fields = |r: &Record| {
+        for (_, x) in r.fields() {
+            adopt_nested(x, stored, depth + 1);
+        }
+    };
+    match v {
+        Value::Vector(items) => items
+            .iter()
+            .for_each(|x| adopt_nested(x, stored, depth + 1)),
+        Value::Record(r) => fields(r),
+        Value::Edge(e) => fields(&e.properties),
+        _ => {}
     }
 }
 
