@@ -11,13 +11,13 @@
 //!   copied whole into a new file by `std::io::copy`, which uses
 //!   `copy_file_range` on Linux) and `ref_write` (`std::fs::write` of the
 //!   tensor's bytes).
-//! - `checkpoint_loop`: spec 6.4's loop: 100 chunks processed, a checkpoint
-//!   saved every 10 chunks to its own file (`checkpoint_0.ach`,
-//!   `checkpoint_10.ach`, ...) holding every result so far. Until nested
-//!   tensors get blobs of their own (issue 14 part A), a vector's tensors
-//!   are encoded inline and never copied, so the results are top-level
-//!   bindings `result_000`, `result_001`, ...: the loop's workaround. The
-//!   results are computed before timing; the loop binds them and saves.
+//! - `checkpoint_loop`: spec 6.4's loop: 100 chunks processed, each
+//!   appended to the vector `results` (`results = [...results,
+//!   processed]`), a checkpoint saved every 10 chunks to its own file
+//!   (`checkpoint_0.ach`, `checkpoint_10.ach`, ...) with `include_only:
+//!   ["results"]`. Each result is a tensor nested in the vector, stored in
+//!   a blob of its own (format 1.3), which the next checkpoint copies. The
+//!   results are computed before timing; the loop appends them and saves.
 //!   `reuse` against `full` (`reuse_stored: false`).
 //!
 //! All saves use the default options (zstd level 3, which finds normal
@@ -150,17 +150,29 @@ fn chunk_results() -> Vec<Tensor> {
         .collect()
 }
 
-/// Spec 6.4's loop over pre-computed `results`: bind each, and every 10
-/// chunks save a checkpoint of all results so far to its own file.
+/// Spec 6.4's loop over pre-computed `results`: append each to the vector
+/// `results`, and every 10 chunks save a checkpoint of it to its own file.
 /// Returns the reports of the saves.
 fn checkpoint_loop(dir: &Path, results: &[Tensor], reuse: bool) -> Vec<SaveReport> {
     let mut env = Environment::new();
+    env.set("results", Value::Vector(Vec::new()));
+    env.set("chunk_size", Value::Number(results.len() as f64));
+    let opts = SaveOptions {
+        include_only: Some(vec!["results".into()]),
+        ..options(reuse)
+    };
     let mut reports = Vec::new();
     for (idx, r) in results.iter().enumerate() {
-        env.set(format!("result_{idx:03}"), Value::Tensor(r.clone()));
+        // results = [...results, processed]
+        let Some(Value::Vector(so_far)) = env.get("results") else {
+            unreachable!("bound above")
+        };
+        let mut next = so_far.clone();
+        next.push(Value::Tensor(r.clone()));
+        env.set("results", Value::Vector(next));
         if idx % 10 == 0 {
             let path = dir.join(format!("checkpoint_{idx}.ach"));
-            reports.push(save_environment(&env, &path, &options(reuse)).unwrap());
+            reports.push(save_environment(&env, &path, &opts).unwrap());
         }
     }
     reports
