@@ -63,10 +63,13 @@ pub struct EnvInfo {
     /// Custom metadata.
     pub custom: Vec<(String, String)>,
     /// Names in the bindings section, sorted (a slice of `String`s once
-    /// looked at).
+    /// looked at). Listing them checks the whole table of contents first
+    /// (format 1.3 opens without reading it, layout.md 6.8); a table that
+    /// fails its checks lists none, and
+    /// [`Archive::check_table`](crate::Archive::check_table) says why.
     pub bindings: Names,
     /// Every entry, in table order: section, then name (a slice of
-    /// [`BindingInfo`] once looked at).
+    /// [`BindingInfo`] once looked at). Checked as `bindings` is.
     pub entries: Entries,
 }
 
