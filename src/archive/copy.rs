@@ -34,6 +34,21 @@ pub(crate) struct Chunking {
     pub written_with: Option<WrittenWith>,
 }
 
+/// Blobs smaller than this (frame and payload) are written from memory
+/// and carry no provenance: copying one costs a flush of the writer and a
+/// system call, more than encoding and hashing its few bytes. Copying
+/// W2's 25,000 16-element tensors one by one made its re-save 2.7x
+/// slower than safetensors' save (`cargo bench --bench compare -- w2_save`,
+/// BENCHMARKS.md), and giving each a provenance slowed its restore.
+pub(crate) const COPY_MIN_SPAN: u64 = 4 << 10;
+
+/// True when entry `e`'s blob is large enough to copy rather than write
+/// ([`COPY_MIN_SPAN`]).
+pub(crate) fn worth_copying(e: &RawEntry) -> bool {
+    Tag::from_u8(e.tag)
+        .is_some_and(|tag| tag.payload_start().saturating_add(e.stored_len.get()) >= COPY_MIN_SPAN)
+}
+
 /// The blob of table entry `e`, with its `digests`, as provenance records
 /// it; None for an entry whose tag is unknown (never, once validated).
 pub(crate) fn stored_blob(

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::archive::copy::{Chunking, stored_blob};
+use crate::archive::copy::{Chunking, stored_blob, worth_copying};
 use crate::archive::info::{BindingInfo, Entries, EnvInfo, Names};
 use crate::archive::source::{Bytes, Checked, Checks, FileSource, MemorySource, ReadError, Source};
 use crate::error::{Damage, Error, Part, Result, VerifyReport};
@@ -653,7 +653,7 @@ impl Archive {
     /// that cannot be read leave the tensor without provenance, and its
     /// next save writes it in full.
     fn provenance(&self, e: &RawEntry) -> Option<Arc<Provenance>> {
-        let file = self.file.as_ref()?;
+        let file = self.file.as_ref().filter(|_| worth_copying(e))?;
         let digests = self.padded_digests(e).ok()?;
         let chunking = Chunking {
             checksum: self.checksum,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::archive::copy::{ArchiveFile, Chunking, stored_blob};
+use crate::archive::copy::{ArchiveFile, COPY_MIN_SPAN, Chunking, stored_blob, worth_copying};
 use crate::archive::shared::SharedPlan;
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
@@ -499,6 +499,9 @@ fn write_blob<F: ArchiveFile + ?Sized>(
 fn reusable<'a>(blob: &Blob<'a>, storage: Storage) -> Option<&'a Provenance> {
     let origin = blob.origin.filter(|_| storage.reuse)?;
     let stored = &origin.blob;
+    if stored.span < COPY_MIN_SPAN {
+        return None;
+    }
     let elements = blob.elements?;
     let want = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
     let same_settings = match (stored.written_with, storage.compression) {
@@ -955,8 +958,12 @@ impl TocBuilder {
             .collect()
     }
 
-    /// Where entry `e`'s blob is, and its digests.
+    /// Where entry `e`'s blob is, and its digests; none for a blob too
+    /// small to be worth copying.
     fn stored_blob(&self, e: &RawEntry, storage: Storage) -> Option<StoredBlob> {
+        if !worth_copying(e) {
+            return None;
+        }
         let default_codec = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
         {
             {
@@ -1170,13 +1177,20 @@ mod tests {
                 checksum: xxh3,
                 reuse: true,
             };
-            let smooth = Value::Tensor(Tensor::from_vec(testdata::smooth(300_000)));
-            let noise = Value::Tensor(testdata::normal_tensor(300, 1000, 4));
+            // Whole numbers: compressed by zstd, but to more than the
+            // smallest blob worth copying (copy::COPY_MIN_SPAN).
+            let rounded: Vec<f64> = testdata::normal(300_000, 5)
+                .iter()
+                .map(|x| (x * 100.0).round())
+                .collect();
             let complex = Value::ComplexTensor(ComplexTensor::from_vec(
-                (0..50_000)
-                    .map(|i| crate::value::Complex::new(f64::from(i), 1.0))
+                rounded[..50_000]
+                    .iter()
+                    .map(|&re| crate::value::Complex::new(re, 1.0))
                     .collect(),
             ));
+            let smooth = Value::Tensor(Tensor::from_vec(rounded));
+            let noise = Value::Tensor(testdata::normal_tensor(300, 1000, 4));
             let text = Value::from("not a tensor");
             let values = [("a", &smooth), ("b", &noise), ("c", &complex), ("d", &text)];
             let mut first = tempfile::tempfile().unwrap();

@@ -208,7 +208,8 @@ impl<T: Pod> Buffer<T> {
     /// let path = dir.path().join("w.ach");
     /// let mut env = Environment::new();
     /// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0; 1000])));
-    /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
+    /// let raw = SaveOptions { compression: Compression::None, ..SaveOptions::default() };
+    /// save_environment(&env, &path, &raw).unwrap();
     /// let Value::Tensor(mut t) = Archive::open(&path).unwrap().get("t").unwrap() else { panic!() };
     /// assert!(t.buffer().has_provenance());
     /// let copy = t.clone();
