@@ -210,7 +210,10 @@ pub mod fuzzing {
         // SHA-256 when its byte is unknown (left for open to refuse).
         let known = crate::hash::Checksum::from_u8(th.checksum);
         let algo = known.unwrap_or(crate::hash::Checksum::Sha256);
-        let layout = PageLayout::of(&th, toc_len as u64).ok().flatten();
+        let values_len = header.values_len.get();
+        let layout = PageLayout::of(&th, toc_len as u64, values_len)
+            .ok()
+            .flatten();
         let toc_sha = match layout {
             // A paged table (layout.md 6.8): the page digests and the top
             // digests into the page index, then SHA-256(header ‖ index head

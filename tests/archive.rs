@@ -19,7 +19,8 @@ fn loaded_tensors_are_views_that_outlive_the_archive_and_copy_on_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = path_in(&dir, "views.ach");
     let t = testdata::normal_tensor(16, 32, 7);
-    let c = complex_iota(&[4, 8]);
+    // Both large enough for blobs of their own (4 KiB with the frame).
+    let c = complex_iota(&[16, 16]);
     let mut env = Environment::new();
     env.set("t", Value::Tensor(t.clone()));
     env.set("c", Value::ComplexTensor(c.clone()));
@@ -77,7 +78,7 @@ fn views_survive_an_overwriting_save_of_the_same_path() {
     // while views of the old file are still in use.
     let dir = tempfile::tempdir().unwrap();
     let path = path_in(&dir, "ckpt.ach");
-    let old = iota(&[32, 8]);
+    let old = iota(&[32, 16]);
     let mut env = Environment::new();
     env.set("state", Value::Tensor(old.clone()));
     save(&env, &path);
@@ -574,7 +575,7 @@ fn a_newer_major_version_is_refused_with_the_versions() {
         Archive::open(&path),
         Err(Error::NewerVersion {
             found_major: 2,
-            found_minor: 3,
+            found_minor: 4,
             supported_major: 1
         })
     );
@@ -785,7 +786,8 @@ fn a_restore_that_fails_changes_nothing() {
     saved.set("aaa", Value::Number(1.0));
     saved.set("mmm", Value::from("middle"));
     saved.set("shared", Value::from("from the archive"));
-    saved.set("zzz", Value::Tensor(iota(&[256])));
+    // Large enough for a blob of its own (4 KiB).
+    saved.set("zzz", Value::Tensor(iota(&[512])));
     saved.set_constant("K", Value::Number(42.0));
     save(&saved, &path);
     // The last binding in name order, so every other one loads first.
@@ -829,7 +831,8 @@ fn a_damaged_constant_also_leaves_the_environment_unchanged() {
     let mut saved = Environment::new();
     saved.set("a", Value::Number(1.0));
     saved.set_constant("PI", Value::Number(3.0));
-    saved.set_constant("TAU", Value::Number(6.0));
+    // Large enough for a blob of its own (4 KiB).
+    saved.set_constant("TAU", Value::Tensor(iota(&[512])));
     save(&saved, &path);
     let (off, len) = Archive::open(&path)
         .unwrap()
@@ -1188,7 +1191,7 @@ fn env_info_describes_the_archive_from_its_table() {
     .unwrap();
 
     let info = env_info(&path).unwrap();
-    assert_eq!(info.version, "1.3");
+    assert_eq!(info.version, "1.4");
     assert_eq!(info.num_bindings, 6);
     assert_eq!(info.num_constants, 1);
     assert_eq!(info.num_functions, 0);

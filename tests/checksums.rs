@@ -68,12 +68,13 @@ fn a_fixture_with_a_flipped_blob_byte_fails_its_sha256_check() {
 /// The algorithm is the one asked for, recorded in the table of contents
 /// header, and decides the digests' length in the pool; SHA-256 archives
 /// have byte 61 zero and 32-byte digests, as the 1.0/1.1 writer wrote.
-/// Every archive is 1.3 now (its table ends with a page index).
+/// Every archive is 1.4 now (its table ends with a page index and holds
+/// the small values).
 #[test]
 fn the_checksum_is_recorded_and_sets_digest_length_and_version() {
     let env = testdata::every_type();
     for (checksum, byte, dlen, minor) in
-        [(Checksum::Xxh3, 1u8, 16, 3), (Checksum::Sha256, 0, 32, 3)]
+        [(Checksum::Xxh3, 1u8, 16, 4), (Checksum::Sha256, 0, 32, 4)]
     {
         let opts = SaveOptions { checksum, ..fast() };
         let bytes = archive_bytes_with(&env, &opts);

@@ -277,11 +277,13 @@ fn reason_of(r: &Result<()>) -> &'static str {
     }
 }
 
-/// A raw archive: "a" a 3-d tensor [2, 3, 4], "b" a short string.
+/// A raw archive: "a" a 3-d tensor [8, 8, 8], "b" a string, both large
+/// enough for blobs of their own (smaller values live in the table's value
+/// pool, format 1.4).
 fn two_blobs() -> (Vec<u8>, Map) {
     let mut env = Environment::new();
-    env.set("a", Value::Tensor(iota(&[2, 3, 4])));
-    env.set("b", Value::from("hello"));
+    env.set("a", Value::Tensor(iota(&[8, 8, 8])));
+    env.set("b", Value::from("hello ".repeat(700)));
     let bytes = archive_bytes(&env);
     let map = Map::of(&bytes);
     (bytes, map)
@@ -317,7 +319,7 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
         b,
         "chunk digests do not match the blob's length",
     ));
-    // 2^60 elements in a blob of 24: shape [2^58, 2, 2].
+    // 2^60 elements in a blob of 512: shape [2^58, 2, 2].
     let mut b = bytes.clone();
     put_u64(&mut b, dims, 1 << 58);
     put_u64(&mut b, dims + 8, 2);
@@ -328,7 +330,7 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
         "tensor shape does not match its length",
     ));
     // The same, claimed compressed (zstd, 4 MiB chunks): 2^41 chunks cannot
-    // fit in 192 stored bytes.
+    // fit in 4096 stored bytes.
     let mut b = bytes.clone();
     put_u64(&mut b, dims, 1 << 60);
     put_u64(&mut b, dims + 8, 1);

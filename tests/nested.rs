@@ -8,7 +8,7 @@
 mod common;
 
 use achronyme_env::layout::{
-    FORMAT_VERSION_MINOR_SHARED, SECTION_STORAGE, STORAGE_NAME_LEN, TAG_BLOB_REF,
+    FORMAT_VERSION_MINOR_INLINE, SECTION_STORAGE, STORAGE_NAME_LEN, TAG_BLOB_REF,
 };
 use achronyme_env::*;
 use common::*;
@@ -163,8 +163,13 @@ fn check_restored(env: &Environment, restored: &Environment, mapped: bool) {
     let after = all_tensors(restored);
     assert_eq!(before.len(), after.len());
     let own_blob = |(depth, v): &(usize, Value)| *depth == 0 || bytes_of(v) >= 64 << 10;
+    // A top-level tensor under 4 KiB with a frame is kept in the table's
+    // value pool (format 1.4), which a small archive reads into memory.
+    let viewed = |(depth, v): &(usize, Value)| {
+        (*depth == 0 && bytes_of(v) + 64 >= 4096) || bytes_of(v) >= 64 << 10
+    };
     for i in 0..before.len() {
-        if mapped && own_blob(&before[i]) && bytes_of(&before[i].1) > 0 {
+        if mapped && viewed(&before[i]) && bytes_of(&before[i].1) > 0 {
             assert!(is_mapped(&after[i].1), "tensor {i} is not a mapped view");
         }
         for j in i + 1..before.len() {
@@ -244,7 +249,7 @@ fn a_record_field_and_a_vector_element_share_a_bindings_blob() {
     let env = model_env();
     let bytes = archive_bytes(&env);
     let archive = Archive::from_bytes(bytes.clone()).unwrap();
-    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_SHARED));
+    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_INLINE));
     // Bindings only: the storage entry of `z` is not one.
     assert_eq!(archive.info().bindings, ["history", "model", "w"]);
     assert_eq!(archive.info().entries.len(), 3);
@@ -280,7 +285,7 @@ fn two_bindings_sharing_storage_share_one_blob() {
     assert_eq!(a.blob_offset.get(), b.blob_offset.get());
     assert_eq!(a.hash_index.get(), b.hash_index.get());
     let archive = Archive::from_bytes(bytes).unwrap();
-    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_SHARED));
+    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_INLINE));
     archive.verify().unwrap();
     for copy in [false, true] {
         let (restored, _) = round_trip(&env, &fast(), copy);
@@ -304,7 +309,7 @@ fn without_sharing_nothing_is_stored_apart() {
     };
     for opts in [fast(), sha] {
         let archive = Archive::from_bytes(archive_bytes_with(&env, &opts)).unwrap();
-        assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_SHARED));
+        assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_INLINE));
         let info = archive.info();
         assert_eq!(
             (info.storage_blobs, info.storage_bytes, info.shared_entries),
@@ -502,10 +507,11 @@ fn a_blob_offset_that_is_no_earlier_entrys_blob_is_refused() {
 }
 
 /// A non-tensor at an earlier entry's blob is simply misplaced: only
-/// tensors share blobs.
+/// tensors share blobs. (Strings large enough for blobs of their own.)
 #[test]
 fn only_tensors_share_a_blob() {
-    let (bytes, map) = archive_of(&[("a", Value::from("same")), ("b", Value::from("same"))]);
+    let same = Value::from("same".repeat(1100));
+    let (bytes, map) = archive_of(&[("a", same.clone()), ("b", same)]);
     let (a, at) = (map.entries[0], map.entry_field(1, 0));
     let mut b = map.entries[1];
     b.blob_offset = a.blob_offset;

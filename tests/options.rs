@@ -133,7 +133,8 @@ fn include_functions_cannot_save_lambdas_in_v1_and_says_so() {
 fn compression_options_are_recorded_and_small_tensors_stay_raw() {
     let dir = tempfile::tempdir().unwrap();
     let mut env = Environment::new();
-    // 512 bytes: under the 1 KiB below which nothing is compressed.
+    // 512 bytes: under the 1 KiB below which nothing is compressed, and
+    // stored in the table's value pool (format 1.4).
     env.set("t", Value::Tensor(iota(&[64])));
     let asked = save_environment(
         &env,
@@ -158,15 +159,16 @@ fn compression_options_are_recorded_and_small_tensors_stay_raw() {
     let info = env_info(path_in(&dir, "a.ach")).unwrap();
     assert!(!info.compressed);
     assert!(info.entries.iter().all(|e| e.codec == Codec::None));
-    // Raw blobs stay mappable.
-    let Value::Tensor(t) = Archive::open(path_in(&dir, "a.ach"))
-        .unwrap()
-        .get("t")
-        .unwrap()
-    else {
+    // Uncompressed, and in the table, not in a blob.
+    let archive = Archive::open(path_in(&dir, "a.ach")).unwrap();
+    let Value::Tensor(t) = archive.get("t").unwrap() else {
         panic!()
     };
-    assert!(t.is_mapped());
+    assert_eq!(t, iota(&[64]));
+    let (at, len) = archive.blob_range(Section::Bindings, "t").unwrap();
+    let file_len = std::fs::metadata(path_in(&dir, "a.ach")).unwrap().len();
+    assert!(at >= file_len - 64 - archive.toc_len(), "{at}");
+    assert_eq!(len, 512);
     for bad in [0, 23, -3] {
         let err = save_environment(
             &env,

@@ -25,7 +25,8 @@ fn many(n: usize) -> (Environment, Vec<u8>, Map) {
 fn name_at(bytes: &[u8], map: &Map, i: usize) -> usize {
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
     let toc = map.toc_offset;
-    let pool = toc + 64 + 56 * u64_at(toc + 8) + 8 * u64_at(toc + 16);
+    // After the dimension pool and the value pool (format 1.4).
+    let pool = toc + 64 + 56 * u64_at(toc + 8) + 8 * u64_at(toc + 16) + u64_at(56);
     let off = u32::from_le_bytes(bytes[map.entry_field(i, 0)..][..4].try_into().unwrap());
     pool + off as usize
 }
@@ -76,6 +77,9 @@ fn damage_in_one_page_fails_only_what_reads_it_until_the_table_is_walked() {
         .map(|j| page(name_at(&bytes, &map, j)))
         .collect();
     read.push(page(map.toc_offset + body - 1));
+    // And the pages of its value, in the table's value pool (format 1.4).
+    let value = map.payload(1999);
+    read.extend([page(value.start), page(value.end - 1)]);
     let far = (0..1000)
         .find(|&j| !read.contains(&page(name_at(&bytes, &map, j))))
         .expect("a name on a page of its own");
@@ -239,8 +243,13 @@ fn a_hostile_page_index_is_refused_with_its_rule() {
 /// is read through it, whether or not the rest of the table was walked.
 #[test]
 fn a_lookup_checks_the_entry_it_lands_on() {
-    let (_env, bytes, map) = many(50);
+    let mut env = testdata::many_small(50);
+    // A blob of its own (the others live in the table's value pool).
+    env.set("v000010", Value::Tensor(iota(&[1024])));
+    let bytes = archive_bytes(&env);
+    let map = Map::of(&bytes);
     let i = map.index_of(&bytes, "v000010");
+    assert!(!map.entries[i].is_inline());
     for (field, value, reason) in [
         // blob_offset past the hash pool
         (
@@ -269,6 +278,45 @@ fn a_lookup_checks_the_entry_it_lands_on() {
         );
         // A neighbour is unaffected until the table is walked.
         assert!(archive.get("v000011").is_ok());
+        assert!(archive.check_table().is_err());
+    }
+    // An inline entry (format 1.4): its value inside the value pool, and a
+    // tensor's on a multiple of 8.
+    let pool_len = u64::from_le_bytes(bytes[56..64].try_into().unwrap());
+    let tensor = map.index_of(&bytes, "v000014");
+    let number = map.index_of(&bytes, "v000012");
+    assert!(map.entries[tensor].is_inline() && map.entries[number].is_inline());
+    let at_tensor = map.entries[tensor].blob_offset.get();
+    for (i, name, value, reason) in [
+        (
+            number,
+            "v000012",
+            pool_len,
+            "inline value lies past the value pool",
+        ),
+        (
+            number,
+            "v000012",
+            u64::MAX - 4,
+            "inline value lies past the value pool",
+        ),
+        (
+            tensor,
+            "v000014",
+            at_tensor + 4,
+            "inline value is not where the previous one ended",
+        ),
+    ] {
+        let mut b = bytes.clone();
+        let at = map.entry_field(i, 8);
+        b[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        map.reseal(&mut b);
+        let archive = Archive::from_bytes(b).unwrap();
+        assert_matches!(
+            archive.get(name),
+            Err(Error::InvalidToc { part: Part::Entry(e), reason: r }) if e == i as u64 && r == reason
+        );
+        assert!(archive.get("v000013").is_ok());
         assert!(archive.check_table().is_err());
     }
 }

@@ -168,10 +168,12 @@ proptest! {
         for (name, v) in bindings {
             let loaded = archive.get(name).unwrap();
             prop_assert_eq!(&loaded, v, "binding {:?}", name);
-            if let Value::Tensor(t) = &loaded {
+            // Tensors with blobs of their own are views of the file;
+            // smaller ones live in the table's value pool (format 1.4).
+            if let Value::Tensor(t) = &loaded && has_blob(t.len() * 8) {
                 prop_assert!(t.is_mapped(), "top-level tensor {:?} was copied", name);
             }
-            if let Value::ComplexTensor(t) = &loaded {
+            if let Value::ComplexTensor(t) = &loaded && has_blob(t.len() * 16) {
                 prop_assert!(t.is_mapped(), "top-level complex tensor {:?} was copied", name);
             }
         }

@@ -86,9 +86,13 @@ fn a_bad_table_header_names_the_table_header_not_entry_0() {
 
 #[test]
 fn a_nul_in_the_name_pool_names_the_name_pool() {
-    // The name pool follows the entries and the dimension pool (the
-    // tensor "c" has one dimension); its first byte is "a".
-    let (err, message) = open_edited(|m, b| b[m.toc_offset + 64 + 3 * 56 + 8] = 0);
+    // The name pool follows the entries, the dimension pool (the tensor
+    // "c" has one dimension) and the value pool (format 1.4, its length at
+    // header byte 56); its first byte is "a".
+    let (err, message) = open_edited(|m, b| {
+        let values = u64::from_le_bytes(b[56..64].try_into().unwrap()) as usize;
+        b[m.toc_offset + 64 + 3 * 56 + 8 + values] = 0
+    });
     assert_matches!(
         err,
         Error::InvalidToc {

@@ -45,8 +45,11 @@ pub(crate) const COPY_MIN_SPAN: u64 = 4 << 10;
 /// True when entry `e`'s blob is large enough to copy rather than write
 /// ([`COPY_MIN_SPAN`]).
 pub(crate) fn worth_copying(e: &RawEntry) -> bool {
-    Tag::from_u8(e.tag)
-        .is_some_and(|tag| tag.payload_start().saturating_add(e.stored_len.get()) >= COPY_MIN_SPAN)
+    // A value in the table (format 1.4) has no blob to copy.
+    !e.is_inline()
+        && Tag::from_u8(e.tag).is_some_and(|tag| {
+            tag.payload_start().saturating_add(e.stored_len.get()) >= COPY_MIN_SPAN
+        })
 }
 
 /// The blob of table entry `e`, with its `digests`, as provenance records

@@ -38,7 +38,10 @@ use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("w.ach");
 /// let mut env = Environment::new();
-/// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0, 2.0, 3.0])));
+/// // 4 KiB of noise: a blob of its own, uncompressed (smaller values live
+/// // in the table).
+/// let elements = achronyme_env::testdata::normal(512, 1);
+/// env.set("t", Value::Tensor(Tensor::from_vec(elements.clone())));
 /// env.set("x", Value::Number(42.0));
 /// save_environment(&env, &path, &SaveOptions::default()).unwrap();
 ///
@@ -47,7 +50,7 @@ use crate::value::{Buffer, Complex, ComplexTensor, MAX_DEPTH, Tensor, Value};
 /// let Value::Tensor(t) = archive.get("t").unwrap() else { panic!() };
 /// assert!(t.is_mapped()); // borrowed from the file, not copied
 /// drop(archive);
-/// assert_eq!(t.data(), &[1.0, 2.0, 3.0]); // the view keeps the mapping alive
+/// assert_eq!(t.data(), &elements[..]); // the view keeps the mapping alive
 /// ```
 #[derive(Clone)]
 pub struct Archive {
@@ -533,6 +536,18 @@ impl Archive {
             let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
             return self.load(e, verify, limit, &mut blobs);
         }
+        if e.is_inline() {
+            // A tensor in the table (format 1.4) is small and shares no
+            // blob; a view of the mapped table is copied like a blob's.
+            let copy = cache.copy;
+            let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
+            let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
+            if copy && cost == 0 {
+                cost = e.raw_len.get();
+                v.detach_from_files();
+            }
+            return Ok((v, cost));
+        }
         // One blob, however many entries share it or values refer to it.
         let key = e.blob_offset.get();
         if let Some(v) = cache.loaded.get(&key) {
@@ -566,6 +581,9 @@ impl Archive {
         limit: u64,
         blobs: &mut ArchiveBlobs<'_>,
     ) -> Result<(Value, u64)> {
+        if e.is_inline() {
+            return self.load_inline(e, limit, blobs);
+        }
         // A source that reads into memory (an object store) would fetch
         // the whole blob before the budget below could refuse it.
         if self.source.allocates_reads() && e.stored_len.get() > limit {
@@ -584,6 +602,40 @@ impl Archive {
         let payload = blob
             .slice(start, e.stored_len.get())
             .expect("blob spans the payload");
+        match tag {
+            Tag::Tensor => {
+                let (data, cost) = self.view_or_copy(e, payload, limit)?;
+                Ok((self.tensor(e, data)?, cost))
+            }
+            Tag::ComplexTensor => {
+                let (data, cost) = self.view_or_copy(e, payload, limit)?;
+                Ok((self.complex_tensor(e, data)?, cost))
+            }
+            _ => self.decode(e, tag, payload.as_slice(), (0, limit), blobs),
+        }
+    }
+
+    /// Loads inline entry `e` (format 1.4, layout.md 6.9): its payload, a
+    /// blob's without the frame, from the table's value pool, which the
+    /// pages' digests check whatever `verify` says.
+    fn load_inline(
+        &self,
+        e: &RawEntry,
+        limit: u64,
+        blobs: &mut ArchiveBlobs<'_>,
+    ) -> Result<(Value, u64)> {
+        let tag = Tag::from_u8(e.tag).expect("validated");
+        // Damage in the pages that hold the value is damage to this value.
+        let payload = self.toc.inline_payload(e).map_err(|err| match err {
+            Error::TocChecksum => Error::ChecksumMismatch {
+                name: self.toc.name_of(e).to_string(),
+                chunk: 0,
+                offset: self.header.toc_offset.get()
+                    + self.toc.values_start() as u64
+                    + e.blob_offset.get(),
+            },
+            err => err,
+        })?;
         match tag {
             Tag::Tensor => {
                 let (data, cost) = self.view_or_copy(e, payload, limit)?;
@@ -1021,6 +1073,19 @@ impl Archive {
         let mut pad_start = HEADER_LEN;
         for e in self.toc.entries() {
             report.bindings_checked += 1;
+            if e.is_inline() {
+                // Its bytes passed their pages' digests with the table;
+                // an encoded value is checked as a load decodes it.
+                let outcome = self.check_inline(e, limit);
+                if let Err(err) = outcome {
+                    report.damaged.push(Damage {
+                        name: self.toc.name_of(e).to_string(),
+                        section: Section::from_u8(e.section).unwrap_or(Section::Bindings),
+                        error: err.to_string(),
+                    });
+                }
+                continue;
+            }
             if e.blob_offset.get() < pad_start {
                 // Shares an earlier entry's blob (format 1.3), checked
                 // with that entry; the table's rules made them agree.
@@ -1092,6 +1157,22 @@ impl Archive {
         report
     }
 
+    /// What verify checks of inline entry `e` beyond its pages: an encoded
+    /// value decodes within `limit`; a tensor's shape was checked with the
+    /// table.
+    fn check_inline(&self, e: &RawEntry, limit: u64) -> Result<()> {
+        let tag = Tag::from_u8(e.tag).expect("validated");
+        if tag.element_size().is_some() {
+            return match e.raw_len.get() > limit {
+                true => Err(self.too_large(e, e.raw_len.get(), limit)),
+                false => Ok(()),
+            };
+        }
+        let payload = self.toc.inline_payload(e)?;
+        self.check_encoding(e, tag, payload.as_slice(), 0, limit)
+            .map(drop)
+    }
+
     /// Whether the hash pool matches the closing SHA-256; an error when the
     /// pool cannot be read (a failure of the storage, not damage).
     fn pool_is_sealed(&self) -> Result<bool> {
@@ -1158,6 +1239,15 @@ impl Archive {
         for target in std::iter::once(e).chain(self.referenced(e)?) {
             out.extend(self.padded_digests(target)?);
         }
+        if e.is_inline() {
+            // A value in the table (format 1.4) has no digest of its own:
+            // the checksum of its payload stands for it, first.
+            let payload = self.toc.inline_payload(e)?;
+            let mut d = [0u8; 32];
+            let found = self.checksum.of(&[payload.as_slice()]);
+            d[..self.checksum.len()].copy_from_slice(&found[..self.checksum.len()]);
+            out.insert(0, d);
+        }
         Ok(out)
     }
 
@@ -1173,16 +1263,25 @@ impl Archive {
             return Ok(Vec::new());
         }
         let limit = LoadOptions::DEFAULT_MAX_DECODED_BYTES;
-        let (_, blob) = self.blob(e)?;
+        let inline;
+        let (blob, start) = match e.is_inline() {
+            true => {
+                inline = self.toc.inline_payload(e)?;
+                (inline.clone(), 0)
+            }
+            false => (self.blob(e)?.1, tag.payload_start() as usize),
+        };
         let blob = blob.as_slice();
         let raw;
-        let payload = if e.codec != Codec::None as u8 {
+        let payload = if e.is_inline() {
+            blob
+        } else if e.codec != Codec::None as u8 {
             let ready = self.check_packed(e, tag, blob, true)?;
             raw = self.unpack_encoded(e, tag, blob, &ready, limit)?;
             &raw[..]
         } else {
             self.check_digests(e, blob)?;
-            &blob[tag.payload_start() as usize..]
+            &blob[start..]
         };
         let mut found = Referenced {
             archive: self,
@@ -1202,9 +1301,15 @@ impl Archive {
     /// One binding's blob as stored (frame, padding and payload, layout.md
     /// 3), unchecked and undecoded: a view of the mapped file. For tools
     /// that compare or copy stored blobs; a load checks what it reads.
+    /// A value stored in the table itself (format 1.4, layout.md 6.9) has
+    /// no blob: its payload (a blob's bytes after the frame) is returned,
+    /// checked by its pages' digests.
     pub fn stored_blob(&self, section: Section, name: &str) -> Result<Bytes> {
         let e = self.entry(section, name)?;
-        Ok(self.blob(e)?.1)
+        match e.is_inline() {
+            true => self.toc.inline_payload(e),
+            false => Ok(self.blob(e)?.1),
+        }
     }
 
     /// Bytes per hashed chunk of a raw blob (layout.md 4.1; 1 MiB as this
@@ -1218,9 +1323,15 @@ impl Archive {
         self.toc.byte_len() as u64
     }
 
-    /// The first byte offset of `name`'s blob and its length on disk.
+    /// The first byte offset of `name`'s blob and its length on disk; for
+    /// a value stored in the table itself (format 1.4), where its payload
+    /// lies in the file.
     pub fn blob_range(&self, section: Section, name: &str) -> Option<(u64, u64)> {
         let e = self.toc.find(section, name).ok().flatten()?;
+        if e.is_inline() {
+            let at = self.header.toc_offset.get() + self.toc.values_start() as u64;
+            return Some((at + e.blob_offset.get(), e.stored_len.get()));
+        }
         let tag = Tag::from_u8(e.tag)?;
         Some((
             e.blob_offset.get(),
@@ -1464,7 +1575,7 @@ fn check_header(header: &RawHeader) -> Result<()> {
             "runtime version is not NUL-padded UTF-8",
         ));
     }
-    if header.reserved0 != [0; 3] || header.reserved1 != [0; 8] {
+    if header.reserved0 != [0; 3] {
         return Err(Error::ReservedNotZero {
             field: "header",
             offset: 0,
@@ -1525,8 +1636,9 @@ fn check_and_parse_toc(
     trailer: &RawTrailer,
     toc_offset: u64,
 ) -> Result<(TocView, TocFacts)> {
+    let values_len = header.values_len.get();
     if let Some(pages) = paged(header, toc.as_slice(), trailer)? {
-        return TocView::parse(toc, toc_offset, Some(pages));
+        return TocView::parse(toc, (toc_offset, values_len), Some(pages));
     }
     // Validate the table on this thread while others hash it. The
     // validation only reads within bounds, so running it on unverified
@@ -1534,7 +1646,7 @@ fn check_and_parse_toc(
     let algo = toc_checksum(toc.as_slice());
     let (chunks, parsed) =
         hash::chunk_digests_alongside(algo, &[], toc.as_slice(), 1 << TOC_CHUNK_LOG2, || {
-            TocView::parse(toc.clone(), toc_offset, None)
+            TocView::parse(toc.clone(), (toc_offset, values_len), None)
         });
     if toc_digest_from_chunks(header.as_bytes(), &chunks, algo) != trailer.toc_sha256 {
         return Err(Error::TocChecksum);
@@ -1554,7 +1666,7 @@ fn paged(header: &RawHeader, toc: &[u8], trailer: &RawTrailer) -> Result<Option<
     if th.page_log2 == 0 {
         return Ok(None);
     }
-    let layout = PageLayout::of(&th, toc.len() as u64)
+    let layout = PageLayout::of(&th, toc.len() as u64, header.values_len.get())
         .map_err(|reason| Error::toc(Part::TocHeader, reason))?
         .expect("page_log2 is not 0");
     if paged_toc_digest(header.as_bytes(), toc, &layout) != trailer.toc_sha256 {

@@ -64,6 +64,8 @@ pub(crate) struct SharedPlan {
     entries: HashMap<Key, u64>,
     /// Per planned binding: the earlier binding whose blob it shares.
     aliases: Vec<Option<usize>>,
+    /// Per planned binding: whether a later one shares its blob.
+    owners: Vec<bool>,
     /// The storage section's entries, in order: name and tensor.
     storage: Vec<(String, Value)>,
 }
@@ -74,6 +76,7 @@ impl SharedPlan {
         let mut plan = SharedPlan {
             entries: HashMap::new(),
             aliases: vec![None; items.len()],
+            owners: vec![false; items.len()],
             storage: Vec::new(),
         };
         // Top-level tensors first, so that a value nested anywhere refers
@@ -81,7 +84,10 @@ impl SharedPlan {
         for (i, item) in items.iter().enumerate() {
             if let Some((key, _)) = key_of(item.value) {
                 match plan.entries.get(&key) {
-                    Some(&j) => plan.aliases[i] = Some(j as usize),
+                    Some(&j) => {
+                        plan.aliases[i] = Some(j as usize);
+                        plan.owners[j as usize] = true;
+                    }
                     None => {
                         plan.entries.insert(key, i as u64);
                     }
@@ -139,6 +145,12 @@ impl SharedPlan {
     /// The earlier binding whose blob binding `i` shares, if any.
     pub(crate) fn alias_of(&self, i: usize) -> Option<usize> {
         self.aliases.get(i).copied().flatten()
+    }
+
+    /// Whether a later binding shares binding `i`'s blob: its value then
+    /// needs a blob, not a place in the table's value pool (format 1.4).
+    pub(crate) fn is_shared(&self, i: usize) -> bool {
+        self.owners.get(i).copied().unwrap_or(false)
     }
 
     /// The storage section's entries, in table order.

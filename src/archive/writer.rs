@@ -274,8 +274,17 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
                 continue;
             }
             let to = (item.section as u8, &plan as &dyn BlobIndex);
-            write_blob(&mut sink, &mut toc, item, to, &mut packers, storage)?;
-            sink.pad_to_align()?;
+            let place = Place {
+                inline: !plan.is_shared(i),
+            };
+            write_blob(
+                &mut sink,
+                &mut toc,
+                item,
+                to,
+                (&mut packers, place),
+                storage,
+            )?;
         }
         write_storage(
             &mut sink,
@@ -305,7 +314,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
             header,
             meta,
             items,
-            (toc_offset, toc_bytes.len() as u64),
+            (toc_offset, toc_bytes.len() as u64, toc.values.len() as u64),
             default_codec,
             toc.compressed,
         );
@@ -354,7 +363,7 @@ fn build_header(
     fields: &HeaderFields,
     meta: &Metadata,
     items: &[Planned<'_>],
-    (toc_offset, toc_len): (u64, u64),
+    (toc_offset, toc_len, values_len): (u64, u64, u64),
     default_codec: Codec,
     compressed: bool,
 ) -> RawHeader {
@@ -368,9 +377,10 @@ fn build_header(
     if compressed {
         flags |= FLAG_COMPRESSED;
     }
-    // Every table now ends with a page index, which readers before 1.3
-    // refuse (its size byte was reserved).
-    let minor = FORMAT_VERSION_MINOR_PAGED;
+    // Every table ends with a page index (1.3) and holds the small values
+    // (1.4); readers before 1.4 refuse a value pool (its length's bytes
+    // were reserved).
+    let minor = FORMAT_VERSION_MINOR_INLINE;
     RawHeader {
         magic: MAGIC,
         version_major: FORMAT_VERSION_MAJOR.into(),
@@ -382,7 +392,7 @@ fn build_header(
         achronyme_version: fields.achronyme_version,
         toc_offset: toc_offset.into(),
         toc_len: toc_len.into(),
-        reserved1: [0; 8],
+        values_len: values_len.into(),
     }
 }
 
@@ -436,27 +446,64 @@ impl WriteError {
     }
 }
 
-/// Writes one binding's blob: copied from the archive that stores it
-/// unchanged when the save accepts it as stored, else compressed when
-/// compression is on and pays, raw otherwise.
+/// Where a value may be stored besides a blob of its own.
+#[derive(Clone, Copy)]
+struct Place {
+    /// In the table's value pool (format 1.4), when it is small: not a
+    /// blob another entry shares, nor a storage entry.
+    inline: bool,
+}
+
+/// Values whose blob (frame and payload) would be smaller than this are
+/// stored in the table's value pool instead (format 1.4, layout.md 6.9):
+/// packed back to back, checked by the table's page digests, with no
+/// frame, padding or digest of their own. It is the size under which a
+/// blob is not worth copying ([`COPY_MIN_SPAN`]), so every value that could
+/// be copied on a re-save keeps its blob, and a loaded tensor under it is
+/// a copy of a few hundred bytes at most.
+const INLINE_SPAN_MAX: u64 = COPY_MIN_SPAN;
+
+/// Writes one binding's value: into the table's value pool when it is
+/// small (format 1.4); else its blob, copied from the archive that stores
+/// it unchanged when the save accepts it as stored, else compressed when
+/// compression is on and pays, raw otherwise, and padded to the next
+/// 64-byte boundary.
 fn write_blob<F: ArchiveFile + ?Sized>(
     sink: &mut Sink<BufWriter<&mut F>>,
     toc: &mut TocBuilder,
     item: &Planned<'_>,
     (section, blobs): (u8, &dyn BlobIndex),
-    packers: &mut [Packer],
+    (packers, place): (&mut [Packer], Place),
     storage: Storage,
 ) -> Result<(), WriteError> {
     let blob = Blob::of(item, section, blobs)?;
     if let Some(origin) = reusable(&blob, storage) {
-        return copy_stored(sink, toc, &blob, origin);
+        copy_stored(sink, toc, &blob, origin)?;
+        return Ok(sink.pad_to_align()?);
     }
     let payload_len = blob.payload_len()?;
+    if place.inline && blob.tag.payload_start() + payload_len < INLINE_SPAN_MAX {
+        sink.counts.encoded += payload_len;
+        return toc.push_inline(&blob, payload_len);
+    }
+    write_stored(sink, toc, &blob, packers, payload_len)?;
+    Ok(sink.pad_to_align()?)
+}
+
+/// Writes `blob` uncopied: compressed when compression is on and pays, raw
+/// otherwise.
+fn write_stored<W: Write + Seek>(
+    sink: &mut Sink<W>,
+    toc: &mut TocBuilder,
+    blob: &Blob<'_>,
+    packers: &mut [Packer],
+    payload_len: u64,
+) -> Result<(), WriteError> {
     let compressible = !packers.is_empty()
         && payload_len >= codec::MIN_COMPRESS_LEN as u64
         && (blob.elements.is_some() || payload_len <= COMPRESS_ENCODED_MAX);
     if !compressible {
-        return write_raw(sink, toc, &blob, blob.elements, payload_len);
+        return write_raw(sink, toc, blob, blob.elements, payload_len);
     }
     // A small enough encoded value is encoded once into memory; the bytes
     // are then compressed, or written raw.
@@ -468,10 +515,10 @@ fn write_blob<F: ArchiveFile + ?Sized>(
         .elements
         .or(encoded.as_deref())
         .expect("tensor elements or encoded above");
-    if try_packed(sink, toc, &blob, payload, packers)? {
+    if try_packed(sink, toc, blob, payload, packers)? {
         return Ok(());
     }
-    write_raw(sink, toc, &blob, Some(payload), payload_len)
+    write_raw(sink, toc, blob, Some(payload), payload_len)
 }
 
 /// The stored blob `blob` can be copied from instead of being written, if
@@ -895,8 +942,15 @@ fn write_storage<'p, F: ArchiveFile + ?Sized>(
             name,
             value,
         };
-        write_blob(sink, toc, &item, (SECTION_STORAGE, plan), packers, storage)?;
-        sink.pad_to_align()?;
+        let place = Place { inline: false };
+        write_blob(
+            sink,
+            toc,
+            &item,
+            (SECTION_STORAGE, plan),
+            (packers, place),
+            storage,
+        )?;
     }
     Ok(())
 }
@@ -906,6 +960,8 @@ struct TocBuilder {
     entries: Vec<RawEntry>,
     dims: Vec<u64>,
     names: Vec<u8>,
+    /// The value pool (format 1.4): small values' payloads, back to back.
+    values: Vec<u8>,
     digests: Vec<Digest32>,
     compressed: bool,
     checksum: Checksum,
@@ -919,6 +975,7 @@ impl TocBuilder {
             entries: Vec::new(),
             dims: Vec::new(),
             names: Vec::new(),
+            values: Vec::new(),
             digests: Vec::new(),
             compressed: false,
             checksum,
@@ -1032,6 +1089,36 @@ impl TocBuilder {
         Ok(())
     }
 
+    /// Adds `blob`'s entry with its payload (`payload_len` bytes, as
+    /// counted) in the value pool (format 1.4): a tensor's elements, or the
+    /// value's encoding.
+    fn push_inline(&mut self, blob: &Blob<'_>, payload_len: u64) -> Result<(), WriteError> {
+        if blob.elements.is_some() {
+            // Aligned, so that a load can view the mapped table.
+            let at = self
+                .values
+                .len()
+                .next_multiple_of(INLINE_TENSOR_ALIGN as usize);
+            self.values.resize(at, 0);
+        }
+        let offset = self.values.len();
+        match blob.elements {
+            Some(bytes) => self.values.extend_from_slice(bytes),
+            None => encoding::encode_with(&mut self.values, blob.item.value, 0, blob.blobs)
+                .map_err(WriteError::Encode)?,
+        }
+        if (self.values.len() - offset) as u64 != payload_len {
+            return Err(WriteError::Changed);
+        }
+        let stored = Stored {
+            offset: offset as u64,
+            stored_len: payload_len,
+            raw_len: payload_len,
+            codec: Codec::None,
+        };
+        self.push(blob, stored, Vec::new())
+    }
+
     /// Adds binding `item`'s entry sharing the blob of the earlier entry
     /// `owner` (format 1.3): same blob, lengths, codec and digests; its own
     /// name and (equal) shape.
@@ -1072,14 +1159,19 @@ impl TocBuilder {
             page_log2: TOC_PAGE_LOG2,
             reserved: 0,
         };
-        let body_len =
-            64 + self.entries.len() * 56 + self.dims.len() * 8 + self.names.len() + meta.len();
+        let body_len = 64
+            + self.entries.len() * 56
+            + self.dims.len() * 8
+            + self.names.len()
+            + self.values.len()
+            + meta.len();
         let mut out = Vec::with_capacity(body_len);
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(self.entries.as_bytes());
         for d in &self.dims {
             out.extend_from_slice(&d.to_le_bytes());
         }
+        out.extend_from_slice(&self.values);
         out.extend_from_slice(&self.names);
         out.extend_from_slice(&meta);
         // The page index (layout.md 6.8): the summary, then each page's

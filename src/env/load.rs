@@ -58,7 +58,8 @@ pub fn env_load_var(path: impl Into<Location>, name: &str) -> Result<Value> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("w.ach");
 /// let mut env = Environment::new();
-/// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0, 2.0])));
+/// // 4 KiB: a blob of its own (smaller values live in the table).
+/// env.set("t", Value::Tensor(Tensor::from_vec(vec![1.0; 512])));
 /// env.set_constant("PI", Value::Number(std::f64::consts::PI));
 /// save_environment(&env, &path, &SaveOptions { compression: Compression::None, ..Default::default() }).unwrap();
 ///

@@ -29,6 +29,10 @@ pub const FORMAT_VERSION_MINOR_PAGED: u16 = 3;
 pub const TOC_PAGE_LOG2: u8 = 12;
 /// The page sizes a reader accepts, as log2 (4 KiB to 1 MiB).
 pub const TOC_PAGE_LOG2_RANGE: std::ops::RangeInclusive<u8> = 12..=20;
+/// The alignment of a tensor's elements in the table's value pool (format
+/// 1.4, layout.md 6.9): the pool starts on a multiple of 8 in the file, so
+/// a loaded tensor can be a view of the mapped table.
+pub const INLINE_TENSOR_ALIGN: u64 = 8;
 /// Magic of the page index.
 pub const PAGE_INDEX_MAGIC: [u8; 4] = *b"PGX\0";
 /// Bytes of the page index's fixed head.
@@ -37,6 +41,10 @@ pub const PAGE_INDEX_HEAD_LEN: u64 = 64;
 /// several places (1.3 adds the storage section, blob references and
 /// shared blobs, layout.md 3.6, with the page index).
 pub const FORMAT_VERSION_MINOR_SHARED: u16 = FORMAT_VERSION_MINOR_PAGED;
+/// Format minor version of archives whose table of contents may hold small
+/// values itself, in its value pool (1.4, layout.md 6.9): every archive
+/// this build writes.
+pub const FORMAT_VERSION_MINOR_INLINE: u16 = 4;
 /// The section byte of the storage section (format 1.3): anonymous tensor
 /// blobs that only values refer to. Not a [`Section`]: its entries are not
 /// bindings, and no listing of bindings shows them.
@@ -106,8 +114,10 @@ pub struct RawHeader {
     pub toc_offset: U64,
     /// Length of the table of contents in bytes.
     pub toc_len: U64,
-    /// Zero.
-    pub reserved1: [u8; 8],
+    /// Bytes of the table of contents' value pool (format 1.4, layout.md
+    /// 6.9): the small values stored in the table itself. Zero in every
+    /// archive before 1.4, whose readers require it.
+    pub values_len: U64,
 }
 
 /// The 64-byte header of the table of contents.
@@ -176,7 +186,9 @@ pub struct RawEntry {
     pub name_offset: U32,
     /// Length of the name in bytes.
     pub name_len: U32,
-    /// File offset of the blob (a multiple of 64).
+    /// File offset of the blob (a multiple of 64); for an inline entry
+    /// (`hash_count` 0, format 1.4), the value's offset in the table's
+    /// value pool.
     pub blob_offset: U64,
     /// Payload bytes as stored.
     pub stored_len: U64,
@@ -188,7 +200,8 @@ pub struct RawEntry {
     pub ndim: U32,
     /// Index of the first digest of this blob in the hash pool.
     pub hash_index: U32,
-    /// Number of digests (chunks) of this blob.
+    /// Number of digests (chunks) of this blob; 0 for an inline entry,
+    /// whose value lies in the table's value pool (format 1.4).
     pub hash_count: U32,
     /// Value tag.
     pub tag: u8,
@@ -200,6 +213,14 @@ pub struct RawEntry {
     pub filter: u8,
     /// Zero.
     pub reserved: [u8; 4],
+}
+
+impl RawEntry {
+    /// Whether the entry's value lies in the table's value pool (format
+    /// 1.4, layout.md 6.9) rather than in a blob: it has no digests.
+    pub fn is_inline(&self) -> bool {
+        self.hash_count.get() == 0
+    }
 }
 
 /// The 16-byte frame at the start of every blob.

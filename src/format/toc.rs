@@ -26,6 +26,9 @@ use crate::value::Bytes;
 pub(crate) struct TocView {
     bytes: Bytes,
     entries_end: usize,
+    /// Where the value pool (format 1.4) starts, right after the dimension
+    /// pool; it ends at `names_start`.
+    values_start: usize,
     names_start: usize,
     names_end: usize,
     /// The page digests of a paged table; `None` for an older one.
@@ -104,7 +107,7 @@ impl TocView {
     /// page index head checked, and the rest when it is used.
     pub(crate) fn parse(
         bytes: Bytes,
-        toc_offset: u64,
+        (toc_offset, values_len): (u64, u64),
         pages: Option<Pages>,
     ) -> Result<(TocView, TocFacts)> {
         let b = bytes.as_slice();
@@ -141,7 +144,7 @@ impl TocView {
         }
         let checksum = hash::Checksum::from_u8(th.checksum)
             .ok_or(Error::toc(Part::TocHeader, "unknown checksum algorithm"))?;
-        let layout = PageLayout::of(&th, b.len() as u64)
+        let layout = PageLayout::of(&th, b.len() as u64, values_len)
             .map_err(|reason| Error::toc(Part::TocHeader, reason))?;
         if layout.is_some() != pages.is_some() {
             return Err(Error::toc(
@@ -154,7 +157,8 @@ impl TocView {
         // `PageLayout::of` checked (for every kind of table) that the parts
         // add up, without overflow, to the table before its page index.
         let entries_end = TOC_HEADER_LEN as usize + entries_len as usize;
-        let names_start = entries_end + dims_len as usize;
+        let values_start = entries_end + dims_len as usize;
+        let names_start = values_start + values_len as usize;
         let names_end = names_start + th.names_len.get() as usize;
         if let Some(p) = &pages {
             p.ensure(b, names_end, body_len as usize)?;
@@ -195,6 +199,7 @@ impl TocView {
         let view = TocView {
             bytes,
             entries_end,
+            values_start,
             names_start,
             names_end,
             pages: paged,
@@ -263,16 +268,54 @@ impl TocView {
             dim: 0,
             blob: HEADER_LEN,
             hash: 0,
+            value: 0,
             owners: Vec::new(),
             sharing: false,
         };
         let mut prev: Option<(u8, &[u8])> = None;
         let entries = self.entries();
+        let values = &self.as_bytes()[self.values_start..self.names_start];
         for i in 0..entries.len() {
-            check_entry((i, entries), names, dims, facts, &mut at, &mut prev)
-                .map_err(|reason| Error::toc(Part::Entry(i as u64), reason))?;
+            check_entry(
+                (i, entries),
+                (names, dims, values),
+                facts,
+                &mut at,
+                &mut prev,
+            )
+            .map_err(|reason| Error::toc(Part::Entry(i as u64), reason))?;
         }
-        check_totals(&at, names.len(), dims.len(), facts, toc_offset)
+        check_totals(
+            &at,
+            (names.len(), dims.len(), self.values_len()),
+            facts,
+            toc_offset,
+        )
+    }
+
+    /// Where the value pool (format 1.4) starts in the table.
+    pub(crate) fn values_start(&self) -> usize {
+        self.values_start
+    }
+
+    /// Bytes of the value pool (format 1.4).
+    fn values_len(&self) -> u64 {
+        (self.names_start - self.values_start) as u64
+    }
+
+    /// The payload of inline entry `e` (format 1.4, layout.md 6.9): its
+    /// bytes in the value pool, once the pages holding them passed their
+    /// digests. The entry's rules put them inside the pool.
+    pub(crate) fn inline_payload(&self, e: &RawEntry) -> Result<Bytes> {
+        let start = self.values_start as u64 + e.blob_offset.get();
+        let len = e.stored_len.get();
+        if let Some(pages) = &self.pages {
+            pages.ensure(self.as_bytes(), start as usize, (start + len) as usize)?;
+        }
+        Ok(self
+            .bytes
+            .slice(start, len)
+            .expect("the entry's rules put its value inside the pool"))
     }
 
     /// The table's bytes.
@@ -304,7 +347,7 @@ impl TocView {
     }
 
     fn dims_pool(&self) -> &[U64] {
-        let b = &self.bytes.as_slice()[self.entries_end..self.names_start];
+        let b = &self.bytes.as_slice()[self.entries_end..self.values_start];
         <[U64]>::ref_from_bytes(b).expect("length is a multiple of 8; alignment 1")
     }
 
@@ -436,7 +479,7 @@ impl TocView {
         let dims_start = TOC_HEADER_LEN as usize + self.len() * ENTRY_LEN as usize;
         let first = e.dims_index.get() as usize;
         let last = first.saturating_add(e.ndim.get() as usize);
-        if last <= (self.names_start - dims_start) / 8 {
+        if last <= (self.values_start - dims_start) / 8 {
             pages.ensure(
                 self.as_bytes(),
                 dims_start + 8 * first,
@@ -446,7 +489,7 @@ impl TocView {
         let mut next_dim = first;
         check_shape(e, tag, self.dims_pool(), &mut next_dim).map_err(fail)?;
         let blob = e.blob_offset.get();
-        if blob < HEADER_LEN || blob % ALIGN != 0 {
+        if !e.is_inline() && (blob < HEADER_LEN || blob % ALIGN != 0) {
             return Err(fail("blob is not where the previous one ended"));
         }
         let mut at = Running {
@@ -454,9 +497,23 @@ impl TocView {
             dim: 0,
             blob,
             hash: e.hash_index.get() as u64,
+            value: e.blob_offset.get(),
             owners: Vec::new(),
             sharing: false,
         };
+        if e.is_inline() {
+            // Where the previous value ended is not known here: the gap
+            // before a tensor is checked with the whole table.
+            at.value = match tag.element_size() {
+                Some(_) => e.blob_offset.get() & !(INLINE_TENSOR_ALIGN - 1),
+                None => e.blob_offset.get(),
+            };
+            check_inline(e, (tag, packed), &mut at, None).map_err(fail)?;
+            return match at.value > self.values_len() || at.hash > self.limits.hash_count {
+                true => Err(fail("inline value lies past the value pool")),
+                false => Ok(()),
+            };
+        }
         check_blob(e, tag, packed, self.limits.chunk, &mut at).map_err(fail)?;
         if at.blob > self.limits.hashes_offset || at.hash > self.limits.hash_count {
             return Err(fail("blob or its digests lie past the hash pool"));
@@ -503,6 +560,8 @@ struct Running {
     dim: usize,
     blob: u64,
     hash: u64,
+    /// Where the next inline value starts in the value pool (format 1.4).
+    value: u64,
     /// The entries that own a blob (all but those sharing one, format
     /// 1.3): (blob offset, entry index), in increasing offset order. Kept
     /// only from the first entry that shares a blob on: before it, every
@@ -528,8 +587,7 @@ fn check_name_pool(names: &[u8]) -> Result<&str> {
 /// bytes, name, section and order, tag and codec, shape, blob and digests.
 fn check_entry<'a>(
     (index, entries): (usize, &[RawEntry]),
-    names: &'a str,
-    dims: &[U64],
+    (names, dims, values): (&'a str, &[U64], &[u8]),
     facts: &mut TocFacts,
     at: &mut Running,
     prev: &mut Option<(u8, &'a [u8])>,
@@ -561,6 +619,9 @@ fn check_entry<'a>(
     facts.compressed_blobs += u64::from(packed_chunks.is_some());
     let shape_at = at.dim;
     check_shape(e, tag, dims, &mut at.dim)?;
+    if e.is_inline() {
+        return check_inline(e, (tag, packed_chunks), at, Some(values));
+    }
     // Not the next blob: a tensor's may be an earlier entry's (format 1.3).
     if e.blob_offset.get() != at.blob && tag.element_size().is_some() {
         if !at.sharing {
@@ -710,6 +771,49 @@ fn check_shape(e: &RawEntry, tag: Tag, dims: &[U64], next_dim: &mut usize) -> Ch
     Ok(())
 }
 
+/// Rule 29a (format 1.4): an inline entry's value is uncompressed and lies
+/// where the previous inline value ended in the value pool, or for a
+/// tensor at the next multiple of 8 after it, with zero bytes between
+/// (checked when `values`, the pool, is given); it has no digests, so its
+/// `hash_index` is the running total as it stands.
+fn check_inline(
+    e: &RawEntry,
+    (tag, packed_chunks): (Tag, Option<u64>),
+    at: &mut Running,
+    values: Option<&[u8]>,
+) -> Check<()> {
+    if packed_chunks.is_some() {
+        return Err("inline value is compressed");
+    }
+    let start = match tag.element_size() {
+        Some(_) => at
+            .value
+            .checked_next_multiple_of(INLINE_TENSOR_ALIGN)
+            .ok_or("inline value lies past the value pool")?,
+        None => at.value,
+    };
+    if e.blob_offset.get() != start {
+        return Err("inline value is not where the previous one ended");
+    }
+    if let Some(values) = values {
+        let gap = values
+            .get(at.value as usize..start as usize)
+            .ok_or("inline value lies past the value pool")?;
+        if gap.iter().any(|&b| b != 0) {
+            return Err("padding in the value pool is not zero");
+        }
+    }
+    at.value = start;
+    if e.hash_index.get() as u64 != at.hash {
+        return Err("chunk digests do not match the blob's length");
+    }
+    at.value = at
+        .value
+        .checked_add(e.stored_len.get())
+        .ok_or("inline value lies past the value pool")?;
+    Ok(())
+}
+
 /// Rules 28 and 29: the blob starts where the previous one ended, and its
 /// digests are the next run of the hash pool, as many as its span needs.
 fn check_blob(
@@ -747,8 +851,7 @@ fn check_blob(
 /// last blob and right before the table.
 fn check_totals(
     at: &Running,
-    names_len: usize,
-    dims_len: usize,
+    (names_len, dims_len, values_len): (usize, usize, u64),
     facts: &TocFacts,
     toc_offset: u64,
 ) -> Result<()> {
@@ -762,6 +865,12 @@ fn check_totals(
         return Err(Error::toc(
             Part::Toc,
             "name or dimension pool has unused bytes",
+        ));
+    }
+    if at.value != values_len {
+        return Err(Error::toc(
+            Part::Toc,
+            "value pool's length differs from its values'",
         ));
     }
     if at.blob != facts.hashes_offset || at.hash != facts.hash_count {
@@ -810,13 +919,18 @@ impl PageLayout {
     /// Rule 15 for any table, and where a paged table's index lies: `None`
     /// for a table without one. Reads only the table header's fields, so
     /// it works on unverified bytes (and for resealing edited ones).
-    pub(crate) fn of(th: &RawTocHeader, toc_len: u64) -> Check<Option<PageLayout>> {
+    pub(crate) fn of(
+        th: &RawTocHeader,
+        toc_len: u64,
+        values_len: u64,
+    ) -> Check<Option<PageLayout>> {
         let body = (|| {
             th.entry_count
                 .get()
                 .checked_mul(ENTRY_LEN)?
                 .checked_add(th.dims_count.get().checked_mul(8)?)?
                 .checked_add(th.names_len.get())?
+                .checked_add(values_len)?
                 .checked_add(th.meta_len.get())?
                 .checked_add(TOC_HEADER_LEN)
         })()

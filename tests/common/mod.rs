@@ -129,6 +129,13 @@ pub fn nested(levels: usize) -> Value {
     v
 }
 
+/// Whether a top-level tensor of `bytes` bytes of elements gets a blob of
+/// its own: its 64-byte frame and elements reach 4 KiB. Smaller values
+/// live in the table's value pool (format 1.4, layout.md 6.9).
+pub fn has_blob(bytes: usize) -> bool {
+    bytes + 64 >= 4096
+}
+
 /// Where things are in a (valid) archive.
 pub struct Map {
     pub toc_offset: usize,
@@ -141,6 +148,8 @@ pub struct Map {
     /// A paged table's page size (log2) and the bytes before its page
     /// index (layout.md 6.8); `None` for a table without one.
     pub pages: Option<(u8, usize)>,
+    /// File offset of the table's value pool (format 1.4, layout.md 6.9).
+    pub values_at: usize,
 }
 
 impl Map {
@@ -153,6 +162,7 @@ impl Map {
         let entries = <[RawEntry]>::ref_from_bytes(&rest[..n * 56])
             .unwrap()
             .to_vec();
+        let values_len = header.values_len.get() as usize;
         Map {
             toc_offset,
             toc_len,
@@ -163,10 +173,12 @@ impl Map {
                 let body = 64
                     + 56 * n
                     + 8 * th.dims_count.get() as usize
+                    + values_len
                     + th.names_len.get() as usize
                     + th.meta_len.get() as usize;
                 (th.page_log2, body)
             }),
+            values_at: toc_offset + 64 + 56 * n + 8 * th.dims_count.get() as usize,
             entries,
         }
     }
@@ -227,18 +239,25 @@ impl Map {
         bytes[trailer + 32..trailer + 64].copy_from_slice(&closing);
     }
 
-    /// Payload range of entry `i` (a non-tensor: the payload follows the
-    /// 16-byte frame).
+    /// File range of entry `i`'s payload: after the 16-byte frame of a
+    /// non-tensor blob, or in the table's value pool for an inline entry.
     pub fn payload(&self, i: usize) -> std::ops::Range<usize> {
         let e = &self.entries[i];
-        let start = e.blob_offset.get() as usize + 16;
+        let start = match e.is_inline() {
+            true => self.values_at + e.blob_offset.get() as usize,
+            false => e.blob_offset.get() as usize + 16,
+        };
         start..start + e.stored_len.get() as usize
     }
 
     /// Recomputes the digests of entry `i`'s (uncompressed, non-tensor)
-    /// blob in the hash pool, one per 1 MiB of its span, then reseals.
+    /// blob in the hash pool, one per 1 MiB of its span, then reseals
+    /// (which is all an inline entry, checked by its pages, needs).
     pub fn fix_digest(&self, bytes: &mut [u8], i: usize) {
         let e = &self.entries[i];
+        if e.is_inline() {
+            return self.reseal(bytes);
+        }
         assert_eq!(e.codec, 0, "raw blobs only");
         let start = e.blob_offset.get() as usize;
         let end = self.payload(i).end;
@@ -281,7 +300,9 @@ impl Map {
     /// then fixes its digest and reseals.
     pub fn retag(&self, bytes: &mut [u8], i: usize, tag: u8) {
         bytes[self.toc_offset + 64 + 56 * i + 48] = tag;
-        bytes[self.entries[i].blob_offset.get() as usize + 2] = tag;
+        if !self.entries[i].is_inline() {
+            bytes[self.entries[i].blob_offset.get() as usize + 2] = tag;
+        }
         self.fix_digest(bytes, i);
     }
 
