@@ -164,7 +164,8 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
     let field = |i, at| map.entry_field(i, at);
     let entry = |i| Part::Entry(i);
 
-    let cases: Vec<(Part, &str, Box<dyn FnOnce(&mut Vec<u8>)>)> = vec![
+    type Edit<'a> = Box<dyn FnOnce(&mut Vec<u8>) + 'a>;
+    let cases: Vec<(Part, &str, Edit)> = vec![
         (
             entry(1),
             "inline value is not where the previous one ended",
