@@ -32,6 +32,17 @@ struct Key {
     shape: Vec<usize>,
 }
 
+/// The bytes of `v`'s elements when it is a tensor whose storage another
+/// value may share ([`Buffer::may_share`](crate::value::Buffer)): only
+/// those need a [`Key`].
+fn shareable_bytes(v: &Value) -> Option<usize> {
+    match v {
+        Value::Tensor(t) if t.buffer().may_share() => Some(t.len() * 8),
+        Value::ComplexTensor(t) if t.buffer().may_share() => Some(t.len() * 16),
+        _ => None,
+    }
+}
+
 /// The key and element bytes of `v` when it is a non-empty tensor.
 fn key_of(v: &Value) -> Option<(Key, usize)> {
     let (tag, storage, shape, bytes) = match v {
@@ -82,6 +93,10 @@ impl SharedPlan {
         // Top-level tensors first, so that a value nested anywhere refers
         // to the binding it shares storage with, whatever their order.
         for (i, item) in items.iter().enumerate() {
+            // A buffer nothing else holds is stored once anyway.
+            if shareable_bytes(item.value).is_none() {
+                continue;
+            }
             if let Some((key, _)) = key_of(item.value) {
                 match plan.entries.get(&key) {
                     Some(&j) => {
@@ -114,13 +129,12 @@ impl SharedPlan {
             }
         };
         match v {
+            Value::Tensor(t) if depth > 0 && t.len() * 8 < NESTED_BLOB_MIN => {}
+            Value::ComplexTensor(t) if depth > 0 && t.len() * 16 < NESTED_BLOB_MIN => {}
             Value::Tensor(_) | Value::ComplexTensor(_) if depth > 0 => {
-                let Some((key, bytes)) = key_of(v) else {
+                let Some((key, _)) = key_of(v) else {
                     return;
                 };
-                if bytes < NESTED_BLOB_MIN {
-                    return;
-                }
                 if !self.entries.contains_key(&key) {
                     let ordinal = self.storage.len();
                     self.entries.insert(key, first + ordinal as u64);
@@ -161,11 +175,18 @@ impl SharedPlan {
 
 impl BlobIndex for SharedPlan {
     fn entry_of(&self, v: &Value) -> Option<u64> {
-        let (key, bytes) = key_of(v)?;
+        if self.entries.is_empty() {
+            return None;
+        }
+        let bytes = match v {
+            Value::Tensor(t) => t.len() * 8,
+            Value::ComplexTensor(t) => t.len() * 16,
+            _ => return None,
+        };
         if bytes < NESTED_BLOB_MIN {
             return None;
         }
-        self.entries.get(&key).copied()
+        self.entries.get(&key_of(v)?.0).copied()
     }
 }
 

@@ -603,7 +603,7 @@ pub fn save_environment(
 /// What the writer did, kept for after the file is published.
 struct Outcome {
     counts: writer::Counts,
-    blobs: Vec<Option<StoredBlob>>,
+    blobs: Vec<(usize, StoredBlob)>,
     /// The storage section's blobs, by the storage key of their tensor.
     nested: NestedBlobs,
     /// The written file's metadata, to recognise it once published.
@@ -617,7 +617,7 @@ struct Outcome {
 /// written.
 fn adopt(
     planned: &[Planned<'_>],
-    (blobs, nested): (Vec<Option<StoredBlob>>, NestedBlobs),
+    (blobs, nested): (Vec<(usize, StoredBlob)>, NestedBlobs),
     file: Option<SourceFile>,
 ) {
     let Some(file) = file else { return };
@@ -633,18 +633,22 @@ fn adopt(
     // apart. A nested tensor that shares a binding's storage finds that
     // binding's blob.
     let mut stored: HashMap<(usize, usize), Arc<Provenance>> = HashMap::new();
-    for (item, blob) in planned.iter().zip(blobs) {
-        let key = match item.value {
+    for (i, blob) in blobs {
+        let key = match planned[i].value {
             Value::Tensor(t) => t.buffer().storage_key(),
             Value::ComplexTensor(t) => t.buffer().storage_key(),
             _ => None,
         };
-        if let (Some(key), Some(blob)) = (key, blob) {
+        if let Some(key) = key {
             stored.entry(key).or_insert_with(|| origin(blob));
         }
     }
     for (key, blob) in nested {
         stored.entry(key).or_insert_with(|| origin(blob));
+    }
+    // Nothing to hand out: every tensor was small (in the table) or copied.
+    if stored.is_empty() {
+        return;
     }
     for item in planned {
         adopt_nested(item.value, &stored, 0);

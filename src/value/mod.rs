@@ -247,6 +247,16 @@ impl<T: Pod> Buffer<T> {
         (!self.is_empty()).then(|| (self.as_slice().as_ptr() as usize, self.len()))
     }
 
+    /// False when no other buffer can share this one's storage: owned
+    /// elements that nothing else holds. A save then skips looking for
+    /// other places that share it. Views are assumed shared.
+    pub(crate) fn may_share(&self) -> bool {
+        match &self.storage {
+            Storage::Owned(v) => Arc::strong_count(v) > 1,
+            Storage::View(_) => true,
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.as_slice().len()
