@@ -112,7 +112,10 @@ def test_get_with_verify_checks_the_view_and_indexing_does_not(raw, tmp_path):
 
 def test_archive_indexing_checks_values_it_decodes(tmp_path):
     p = tmp_path / "s.ach"
-    ae.save(p, {"s": "a string long enough to find", "t": np.arange(8.0)}, compress=False)
+    # Over 4 KiB: a blob of its own (a small value lives in the table,
+    # whose damage fails the whole open).
+    s = "a string long enough to find" + "." * 4096
+    ae.save(p, {"s": s, "t": np.arange(8.0)}, compress=False)
     blob = bytearray(p.read_bytes())
     at = blob.find(b"long enough")
     blob[at] ^= 0x20
