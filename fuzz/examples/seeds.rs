@@ -9,16 +9,18 @@ use achronyme_env::{
     save_environment, testdata,
 };
 
-/// Small bindings the default save compresses (tensors, a string, a
-/// vector), so the seeds reach the chunk table and both codecs.
+/// Bindings the default save compresses (tensors, a string, a vector),
+/// so the seeds reach the chunk table and both codecs: each just over the
+/// 4 KiB under which a value lives in the table's value pool (format 1.4),
+/// uncompressed.
 fn compressible() -> Environment {
     let mut env = Environment::new();
-    let smooth = testdata::smooth(160);
+    let smooth = testdata::smooth(520);
     env.set("t", Value::Tensor(Tensor::from_vec(smooth.clone())));
     let z = smooth.iter().map(|&re| Complex { re, im: re }).collect();
     env.set("z", Value::ComplexTensor(ComplexTensor::from_vec(z)));
-    env.set("s", Value::String("ab".repeat(600)));
-    env.set("v", Value::Vector(vec![Value::Number(1.0); 150]));
+    env.set("s", Value::String("ab".repeat(2100)));
+    env.set("v", Value::Vector(vec![Value::Number(1.0); 460]));
     env
 }
 
