@@ -186,3 +186,49 @@ proptest! {
         prop_assert!(archive.verify().is_ok());
     }
 }
+
+/// A small value lives in the table since format 1.4, where it has no
+/// digests of its own: it reports those of the raw blob it would have had,
+/// so `ach diff` finds it unchanged against an older archive that stored
+/// it in a blob (here the 1.0 fixture, whose blobs are raw and SHA-256).
+#[test]
+fn an_inline_value_reports_the_digests_of_the_blob_it_replaces() {
+    let old = Archive::open(fixture("v1_0.ach")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("now.ach");
+    let opts = SaveOptions {
+        checksum: Checksum::Sha256,
+        compression: Compression::None,
+        ..fast()
+    };
+    save_environment(&fixture_env(false), &path, &opts).unwrap();
+    let now = Archive::open(&path).unwrap();
+    assert_eq!(now.format_version(), (1, 4));
+    for name in ["t", "x", "s", "v"] {
+        let (at, _) = now.blob_range(Section::Bindings, name).unwrap();
+        let toc_start = std::fs::metadata(&path).unwrap().len() - 64 - now.toc_len();
+        assert!(at >= toc_start, "{name} is in the table");
+        assert_eq!(
+            now.stored_digests(Section::Bindings, name).unwrap(),
+            old.stored_digests(Section::Bindings, name).unwrap(),
+            "{name}"
+        );
+    }
+    // A changed value does not compare equal.
+    let mut changed = fixture_env(false);
+    changed.set("x", Value::Number(2.5));
+    save_environment(
+        &changed,
+        &path,
+        &SaveOptions {
+            allow_overwrite: true,
+            ..opts
+        },
+    )
+    .unwrap();
+    let now = Archive::open(&path).unwrap();
+    assert_ne!(
+        now.stored_digests(Section::Bindings, "x").unwrap(),
+        old.stored_digests(Section::Bindings, "x").unwrap()
+    );
+}

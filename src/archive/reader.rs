@@ -1240,15 +1240,38 @@ impl Archive {
             out.extend(self.padded_digests(target)?);
         }
         if e.is_inline() {
-            // A value in the table (format 1.4) has no digest of its own:
-            // the checksum of its payload stands for it, first.
-            let payload = self.toc.inline_payload(e)?;
-            let mut d = [0u8; 32];
-            let found = self.checksum.of(&[payload.as_slice()]);
-            d[..self.checksum.len()].copy_from_slice(&found[..self.checksum.len()]);
-            out.insert(0, d);
+            // A value in the table (format 1.4) has no digests of its own:
+            // those of the raw blob it would otherwise have stand for it,
+            // so that it compares equal to the same value in a blob.
+            let blob = self.inline_as_blob(e)?;
+            let dlen = self.checksum.len();
+            let blob = hash::chunk_digests(self.checksum, &[], &blob, self.chunk as usize);
+            for (k, found) in blob.iter().enumerate() {
+                let mut d = [0u8; 32];
+                d[..dlen].copy_from_slice(&found[..dlen]);
+                out.insert(k, d);
+            }
         }
         Ok(out)
+    }
+
+    /// The raw blob (frame, tensor padding, payload) inline entry `e`
+    /// (format 1.4) would have had outside the table.
+    fn inline_as_blob(&self, e: &RawEntry) -> Result<Vec<u8>> {
+        let payload = self.toc.inline_payload(e)?;
+        let tag = Tag::from_u8(e.tag).expect("validated");
+        let frame = RawFrame {
+            magic: FRAME_MAGIC,
+            tag: e.tag,
+            codec: Codec::None as u8,
+            filter: 0,
+            reserved: [0; 3],
+            stored_len: e.stored_len,
+        };
+        let mut blob = vec![0u8; tag.payload_start() as usize];
+        blob[..FRAME_LEN as usize].copy_from_slice(frame.as_bytes());
+        blob.extend_from_slice(payload.as_slice());
+        Ok(blob)
     }
 
     /// The entries whose blobs the value of `e` refers to (format 1.3), in
@@ -1302,12 +1325,13 @@ impl Archive {
     /// 3), unchecked and undecoded: a view of the mapped file. For tools
     /// that compare or copy stored blobs; a load checks what it reads.
     /// A value stored in the table itself (format 1.4, layout.md 6.9) has
-    /// no blob: its payload (a blob's bytes after the frame) is returned,
-    /// checked by its pages' digests.
+    /// no blob: the raw blob it would have had is built from its payload
+    /// (checked by its pages' digests), so that it compares equal to the
+    /// same value stored in a blob.
     pub fn stored_blob(&self, section: Section, name: &str) -> Result<Bytes> {
         let e = self.entry(section, name)?;
         match e.is_inline() {
-            true => self.toc.inline_payload(e),
+            true => Ok(Bytes::from_vec(self.inline_as_blob(e)?)),
             false => Ok(self.blob(e)?.1),
         }
     }
