@@ -24,10 +24,14 @@
 //!    elements, the paging a view defers to first use. The file is in the
 //!    page cache after the first sample.
 //! 6. `checksums_256MiB/*`: the candidate chunk checksums on the same
-//!    256 MiB in memory, one thread (`sha256`, `blake3`, `xxh3_128`), and
+//!    256 MiB in memory, one thread (`sha256`, `blake3`, `xxh3_128` from
+//!    xxhash-rust, SIMD chosen at compile time, and
+//!    `xxh3_128_runtime_simd` from twox-hash, the crate's), and
 //!    the crate's own chunked digests on every core (`chunked_sha256`,
 //!    `chunked_xxh3`, what a verified load computes), next to `sum`, one
-//!    pass adding the same bytes as f64.
+//!    pass adding the same bytes as f64; then `mapped_*`, the same
+//!    passes over the same bytes in a mapped file, as a verified load of a
+//!    tensor reads them (one thread but `mapped_chunked_xxh3`).
 //!
 //! Archives are written once per group into a temporary directory, outside
 //! the timed loops, and only when a benchmark that needs them is selected.
@@ -50,8 +54,9 @@ use std::time::{Duration, Instant};
 
 use achronyme_env::hash::{Checksum, chunk_digests};
 use achronyme_env::{
-    Archive, Compression, Environment, LoadOptions, RestoreOptions, SaveOptions, SaveReport,
-    Section, Value, env_info, env_load_var, restore_environment, save_environment, testdata,
+    Archive, Compression, Environment, LoadOptions, MemorySource, RestoreOptions, SaveOptions,
+    SaveReport, Section, Source, Value, env_info, env_load_var, restore_environment,
+    save_environment, testdata,
 };
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use sha2::{Digest, Sha256};
@@ -406,8 +411,13 @@ fn bench_checksums(c: &mut Criterion) {
     g.bench_function("blake3", |b| {
         b.iter(|| black_box(blake3::hash(black_box(bytes))))
     });
+    // xxhash-rust picks its SIMD at compile time: SSE2 on baseline x86-64.
     g.bench_function("xxh3_128", |b| {
         b.iter(|| black_box(xxhash_rust::xxh3::xxh3_128(black_box(bytes))))
+    });
+    // twox-hash, what the crate uses: AVX2 chosen at run time.
+    g.bench_function("xxh3_128_runtime_simd", |b| {
+        b.iter(|| black_box(twox_hash::XxHash3_128::oneshot(black_box(bytes))))
     });
     for (name, algo) in [
         ("chunked_sha256", Checksum::Sha256),
@@ -417,6 +427,47 @@ fn bench_checksums(c: &mut Criterion) {
             b.iter(|| black_box(chunk_digests(algo, &[], black_box(bytes), 1 << 20)))
         });
     }
+    // The same bytes in a mapped file (in the page cache), as a verified
+    // load reads them: on this kernel the mapping's 2 MiB folios are
+    // mapped with huge entries, the heap `Vec` above with 4 KiB pages, so
+    // the two are bound differently.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("checksums.bin");
+    std::fs::write(&path, bytes).expect("write");
+    let source = MemorySource::map_file(&path).expect("map");
+    let mapped = source.read(0, LEN as u64).expect("read");
+    let mapped = mapped.as_slice();
+    g.bench_function("mapped_sum", |b| {
+        let xs: &[f64] = bytemuck::cast_slice(mapped);
+        b.iter(|| black_box(black_box(xs).iter().sum::<f64>()))
+    });
+    g.bench_function("mapped_xxh3_128", |b| {
+        b.iter(|| {
+            let chunks = black_box(mapped).chunks(1 << 20);
+            black_box(
+                chunks
+                    .map(xxhash_rust::xxh3::xxh3_128)
+                    .fold(0, |a, h| a ^ h),
+            )
+        })
+    });
+    g.bench_function("mapped_xxh3_128_runtime_simd", |b| {
+        b.iter(|| {
+            let chunks = black_box(mapped).chunks(1 << 20);
+            let digests = chunks.map(twox_hash::XxHash3_128::oneshot);
+            black_box(digests.fold(0, |a, h| a ^ h))
+        })
+    });
+    g.bench_function("mapped_chunked_xxh3", |b| {
+        b.iter(|| {
+            black_box(chunk_digests(
+                Checksum::Xxh3,
+                &[],
+                black_box(mapped),
+                1 << 20,
+            ))
+        })
+    });
     g.finish();
 }
 
