@@ -566,7 +566,7 @@ pub fn save_environment(
             .values
             .iter()
             .filter(|(sec, _, _)| *sec == s)
-            .map(|(_, n, _)| n.clone())
+            .map(|(_, n, _)| n.to_string())
             .collect()
     };
     let outcome = outcome.expect("set by a successful write");
@@ -721,7 +721,7 @@ fn metadata_of(options: &SaveOptions, created_by: String, version: &str) -> Resu
 /// What a save writes and what it leaves out, and why.
 struct Chosen<'e> {
     /// Section, name and the value as it can be saved, in table order.
-    values: Vec<(Section, String, Cow<'e, Value>)>,
+    values: Vec<(Section, &'e str, Cow<'e, Value>)>,
     skipped: Vec<Skipped>,
     filtered_out: Vec<String>,
     not_found: Vec<String>,
@@ -811,7 +811,7 @@ fn choose<'e>(env: &'e Environment, options: &SaveOptions) -> Result<Chosen<'e>>
                         ));
                     }
                 }
-                chosen.values.push((section, name.to_string(), v));
+                chosen.values.push((section, name, v));
             }
             None => {
                 let reason = if options.include_functions {
