@@ -602,6 +602,18 @@ impl Archive {
         let payload = blob
             .slice(start, e.stored_len.get())
             .expect("blob spans the payload");
+        self.load_payload(e, (tag, payload), limit, blobs)
+    }
+
+    /// Entry `e`'s value from its raw payload (checked): tensor elements
+    /// viewed or copied, anything else decoded.
+    fn load_payload(
+        &self,
+        e: &RawEntry,
+        (tag, payload): (Tag, Bytes),
+        limit: u64,
+        blobs: &mut ArchiveBlobs<'_>,
+    ) -> Result<(Value, u64)> {
         match tag {
             Tag::Tensor => {
                 let (data, cost) = self.view_or_copy(e, payload, limit)?;
@@ -636,17 +648,7 @@ impl Archive {
             },
             err => err,
         })?;
-        match tag {
-            Tag::Tensor => {
-                let (data, cost) = self.view_or_copy(e, payload, limit)?;
-                Ok((self.tensor(e, data)?, cost))
-            }
-            Tag::ComplexTensor => {
-                let (data, cost) = self.view_or_copy(e, payload, limit)?;
-                Ok((self.complex_tensor(e, data)?, cost))
-            }
-            _ => self.decode(e, tag, payload.as_slice(), (0, limit), blobs),
-        }
+        self.load_payload(e, (tag, payload), limit, blobs)
     }
 
     /// Tensor elements borrowing `payload` when it is aligned for `T`
