@@ -293,3 +293,83 @@ proptest! {
         prop_assert_eq!(back, env);
     }
 }
+
+/// A tensor two bindings share keeps its blob (the later binding names
+/// it); a small value between them lives in the pool. The table's check
+/// looked the shared blob up among every earlier entry, inline ones (whose
+/// offsets are the pool's) included, and refused the writer's own archive.
+#[test]
+fn a_shared_tensor_with_small_values_between_its_bindings_is_read_back() {
+    let t = Value::Tensor(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0]));
+    let mut env = Environment::new();
+    env.set("a", t.clone());
+    env.set("b", Value::Number(1.0));
+    env.set("b2", Value::from("between"));
+    env.set("c", t);
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "shared.ach");
+    save(&env, &path);
+    let bytes = std::fs::read(&path).unwrap();
+    let map = Map::of(&bytes);
+    let (a, c) = (map.entries[0], map.entries[3]);
+    assert!(!a.is_inline() && a.blob_offset.get() == c.blob_offset.get());
+    assert!(map.entries[1].is_inline() && map.entries[2].is_inline());
+    open_checked(bytes).unwrap().verify().unwrap();
+    let mut back = Environment::new();
+    restore_environment(&mut back, &path, &RestoreOptions::default()).unwrap();
+    assert_eq!(back, env);
+    let (Some(Value::Tensor(a)), Some(Value::Tensor(c))) = (back.get("a"), back.get("c")) else {
+        panic!()
+    };
+    assert!(a.buffer().shares_storage_with(c.buffer()));
+}
+
+/// A copy of a small tensor counts against the memory budget like a
+/// blob's, and a copy restore never keeps the table alive through a view
+/// of it (a table read into memory rather than mapped).
+#[test]
+fn copies_of_small_tensors_count_against_the_budget_and_hold_only_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir, "many.ach");
+    let mut env = testdata::many_small(20_000);
+    env.set("zz_small", tensor(400)); // 3,200 bytes: in the pool
+    env.set("zz_big", tensor(600)); // 4,800 bytes: a blob
+    save(&env, &path);
+    assert!(
+        Archive::open(&path).unwrap().toc_len() > 1 << 20,
+        "a mapped table"
+    );
+    for name in ["zz_small", "zz_big"] {
+        let opts = LoadVarOptions {
+            copy: true,
+            load: LoadOptions {
+                max_decoded_bytes: 1000,
+                ..LoadOptions::default()
+            },
+            ..Default::default()
+        };
+        let got = env_load_var_with(&path, name, &opts);
+        assert!(
+            matches!(got, Err(Error::CopyTooLarge { bytes, limit: 1000, .. }) if bytes > 3000),
+            "{name}: {got:?}"
+        );
+    }
+    // A small archive: its table is read into memory at open.
+    let small = path_in(&dir, "small.ach");
+    let mut env = Environment::new();
+    env.set("t", tensor(100));
+    save(&env, &small);
+    let mut back = Environment::new();
+    let copy = RestoreOptions {
+        copy: true,
+        ..RestoreOptions::default()
+    };
+    restore_environment(&mut back, &small, &copy).unwrap();
+    let Some(Value::Tensor(t)) = back.get("t").cloned() else {
+        panic!()
+    };
+    assert!(!t.is_mapped());
+    // Its own elements, not a view of the table's bytes.
+    let shown = format!("{:?}", t.buffer());
+    assert!(shown.starts_with("owned"), "{shown}");
+}

@@ -544,6 +544,13 @@ impl Archive {
             let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
             if copy && cost == 0 {
                 cost = e.raw_len.get();
+                if cost > limit {
+                    return Err(Error::CopyTooLarge {
+                        name: self.toc.name_of(e).to_string(),
+                        bytes: cost,
+                        limit,
+                    });
+                }
                 v.detach_from_files();
             }
             return Ok((v, cost));
@@ -669,7 +676,10 @@ impl Archive {
         if cost > limit {
             return Err(too_large());
         }
-        if let Some(view) = Buffer::from_bytes(payload.clone()) {
+        // A value of a table read into memory (format 1.4) is copied: a
+        // view would keep the whole table alive.
+        let view = payload.is_mapped() || !e.is_inline();
+        if let Some(view) = Buffer::from_bytes(payload.clone()).filter(|_| view) {
             return Ok((view, cost));
         }
         let mut v: Vec<T> =
@@ -1164,13 +1174,14 @@ impl Archive {
     /// table.
     fn check_inline(&self, e: &RawEntry, limit: u64) -> Result<()> {
         let tag = Tag::from_u8(e.tag).expect("validated");
+        let payload = self.toc.inline_payload(e)?;
         if tag.element_size().is_some() {
-            return match e.raw_len.get() > limit {
+            // As a load counts it: a view of a mapped table costs nothing.
+            return match !payload.is_mapped() && e.raw_len.get() > limit {
                 true => Err(self.too_large(e, e.raw_len.get(), limit)),
                 false => Ok(()),
             };
         }
-        let payload = self.toc.inline_payload(e)?;
         self.check_encoding(e, tag, payload.as_slice(), 0, limit)
             .map(drop)
     }

@@ -626,9 +626,12 @@ fn check_entry<'a>(
     if e.blob_offset.get() != at.blob && tag.element_size().is_some() {
         if !at.sharing {
             at.sharing = true;
+            // Inline entries (format 1.4) own no blob: their offsets are
+            // the value pool's, and would break the order searched below.
             at.owners = entries[..index]
                 .iter()
                 .enumerate()
+                .filter(|(_, owner)| !owner.is_inline())
                 .map(|(k, owner)| (owner.blob_offset.get(), k))
                 .collect();
         }
