@@ -536,28 +536,11 @@ impl Archive {
             let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
             return self.load(e, verify, limit, &mut blobs);
         }
-        if e.is_inline() {
-            // A tensor in the table (format 1.4) is small and shares no
-            // blob; a view of the mapped table is copied like a blob's.
-            let copy = cache.copy;
-            let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
-            let (mut v, mut cost) = self.load(e, verify, limit, &mut blobs)?;
-            if copy && cost == 0 {
-                cost = e.raw_len.get();
-                if cost > limit {
-                    return Err(Error::CopyTooLarge {
-                        name: self.toc.name_of(e).to_string(),
-                        bytes: cost,
-                        limit,
-                    });
-                }
-                v.detach_from_files();
-            }
-            return Ok((v, cost));
-        }
-        // One blob, however many entries share it or values refer to it.
-        let key = e.blob_offset.get();
-        if let Some(v) = cache.loaded.get(&key) {
+        // A tensor in the table (format 1.4) is small and shares no blob;
+        // any other is loaded once, however many entries share its blob or
+        // values refer to it.
+        let key = (!e.is_inline()).then(|| e.blob_offset.get());
+        if let Some(v) = key.and_then(|key| cache.loaded.get(&key)) {
             return Ok((v.clone(), 0));
         }
         let mut blobs = ArchiveBlobs::new(self, e, verify, cache);
@@ -574,7 +557,9 @@ impl Archive {
             }
             v.detach_from_files();
         }
-        blobs.cache.loaded.insert(key, v.clone());
+        if let Some(key) = key {
+            blobs.cache.loaded.insert(key, v.clone());
+        }
         Ok((v, cost))
     }
 
