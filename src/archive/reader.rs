@@ -634,13 +634,16 @@ impl Archive {
             Error::TocChecksum => Error::ChecksumMismatch {
                 name: self.toc.name_of(e).to_string(),
                 chunk: 0,
-                offset: self.header.toc_offset.get()
-                    + self.toc.values_start() as u64
-                    + e.blob_offset.get(),
+                offset: self.inline_offset(e),
             },
             err => err,
         })?;
         self.load_payload(e, (tag, payload), limit, blobs)
+    }
+
+    /// The file offset of inline entry `e`'s payload (format 1.4).
+    fn inline_offset(&self, e: &RawEntry) -> u64 {
+        self.header.toc_offset.get() + self.toc.values_start() as u64 + e.blob_offset.get()
     }
 
     /// Tensor elements borrowing `payload` when it is aligned for `T`
@@ -1231,24 +1234,21 @@ impl Archive {
         if !sealed {
             return Err(Error::UnsealedDigests);
         }
-        let mut out = Vec::new();
+        // A value in the table (format 1.4) has no digests of its own:
+        // those of the raw blob it would otherwise have stand for it, so
+        // that it compares equal to the same value in a blob. Digests are
+        // zero-padded to 32 bytes, as the pool's are below.
+        let mut out = match e.is_inline() {
+            true => {
+                let blob = self.inline_as_blob(e)?;
+                hash::chunk_digests(self.checksum, &[], &blob, self.chunk as usize)
+            }
+            false => Vec::new(),
+        };
         // The value's own blob, then (format 1.3) each tensor blob it
         // refers to, so that a changed tensor changes the list.
         for target in std::iter::once(e).chain(self.referenced(e)?) {
             out.extend(self.padded_digests(target)?);
-        }
-        if e.is_inline() {
-            // A value in the table (format 1.4) has no digests of its own:
-            // those of the raw blob it would otherwise have stand for it,
-            // so that it compares equal to the same value in a blob.
-            let blob = self.inline_as_blob(e)?;
-            let dlen = self.checksum.len();
-            let blob = hash::chunk_digests(self.checksum, &[], &blob, self.chunk as usize);
-            for (k, found) in blob.iter().enumerate() {
-                let mut d = [0u8; 32];
-                d[..dlen].copy_from_slice(&found[..dlen]);
-                out.insert(k, d);
-            }
         }
         Ok(out)
     }
@@ -1284,15 +1284,11 @@ impl Archive {
             return Ok(Vec::new());
         }
         let limit = LoadOptions::DEFAULT_MAX_DECODED_BYTES;
-        let inline;
-        let (blob, start) = match e.is_inline() {
-            true => {
-                inline = self.toc.inline_payload(e)?;
-                (inline.clone(), 0)
-            }
-            false => (self.blob(e)?.1, tag.payload_start() as usize),
+        let stored = match e.is_inline() {
+            true => self.toc.inline_payload(e)?,
+            false => self.blob(e)?.1,
         };
-        let blob = blob.as_slice();
+        let blob = stored.as_slice();
         let raw;
         let payload = if e.is_inline() {
             blob
@@ -1302,7 +1298,7 @@ impl Archive {
             &raw[..]
         } else {
             self.check_digests(e, blob)?;
-            &blob[start..]
+            &blob[tag.payload_start() as usize..]
         };
         let mut found = Referenced {
             archive: self,
@@ -1351,8 +1347,7 @@ impl Archive {
     pub fn blob_range(&self, section: Section, name: &str) -> Option<(u64, u64)> {
         let e = self.toc.find(section, name).ok().flatten()?;
         if e.is_inline() {
-            let at = self.header.toc_offset.get() + self.toc.values_start() as u64;
-            return Some((at + e.blob_offset.get(), e.stored_len.get()));
+            return Some((self.inline_offset(e), e.stored_len.get()));
         }
         let tag = Tag::from_u8(e.tag)?;
         Some((
@@ -1469,7 +1464,7 @@ fn tensor_entry(
     index: u64,
 ) -> std::result::Result<(&RawEntry, Tag), DecodeError> {
     // A paged table checks the entry's pages and rules first (layout.md
-    // 6.8); `ArchiveBlobs::load` reports how that failed.
+    // 6.8): an entry that fails them is an invalid reference.
     let e = archive
         .toc
         .entry_at(index)
@@ -1515,10 +1510,7 @@ impl Blobs for ArchiveBlobs<'_> {
 
     fn load(&mut self, index: u64, left: u64) -> std::result::Result<(Value, u64), DecodeError> {
         let binding = self.binding;
-        if let Err(err) = self.archive.toc.entry_at(index) {
-            self.error = Some(within(err, binding));
-            return Err(DecodeError::Blob);
-        }
+        // An entry that fails its own checks is an invalid reference.
         let (e, _) = tensor_entry(self.archive, index)?;
         self.archive
             .load_in(e, self.verify, left, self.cache)

@@ -32,40 +32,52 @@ struct Key {
     shape: Vec<usize>,
 }
 
-/// The bytes of `v`'s elements when it is a tensor whose storage another
-/// value may share ([`Buffer::may_share`](crate::value::Buffer)): only
-/// those need a [`Key`].
-fn shareable_bytes(v: &Value) -> Option<usize> {
-    match v {
-        Value::Tensor(t) if t.buffer().may_share() => Some(t.len() * 8),
-        Value::ComplexTensor(t) if t.buffer().may_share() => Some(t.len() * 16),
-        _ => None,
-    }
+/// What a save needs to know of a tensor value: its tag, shape, the bytes
+/// of its elements, [`Buffer::storage_key`](crate::value::Buffer) and
+/// whether another value may share its storage
+/// ([`Buffer::may_share`](crate::value::Buffer)). None for other values.
+struct TensorFacts<'v> {
+    tag: Tag,
+    shape: &'v [usize],
+    bytes: usize,
+    storage: Option<(usize, usize)>,
+    may_share: bool,
 }
 
-/// The key and element bytes of `v` when it is a non-empty tensor.
-fn key_of(v: &Value) -> Option<(Key, usize)> {
-    let (tag, storage, shape, bytes) = match v {
-        Value::Tensor(t) => (
-            Tag::Tensor,
-            t.buffer().storage_key()?,
-            t.shape(),
-            t.len() * 8,
-        ),
-        Value::ComplexTensor(t) => (
-            Tag::ComplexTensor,
-            t.buffer().storage_key()?,
-            t.shape(),
-            t.len() * 16,
-        ),
+fn tensor_facts(v: &Value) -> Option<TensorFacts<'_>> {
+    let facts = match v {
+        Value::Tensor(t) => TensorFacts {
+            tag: Tag::Tensor,
+            shape: t.shape(),
+            bytes: t.len() * 8,
+            storage: t.buffer().storage_key(),
+            may_share: t.buffer().may_share(),
+        },
+        Value::ComplexTensor(t) => TensorFacts {
+            tag: Tag::ComplexTensor,
+            shape: t.shape(),
+            bytes: t.len() * 16,
+            storage: t.buffer().storage_key(),
+            may_share: t.buffer().may_share(),
+        },
         _ => return None,
     };
-    let key = Key {
-        tag: tag as u8,
-        storage,
-        shape: shape.to_vec(),
-    };
-    Some((key, bytes))
+    Some(facts)
+}
+
+/// The storage key of `v` when it is a non-empty tensor (what a save files
+/// the blobs it wrote under).
+pub(crate) fn storage_key_of(v: &Value) -> Option<(usize, usize)> {
+    tensor_facts(v)?.storage
+}
+
+/// The key of a non-empty tensor's storage.
+fn key_of(t: &TensorFacts<'_>) -> Option<Key> {
+    Some(Key {
+        tag: t.tag as u8,
+        storage: t.storage?,
+        shape: t.shape.to_vec(),
+    })
 }
 
 /// What a save stores once: built from the planned bindings before any
@@ -94,10 +106,10 @@ impl SharedPlan {
         // to the binding it shares storage with, whatever their order.
         for (i, item) in items.iter().enumerate() {
             // A buffer nothing else holds is stored once anyway.
-            if shareable_bytes(item.value).is_none() {
+            let Some(t) = tensor_facts(item.value).filter(|t| t.may_share) else {
                 continue;
-            }
-            if let Some((key, _)) = key_of(item.value) {
+            };
+            if let Some(key) = key_of(&t) {
                 match plan.entries.get(&key) {
                     Some(&j) => {
                         plan.aliases[i] = Some(j as usize);
@@ -129,10 +141,11 @@ impl SharedPlan {
             }
         };
         match v {
-            Value::Tensor(t) if depth > 0 && t.len() * 8 < NESTED_BLOB_MIN => {}
-            Value::ComplexTensor(t) if depth > 0 && t.len() * 16 < NESTED_BLOB_MIN => {}
             Value::Tensor(_) | Value::ComplexTensor(_) if depth > 0 => {
-                let Some((key, _)) = key_of(v) else {
+                let Some(key) = tensor_facts(v)
+                    .filter(|t| t.bytes >= NESTED_BLOB_MIN)
+                    .and_then(|t| key_of(&t))
+                else {
                     return;
                 };
                 if !self.entries.contains_key(&key) {
@@ -178,15 +191,8 @@ impl BlobIndex for SharedPlan {
         if self.entries.is_empty() {
             return None;
         }
-        let bytes = match v {
-            Value::Tensor(t) => t.len() * 8,
-            Value::ComplexTensor(t) => t.len() * 16,
-            _ => return None,
-        };
-        if bytes < NESTED_BLOB_MIN {
-            return None;
-        }
-        self.entries.get(&key_of(v)?.0).copied()
+        let t = tensor_facts(v).filter(|t| t.bytes >= NESTED_BLOB_MIN)?;
+        self.entries.get(&key_of(&t)?).copied()
     }
 }
 

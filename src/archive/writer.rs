@@ -21,7 +21,7 @@ use std::sync::Arc;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::copy::{ArchiveFile, COPY_MIN_SPAN, Chunking, stored_blob, worth_copying};
-use crate::archive::shared::SharedPlan;
+use crate::archive::shared::{SharedPlan, storage_key_of};
 use crate::error::{Error, Result};
 use crate::format::codec::{self, ChunkOut, ChunkPlan, Filter, Packer, Settings};
 use crate::format::encoding::{self, BlobIndex, EncodeError};
@@ -1026,12 +1026,7 @@ impl TocBuilder {
             .iter()
             .zip(self.entries.get(items..).unwrap_or(&[]))
             .filter_map(|((_, value), e)| {
-                let key = match value {
-                    Value::Tensor(t) => t.buffer().storage_key()?,
-                    Value::ComplexTensor(t) => t.buffer().storage_key()?,
-                    _ => return None,
-                };
-                Some((key, self.stored_blob(e, storage)?))
+                Some((storage_key_of(value)?, self.stored_blob(e, storage)?))
             })
             .collect()
     }
@@ -1043,29 +1038,25 @@ impl TocBuilder {
             return None;
         }
         let default_codec = storage.compression.map_or(Codec::None, |c| c.codec) as u8;
-        {
-            {
-                let first = e.hash_index.get() as usize;
-                let digests = self
-                    .digests
-                    .get(first..first + e.hash_count.get() as usize)?;
-                let chunking = Chunking {
-                    checksum: self.checksum,
-                    hash_chunk_log2: HASH_CHUNK_LOG2,
-                    codec_chunk_log2: if self.compressed {
-                        u32::from(codec::CODEC_CHUNK_LOG2)
-                    } else {
-                        0
-                    },
-                    default_codec,
-                    written_with: storage.compression.map(|c| WrittenWith {
-                        level: c.level,
-                        filters: c.filters,
-                    }),
-                };
-                stored_blob(e, digests.into(), chunking)
-            }
-        }
+        let first = e.hash_index.get() as usize;
+        let digests = self
+            .digests
+            .get(first..first + e.hash_count.get() as usize)?;
+        let chunking = Chunking {
+            checksum: self.checksum,
+            hash_chunk_log2: HASH_CHUNK_LOG2,
+            codec_chunk_log2: if self.compressed {
+                u32::from(codec::CODEC_CHUNK_LOG2)
+            } else {
+                0
+            },
+            default_codec,
+            written_with: storage.compression.map(|c| WrittenWith {
+                level: c.level,
+                filters: c.filters,
+            }),
+        };
+        stored_blob(e, digests.into(), chunking)
     }
 
     /// The hash pool: each digest at its algorithm's length.
@@ -1199,10 +1190,10 @@ impl TocBuilder {
         // digest and the top digests over those, so that a reader checks
         // only the pages it reads.
         // Sections 0 to 2, then the storage section (byte 3).
-        let mut counts = [0u64; 4];
-        let mut storage_bytes = 0;
+        let (mut counts, mut storage_bytes, mut compressed_blobs) = ([0u64; 4], 0, 0);
         for e in &self.entries {
             counts[usize::from(e.section)] += 1;
+            compressed_blobs += u64::from(e.codec != 0);
             if e.section == SECTION_STORAGE {
                 storage_bytes += e.stored_len.get();
             }
@@ -1211,7 +1202,7 @@ impl TocBuilder {
             magic: PAGE_INDEX_MAGIC,
             reserved0: [0; 4],
             counts: counts.map(Into::into),
-            compressed_blobs: (self.entries.iter().filter(|e| e.codec != 0).count() as u64).into(),
+            compressed_blobs: compressed_blobs.into(),
             storage_bytes: storage_bytes.into(),
             shared_entries: self.shared.into(),
         };

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::archive::location::Location;
 use crate::archive::publish::{PublishOptions, Published, atomic_write};
+use crate::archive::shared::storage_key_of;
 use crate::archive::writer::{self, HeaderFields, NestedBlobs, Planned};
 use crate::env::environment::{Environment, check_name};
 use crate::env::select::NameSelection;
@@ -634,12 +635,7 @@ fn adopt(
     // binding's blob.
     let mut stored: HashMap<(usize, usize), Arc<Provenance>> = HashMap::new();
     for (i, blob) in blobs {
-        let key = match planned[i].value {
-            Value::Tensor(t) => t.buffer().storage_key(),
-            Value::ComplexTensor(t) => t.buffer().storage_key(),
-            _ => None,
-        };
-        if let Some(key) = key {
+        if let Some(key) = storage_key_of(planned[i].value) {
             stored.entry(key).or_insert_with(|| origin(blob));
         }
     }
@@ -675,12 +671,7 @@ fn adopt_nested(v: &Value, stored: &HashMap<(usize, usize), Arc<Provenance>>, de
     if depth >= MAX_DEPTH {
         return;
     }
-    let key = match v {
-        Value::Tensor(t) => t.buffer().storage_key(),
-        Value::ComplexTensor(t) => t.buffer().storage_key(),
-        _ => None,
-    };
-    if let Some(origin) = key.and_then(|k| stored.get(&k)) {
+    if let Some(origin) = storage_key_of(v).and_then(|k| stored.get(&k)) {
         give_provenance(v, origin);
     }
     let fields = |r: &Record| {

@@ -220,9 +220,7 @@ pub(crate) fn build_exact_with(
     limit: u64,
     blobs: &mut dyn Blobs,
 ) -> Result<(Value, u64), DecodeError> {
-    let mut r = Reader::<true>::new(bytes, limit, blobs);
-    let v = r.value(0)?;
-    let built = r.finish()?;
+    let (v, built) = decode_small_with(bytes, limit, blobs)?;
     debug_assert!(built >= cost);
     Ok((v, built))
 }
@@ -285,9 +283,10 @@ pub(crate) trait Blobs {
     fn check_and_note(&mut self, index: u64) -> Result<Tag, DecodeError> {
         self.check(index)
     }
-    /// Loads entry `index` holding at most `left` bytes of memory for it;
-    /// returns the tensor and the bytes it newly holds (none for a blob
-    /// loaded already, which the value shares).
+    /// Loads entry `index`, checked as [`Blobs::check`] does, holding at
+    /// most `left` bytes of memory for it; returns the tensor and the bytes
+    /// it newly holds (none for a blob loaded already, which the value
+    /// shares).
     fn load(&mut self, index: u64, left: u64) -> Result<(Value, u64), DecodeError>;
 }
 
@@ -349,7 +348,7 @@ impl<'a, const BUILD: bool> Reader<'a, BUILD> {
             self.blobs.check_and_note(index)?;
             return Ok(Value::Null);
         }
-        self.blobs.check(index)?;
+        // Loading checks the entry as `check` does.
         let left = self.limit.saturating_sub(self.spent);
         let (v, cost) = self.blobs.load(index, left)?;
         self.charge(cost)?;

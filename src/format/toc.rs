@@ -947,29 +947,15 @@ impl PageLayout {
         if !TOC_PAGE_LOG2_RANGE.contains(&th.page_log2) {
             return Err("page size is outside 4 KiB..1 MiB");
         }
-        let digest_len = hash::Checksum::from_u8(th.checksum)
-            .ok_or("unknown checksum algorithm")?
-            .len() as u64;
-        let pages = body.div_ceil(1 << th.page_log2);
-        let total = (|| {
-            let digests = pages.checked_mul(digest_len)?;
-            let tops = digests.div_ceil(1 << th.page_log2);
-            let index = PAGE_INDEX_HEAD_LEN
-                .checked_add(digests)?
-                .checked_add(tops.checked_mul(digest_len)?)?;
-            Some((tops, body.checked_add(index)?))
-        })();
-        let Some((tops, total)) = total.filter(|&(_, total)| total == toc_len) else {
-            return Err("section sizes do not add up to its length");
-        };
-        debug_assert_eq!(total, toc_len);
-        Ok(Some(PageLayout {
-            log2: th.page_log2,
-            body_len: body,
-            pages,
-            tops,
-            digest_len,
-        }))
+        let algo = hash::Checksum::from_u8(th.checksum).ok_or("unknown checksum algorithm")?;
+        // At least 4 KiB pages of at most 32-byte digests: the index is a
+        // small fraction of `body`, and only the total can overflow.
+        let layout = PageLayout::for_body(body, th.page_log2, algo);
+        let index = PAGE_INDEX_HEAD_LEN + (layout.pages + layout.tops) * layout.digest_len;
+        match body.checked_add(index) == Some(toc_len) {
+            true => Ok(Some(layout)),
+            false => Err("section sizes do not add up to its length"),
+        }
     }
 
     /// The layout of a table whose pages are `body_len` bytes.
