@@ -575,7 +575,7 @@ fn a_newer_major_version_is_refused_with_the_versions() {
         Archive::open(&path),
         Err(Error::NewerVersion {
             found_major: 2,
-            found_minor: 4,
+            found_minor: 5,
             supported_major: 1
         })
     );
@@ -1191,7 +1191,7 @@ fn env_info_describes_the_archive_from_its_table() {
     .unwrap();
 
     let info = env_info(&path).unwrap();
-    assert_eq!(info.version, "1.4");
+    assert_eq!(info.version, "1.5");
     assert_eq!(info.num_bindings, 6);
     assert_eq!(info.num_constants, 1);
     assert_eq!(info.num_functions, 0);

@@ -74,7 +74,7 @@ fn a_fixture_with_a_flipped_blob_byte_fails_its_sha256_check() {
 fn the_checksum_is_recorded_and_sets_digest_length_and_version() {
     let env = testdata::every_type();
     for (checksum, byte, dlen, minor) in
-        [(Checksum::Xxh3, 1u8, 16, 4), (Checksum::Sha256, 0, 32, 4)]
+        [(Checksum::Xxh3, 1u8, 16, 5), (Checksum::Sha256, 0, 32, 5)]
     {
         let opts = SaveOptions { checksum, ..fast() };
         let bytes = archive_bytes_with(&env, &opts);
@@ -203,7 +203,7 @@ fn an_inline_value_reports_the_digests_of_the_blob_it_replaces() {
     };
     save_environment(&fixture_env(false), &path, &opts).unwrap();
     let now = Archive::open(&path).unwrap();
-    assert_eq!(now.format_version(), (1, 4));
+    assert_eq!(now.format_version(), (1, 5));
     for name in ["t", "x", "s", "v"] {
         let (at, _) = now.blob_range(Section::Bindings, name).unwrap();
         let toc_start = std::fs::metadata(&path).unwrap().len() - 64 - now.toc_len();

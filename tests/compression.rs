@@ -265,21 +265,21 @@ fn archive_flags_and_version_say_compressed() {
     let (_dir, path) = save_with(&env, &packed());
     let archive = Archive::open(&path).unwrap();
     assert!(archive.info().compressed);
-    // The value pool in the table needs a 1.4 reader.
-    assert_eq!(archive.format_version(), (1, 4));
+    // The compact entries need a 1.5 reader.
+    assert_eq!(archive.format_version(), (1, 5));
     let bytes = fs::read(&path).unwrap();
     assert_eq!(bytes[12], Codec::Zstd as u8, "default codec byte");
     assert_eq!(bytes[8] & 0x08, 0x08, "FLAG_COMPRESSED");
-    // Every archive is 1.4 now: its table ends with a page index and holds
-    // the small values.
+    // Every archive is 1.5 now: its table ends with a page index, holds
+    // the small values and stores compact entries.
     let sha = |o: SaveOptions| SaveOptions {
         checksum: Checksum::Sha256,
         ..o
     };
     let (_dir, path) = save_with(&env, &sha(packed()));
-    assert_eq!(Archive::open(&path).unwrap().format_version(), (1, 4));
+    assert_eq!(Archive::open(&path).unwrap().format_version(), (1, 5));
     let (_dir, raw) = save_with(&env, &sha(fast()));
-    assert_eq!(Archive::open(&raw).unwrap().format_version(), (1, 4));
+    assert_eq!(Archive::open(&raw).unwrap().format_version(), (1, 5));
 }
 
 // ---------------------------------------------------------------------------
@@ -366,9 +366,8 @@ fn a_chunk_that_inflates_past_its_declared_length_is_refused() {
     let map = Map::of(&bytes);
     let e = &map.entries[0];
     assert_eq!(e.codec, Codec::Zstd as u8);
-    let entry = map.toc_offset + 64;
-    let dims = entry + 56 * map.entries.len();
-    bytes[entry + 24..entry + 32].copy_from_slice(&(2048u64 * 8).to_le_bytes()); // raw_len
+    let dims = map.dims_at();
+    map.put_field(&mut bytes, 0, field::RAW_LEN, 2048 * 8);
     bytes[dims..dims + 8].copy_from_slice(&2048u64.to_le_bytes()); // shape [2048]
     map.reseal(&mut bytes);
     let archive = Archive::from_bytes(bytes).unwrap();

@@ -622,8 +622,9 @@ fn name_pool(bytes: &[u8], map: &Map) -> usize {
     let toc = map.toc_offset;
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
     let (entries, dims) = (u64_at(toc + 8), u64_at(toc + 16));
+    let size = u32::from_le_bytes(bytes[toc + 4..toc + 8].try_into().unwrap()) as usize;
     // The value pool (format 1.4) lies between the dimensions and names.
-    toc + 64 + 56 * entries + 8 * dims + u64_at(56)
+    toc + 64 + size * entries + 8 * dims + u64_at(56)
 }
 
 fn refused_at_open(mut bytes: Vec<u8>, map: &Map, reason: &str) {
@@ -637,12 +638,11 @@ fn names_that_break_the_rules_are_refused_when_the_file_is_opened() {
     let (bytes, map) = two_names();
     let pool = name_pool(&bytes, &map);
     assert_eq!(&bytes[pool..pool + 4], b"aaab");
-    let entry = |i: usize| map.toc_offset + 64 + 56 * i;
-
-    // Empty, and 1 MiB long: the length field of the first entry.
-    for len in [0u32, 1 << 20] {
+    // Empty, and 4097 and 65,535 bytes long (what the 40-byte entry's
+    // length field holds at most): the length field of the first entry.
+    for len in [0, 4097, u64::from(u16::MAX)] {
         let mut b = bytes.clone();
-        b[entry(0) + 4..entry(0) + 8].copy_from_slice(&len.to_le_bytes());
+        map.put_field(&mut b, 0, field::NAME_LEN, len);
         refused_at_open(b, &map, "name is empty or longer than 4096 bytes");
     }
     // A NUL inside a name.

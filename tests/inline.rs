@@ -77,7 +77,7 @@ fn values_under_4_kib_with_their_frame_live_in_the_table() {
         .max()
         .unwrap();
     assert_eq!(values_len, inline_end);
-    assert_eq!(archive.format_version(), (1, 4));
+    assert_eq!(archive.format_version(), (1, 5));
 }
 
 /// A number costs its entry, name and 9 bytes, no longer about 160.
@@ -89,10 +89,10 @@ fn a_small_value_costs_what_it_holds() {
         env.set(format!("v{i:06}"), Value::Number(i as f64));
     }
     let bytes = archive_bytes(&env);
-    // Entry 56 + name 7 + value 9, plus the page digests (16 bytes per
-    // 4 KiB page) and a fixed part (header, table header, metadata, page
-    // index head, trailer) well under 1 KiB.
-    let per_value: usize = 56 + 7 + 9;
+    // Entry 40 (format 1.5) + name 7 + value 9, plus the page digests (16
+    // bytes per 4 KiB page) and a fixed part (header, table header,
+    // metadata, page index head, trailer) well under 1 KiB.
+    let per_value: usize = 40 + 7 + 9;
     let body = n * per_value;
     let limit = body + body.div_ceil(4096) * 16 + 1024;
     assert!(bytes.len() <= limit, "{} bytes > {limit}", bytes.len());
@@ -161,7 +161,7 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
         ],
         [0, 16, 40]
     );
-    let field = |i, at| map.entry_field(i, at);
+    let put = |b: &mut Vec<u8>, i, f, v| map.put_field(b, i, f, v);
     let entry = |i| Part::Entry(i);
 
     type Edit<'a> = Box<dyn FnOnce(&mut Vec<u8>) + 'a>;
@@ -169,12 +169,12 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
         (
             entry(1),
             "inline value is not where the previous one ended",
-            Box::new(|b| put_u64(b, field(1, 8), 9)),
+            Box::new(|b| put(b, 1, field::BLOB_OFFSET, 9)),
         ),
         (
             entry(2),
             "inline value is not where the previous one ended",
-            Box::new(|b| put_u64(b, field(2, 8), 41)),
+            Box::new(|b| put(b, 2, field::BLOB_OFFSET, 41)),
         ),
         (
             entry(1),
@@ -186,8 +186,8 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
             entry(2),
             "inline value is compressed",
             Box::new(|b| {
-                b[field(2, 50)] = 1;
-                put_u64(b, field(2, 24), 1);
+                put(b, 2, field::CODEC, 1);
+                put(b, 2, field::RAW_LEN, 1);
                 b[map.toc_offset + 60] = 22;
             }),
         ),
@@ -197,16 +197,8 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
             Part::Toc,
             "value pool's length differs from its values'",
             Box::new(|b| {
-                put_u64(b, field(2, 16), 19);
-                put_u64(b, field(2, 24), 19);
-            }),
-        ),
-        (
-            entry(2),
-            "inline value lies past the value pool",
-            Box::new(|b| {
-                put_u64(b, field(2, 16), u64::MAX - 8);
-                put_u64(b, field(2, 24), u64::MAX - 8);
+                put(b, 2, field::STORED_LEN, 19);
+                put(b, 2, field::RAW_LEN, 19);
             }),
         ),
     ];
@@ -214,6 +206,21 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
         let (got_part, got) = refused(&bytes, &map, edit);
         assert_eq!((got_part, got.as_str()), (part, reason), "{reason}");
     }
+    // A lookup, which checks the entry it lands on alone, refuses a value
+    // that would end past the pool (here 256 TiB long, the most a 40-byte
+    // entry holds).
+    let mut b = bytes.clone();
+    let most = achronyme_env::layout::COMPACT_MAX;
+    put(&mut b, 2, field::STORED_LEN, most);
+    put(&mut b, 2, field::RAW_LEN, most);
+    map.reseal(&mut b);
+    assert_matches!(
+        Archive::from_bytes(b).unwrap().get("c"),
+        Err(Error::InvalidToc {
+            part: Part::Entry(2),
+            reason: "inline value lies past the value pool"
+        })
+    );
     // A header whose pool length does not match the table's size is a
     // table that does not add up.
     let mut b = bytes.clone();

@@ -298,24 +298,23 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (bytes, map) = two_blobs();
     let file = bytes.len();
-    // Offsets within an entry (layout.md 6.2) and of the dimension pool.
-    const BLOB_OFFSET: usize = 8;
-    const STORED: usize = 16;
-    const RAW: usize = 24;
-    const CODEC: usize = 50;
-    let dims = map.toc_offset + 64 + 56 * map.entries.len();
+    // The entries' fields (layout.md 6.2) and the dimension pool.
+    use field::{BLOB_OFFSET, CODEC, RAW_LEN, STORED_LEN};
+    let put = |b: &mut Vec<u8>, i, f, v| map.put_field(b, i, f, v);
+    let dims = map.dims_at();
     let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
 
-    // A 2^60-element tensor: shape [2^60, 1, 1], raw and stored lengths to
-    // match (2^63 bytes): its blob would need 2^43 digests.
+    // A 2^44-element tensor: shape [2^44, 1, 1], raw and stored lengths to
+    // match (2^47 bytes, 128 TiB: a 40-byte entry holds lengths up to
+    // 2^48 - 1): its blob would need 2^27 digests.
     let mut b = bytes.clone();
-    put_u64(&mut b, dims, 1 << 60);
+    put_u64(&mut b, dims, 1 << 44);
     put_u64(&mut b, dims + 8, 1);
     put_u64(&mut b, dims + 16, 1);
-    put_u64(&mut b, map.entry_field(0, RAW), 1 << 63);
-    put_u64(&mut b, map.entry_field(0, STORED), 1 << 63);
+    put(&mut b, 0, RAW_LEN, 1 << 47);
+    put(&mut b, 0, STORED_LEN, 1 << 47);
     cases.push((
-        "2^60 elements",
+        "2^44 elements",
         b,
         "chunk digests do not match the blob's length",
     ));
@@ -329,17 +328,17 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
         b,
         "tensor shape does not match its length",
     ));
-    // The same, claimed compressed (zstd, 4 MiB chunks): 2^41 chunks cannot
+    // The same, claimed compressed (zstd, 4 MiB chunks): 2^25 chunks cannot
     // fit in 4096 stored bytes.
     let mut b = bytes.clone();
-    put_u64(&mut b, dims, 1 << 60);
+    put_u64(&mut b, dims, 1 << 44);
     put_u64(&mut b, dims + 8, 1);
     put_u64(&mut b, dims + 16, 1);
-    put_u64(&mut b, map.entry_field(0, RAW), 1 << 63);
-    b[map.entry_field(0, CODEC)] = Codec::Zstd as u8;
+    put(&mut b, 0, RAW_LEN, 1 << 47);
+    put(&mut b, 0, CODEC, Codec::Zstd as u64);
     b[map.toc_offset + 60] = 22;
     cases.push((
-        "2^60 elements, compressed",
+        "2^44 elements, compressed",
         b,
         "compressed blob is too short for its chunk table",
     ));
@@ -351,7 +350,7 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
     cases.push(("overflowing shape", b, "tensor shape overflows"));
     // Overlapping blobs: "b" claims to start where "a" starts.
     let mut b = bytes.clone();
-    put_u64(&mut b, map.entry_field(1, BLOB_OFFSET), 64);
+    put(&mut b, 1, BLOB_OFFSET, 64);
     cases.push(("overlapping", b, "blob is not where the previous one ended"));
     // Out of order: the two blob offsets swapped.
     let mut b = bytes.clone();
@@ -359,8 +358,8 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
         map.entries[0].blob_offset.get(),
         map.entries[1].blob_offset.get(),
     );
-    put_u64(&mut b, map.entry_field(0, BLOB_OFFSET), b_at);
-    put_u64(&mut b, map.entry_field(1, BLOB_OFFSET), a_at);
+    put(&mut b, 0, BLOB_OFFSET, b_at);
+    put(&mut b, 1, BLOB_OFFSET, a_at);
     cases.push((
         "out of order",
         b,
@@ -379,11 +378,7 @@ fn hand_made_huge_declarations_are_refused_without_allocating_them() {
     ));
     // The second blob claimed to lie inside the table of contents.
     let mut b = bytes.clone();
-    put_u64(
-        &mut b,
-        map.entry_field(1, BLOB_OFFSET),
-        map.toc_offset as u64,
-    );
+    put(&mut b, 1, BLOB_OFFSET, map.toc_offset as u64);
     cases.push((
         "blob inside the table",
         b,

@@ -8,7 +8,7 @@
 mod common;
 
 use achronyme_env::layout::{
-    FORMAT_VERSION_MINOR_INLINE, SECTION_STORAGE, STORAGE_NAME_LEN, TAG_BLOB_REF,
+    FORMAT_VERSION_MINOR_COMPACT, SECTION_STORAGE, STORAGE_NAME_LEN, TAG_BLOB_REF,
 };
 use achronyme_env::*;
 use common::*;
@@ -249,7 +249,7 @@ fn a_record_field_and_a_vector_element_share_a_bindings_blob() {
     let env = model_env();
     let bytes = archive_bytes(&env);
     let archive = Archive::from_bytes(bytes.clone()).unwrap();
-    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_INLINE));
+    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_COMPACT));
     // Bindings only: the storage entry of `z` is not one.
     assert_eq!(archive.info().bindings, ["history", "model", "w"]);
     assert_eq!(archive.info().entries.len(), 3);
@@ -285,7 +285,7 @@ fn two_bindings_sharing_storage_share_one_blob() {
     assert_eq!(a.blob_offset.get(), b.blob_offset.get());
     assert_eq!(a.hash_index.get(), b.hash_index.get());
     let archive = Archive::from_bytes(bytes).unwrap();
-    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_INLINE));
+    assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_COMPACT));
     archive.verify().unwrap();
     for copy in [false, true] {
         let (restored, _) = round_trip(&env, &fast(), copy);
@@ -309,7 +309,7 @@ fn without_sharing_nothing_is_stored_apart() {
     };
     for opts in [fast(), sha] {
         let archive = Archive::from_bytes(archive_bytes_with(&env, &opts)).unwrap();
-        assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_INLINE));
+        assert_eq!(archive.format_version(), (1, FORMAT_VERSION_MINOR_COMPACT));
         let info = archive.info();
         assert_eq!(
             (info.storage_blobs, info.storage_bytes, info.shared_entries),
@@ -456,7 +456,7 @@ fn rule(i: u64, reason: &str) -> (Part, String) {
 fn a_storage_entry_that_is_not_a_tensor_is_refused() {
     let (bytes, map) = archive_of(&[("a", Value::Number(1.0))]);
     let refused = refused_after(&bytes, &map, |b| {
-        b[map.entry_field(0, 49)] = SECTION_STORAGE
+        b[map.entry_field(0, field::SECTION)] = SECTION_STORAGE
     });
     assert_eq!(refused, rule(0, "storage entry is not a tensor"));
 }
@@ -467,16 +467,17 @@ fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
     assert_eq!(map.entries[0].blob_offset, map.entries[1].blob_offset);
     // stored_len, raw_len, hash_index, hash_count, codec: each refused,
     // by this rule or one it meets first.
-    for (field, len) in [(16, 8), (24, 8), (40, 4), (44, 4), (50, 1)] {
-        let at = map.entry_field(1, field) + len - 1;
+    use field::{CODEC, HASH_COUNT, HASH_INDEX, RAW_LEN, STORED_LEN};
+    for f in [STORED_LEN, RAW_LEN, HASH_INDEX, HASH_COUNT, CODEC] {
+        // The field's most significant byte.
+        let at = map.entry_field(1, f) + map.field_width(f) - 1;
         let (part, reason) = refused_after(&bytes, &map, |b| b[at] ^= 0x10);
-        assert_eq!(part, Part::Entry(1), "field {field}: {reason}");
+        assert_eq!(part, Part::Entry(1), "field {f}: {reason}");
     }
     // Digests alone, every other rule still met: the alias rule.
-    let at = map.entry_field(1, 40);
     let other = map.entries[0].hash_index.get() + 1;
     let refused = refused_after(&bytes, &map, |b| {
-        b[at..at + 4].copy_from_slice(&other.to_le_bytes())
+        map.put_field(b, 1, HASH_INDEX, other.into())
     });
     assert_eq!(
         refused,
@@ -485,7 +486,7 @@ fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
     // A shape with as many elements but other dimensions: [2, 50] -> [50, 2].
     let t = Value::Tensor(Tensor::new(vec![2, 50], (0..100).map(f64::from).collect()).unwrap());
     let (bytes, map) = archive_of(&[("a", t.clone()), ("b", t)]);
-    let dims = map.toc_offset + 64 + 56 * 2;
+    let dims = map.dims_at();
     let refused = refused_after(&bytes, &map, |b| {
         b[dims + 16..dims + 24].copy_from_slice(&50u64.to_le_bytes());
         b[dims + 24..dims + 32].copy_from_slice(&2u64.to_le_bytes());
@@ -499,9 +500,8 @@ fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
 #[test]
 fn a_blob_offset_that_is_no_earlier_entrys_blob_is_refused() {
     let (bytes, map) = two_sharing();
-    let at = map.entry_field(1, 8);
     let refused = refused_after(&bytes, &map, |b| {
-        b[at..at + 8].copy_from_slice(&(64u64 + 128).to_le_bytes())
+        map.put_field(b, 1, field::BLOB_OFFSET, 64 + 128)
     });
     assert_eq!(refused, rule(1, "blob is not where the previous one ended"));
 }
@@ -512,20 +512,20 @@ fn a_blob_offset_that_is_no_earlier_entrys_blob_is_refused() {
 fn only_tensors_share_a_blob() {
     let same = Value::from("same".repeat(1100));
     let (bytes, map) = archive_of(&[("a", same.clone()), ("b", same)]);
-    let (a, at) = (map.entries[0], map.entry_field(1, 0));
+    let a = map.entries[0];
     let mut b = map.entries[1];
     b.blob_offset = a.blob_offset;
     b.hash_index = a.hash_index;
-    let refused = refused_after(&bytes, &map, |bytes| {
-        bytes[at..at + 56].copy_from_slice(zerocopy::IntoBytes::as_bytes(&b))
-    });
+    let refused = refused_after(&bytes, &map, |bytes| map.put_entry(bytes, 1, &b));
     assert_eq!(refused, rule(1, "blob is not where the previous one ended"));
 }
 
 #[test]
 fn an_entry_cannot_be_a_blob_reference() {
     let (bytes, map) = archive_of(&[("a", Value::Number(1.0))]);
-    let refused = refused_after(&bytes, &map, |b| b[map.entry_field(0, 48)] = TAG_BLOB_REF);
+    let refused = refused_after(&bytes, &map, |b| {
+        b[map.entry_field(0, field::TAG)] = TAG_BLOB_REF
+    });
     assert_eq!(refused, rule(0, "unknown type tag"));
 }
 

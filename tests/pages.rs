@@ -26,7 +26,8 @@ fn name_at(bytes: &[u8], map: &Map, i: usize) -> usize {
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
     let toc = map.toc_offset;
     // After the dimension pool and the value pool (format 1.4).
-    let pool = toc + 64 + 56 * u64_at(toc + 8) + 8 * u64_at(toc + 16) + u64_at(56);
+    let size = u32::from_le_bytes(bytes[toc + 4..toc + 8].try_into().unwrap()) as usize;
+    let pool = toc + 64 + size * u64_at(toc + 8) + 8 * u64_at(toc + 16) + u64_at(56);
     let off = u32::from_le_bytes(bytes[map.entry_field(i, 0)..][..4].try_into().unwrap());
     pool + off as usize
 }
@@ -253,23 +254,25 @@ fn a_lookup_checks_the_entry_it_lands_on() {
     for (field, value, reason) in [
         // blob_offset past the hash pool
         (
-            8usize,
+            field::BLOB_OFFSET,
             map.hashes_offset as u64 + 64,
             "blob or its digests lie past the hash pool",
         ),
         // hash_index past the pool
         (
-            40,
+            field::HASH_INDEX,
             map.hash_count as u64,
             "blob or its digests lie past the hash pool",
         ),
         // blob_offset not aligned
-        (8, 65, "blob is not where the previous one ended"),
+        (
+            field::BLOB_OFFSET,
+            65,
+            "blob is not where the previous one ended",
+        ),
     ] {
         let mut b = bytes.clone();
-        let at = map.entry_field(i, field);
-        let width = if field == 40 { 4 } else { 8 };
-        b[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+        map.put_field(&mut b, i, field, value);
         map.reseal(&mut b);
         let archive = Archive::from_bytes(b).unwrap();
         assert_matches!(
@@ -297,7 +300,7 @@ fn a_lookup_checks_the_entry_it_lands_on() {
         (
             number,
             "v000012",
-            u64::MAX - 4,
+            achronyme_env::layout::COMPACT_MAX - 4,
             "inline value lies past the value pool",
         ),
         (
@@ -308,8 +311,7 @@ fn a_lookup_checks_the_entry_it_lands_on() {
         ),
     ] {
         let mut b = bytes.clone();
-        let at = map.entry_field(i, 8);
-        b[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        map.put_field(&mut b, i, field::BLOB_OFFSET, value);
         map.reseal(&mut b);
         let archive = Archive::from_bytes(b).unwrap();
         assert_matches!(

@@ -260,7 +260,7 @@ fn spec_3_1_env_info_example() {
     assert!(created_at.ends_with('Z'), "{created_at}");
 
     // The other fields of the spec's record.
-    assert_eq!(field(&info, "version"), &Value::from("1.4"));
+    assert_eq!(field(&info, "version"), &Value::from("1.5"));
     assert_eq!(
         field(&info, "created_by"),
         &Value::from(format!("Achronyme REPL {RUNTIME_VERSION}"))

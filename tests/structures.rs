@@ -91,7 +91,7 @@ fn a_nul_in_the_name_pool_names_the_name_pool() {
     // header byte 56); its first byte is "a".
     let (err, message) = open_edited(|m, b| {
         let values = u64::from_le_bytes(b[56..64].try_into().unwrap()) as usize;
-        b[m.toc_offset + 64 + 3 * 56 + 8 + values] = 0
+        b[m.dims_at() + 8 + values] = 0
     });
     assert_matches!(
         err,
@@ -106,19 +106,43 @@ fn a_nul_in_the_name_pool_names_the_name_pool() {
 
 #[test]
 fn a_bad_entry_names_its_index() {
-    // Entry 1's reserved bytes (offset 52 of the entry).
-    let (err, message) = open_edited(|m, b| b[m.entry_field(1, 52)] = 1);
+    // Entry 1's type tag.
+    let (err, message) = open_edited(|m, b| m.put_field(b, 1, field::TAG, 0xEE));
     assert_matches!(
         err,
         Error::InvalidToc {
             part: Part::Entry(1),
-            reason: "reserved bytes are not zero"
+            reason: "unknown type tag"
         }
     );
     assert!(
         message.contains("entry 1 of the table of contents is invalid"),
         "{message}"
     );
+}
+
+/// The 56-byte entry of formats 1.0 to 1.4 has a filter byte and reserved
+/// bytes (the 40-byte one of 1.5 has neither): nonzero, they are refused.
+#[test]
+fn a_56_byte_entry_with_its_filter_or_reserved_bytes_set_is_refused() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1_0.ach");
+    let bytes = std::fs::read(path).unwrap();
+    let map = Map::of(&bytes);
+    assert_eq!(map.entry_size, 56);
+    for (field, reason) in [
+        (field::FILTER, "unknown filter"),
+        (field::RESERVED, "reserved bytes are not zero"),
+        (field::RESERVED + 3, "reserved bytes are not zero"),
+    ] {
+        let mut b = bytes.clone();
+        b[map.entry_at(1) + field] = 1;
+        map.reseal(&mut b);
+        let err = open_checked(b).unwrap_err();
+        assert_matches!(
+            err,
+            Error::InvalidToc { part: Part::Entry(1), reason: r } if r == reason
+        );
+    }
 }
 
 #[test]

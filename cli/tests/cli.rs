@@ -1211,7 +1211,7 @@ fn repack_chooses_the_checksum_and_diff_crosses_algorithms() {
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
     let archive = Archive::open(&sha).unwrap();
     assert_eq!(archive.checksum(), Checksum::Sha256);
-    assert_eq!(archive.format_version(), (1, 4));
+    assert_eq!(archive.format_version(), (1, 5));
     let out = ach(&["info", p(&sha)]);
     assert!(text(&out.stdout).contains("checksums    sha256"));
     let out = ach(&["diff", p(&src), p(&sha)]);

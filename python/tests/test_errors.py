@@ -86,7 +86,8 @@ def test_a_damaged_page_fails_what_reads_it_and_every_listing(tmp_path):
     ae.save(p, {f"v{i:06}": float(i) for i in range(2000)}, durable=False)
     data = bytearray(p.read_bytes())
     toc = struct.unpack_from("<Q", data, 40)[0]
-    data[toc + 64 + 56 * 1500 + 52] ^= 1  # entry 1500's reserved bytes
+    entry_size = struct.unpack_from("<I", data, toc + 4)[0]  # 40 since format 1.5
+    data[toc + 64 + entry_size * 1500] ^= 1  # entry 1500's name offset
     p.write_bytes(bytes(data))
     with ae.open(p) as a:
         assert len(a) == 2000  # the page index's counts

@@ -235,7 +235,7 @@ impl Entries {
             .checked_entries()
             .iter()
             .filter(|e| e.section != SECTION_STORAGE)
-            .map(|e| binding_info(&self.toc, e))
+            .map(|e| binding_info(&self.toc, &e))
             .collect()
     }
 }

@@ -23,7 +23,7 @@ use crate::format::layout::*;
 use crate::format::metadata::{Metadata, iso8601};
 use crate::format::pages::Pages;
 use crate::format::toc::{
-    PageLayout, TocFacts, TocView, closing_digest, paged_toc_digest, toc_checksum,
+    Entry, PageLayout, TocFacts, TocView, closing_digest, paged_toc_digest, toc_checksum,
     toc_digest_from_chunks,
 };
 use crate::parallel;
@@ -82,7 +82,7 @@ pub struct Archive {
 /// Loads one entry of an [`Archive`] found by [`Archive::section_loaders`].
 pub(crate) struct EntryLoader<'a> {
     archive: &'a Archive,
-    entry: &'a RawEntry,
+    entry: Entry,
 }
 
 impl EntryLoader<'_> {
@@ -90,7 +90,7 @@ impl EntryLoader<'_> {
     pub(crate) fn load_in(&self, opts: LoadOptions, cache: &mut BlobCache) -> Result<(Value, u64)> {
         let verify = opts.verify_checksum;
         self.archive
-            .load_in(self.entry, verify, opts.max_decoded_bytes, cache)
+            .load_in(&self.entry, verify, opts.max_decoded_bytes, cache)
     }
 }
 
@@ -314,7 +314,7 @@ impl Archive {
     /// assert!(archive.binding_info(Section::Constants, "t").is_none());
     /// ```
     pub fn binding_info(&self, section: Section, name: &str) -> Option<BindingInfo> {
-        let e = self.toc.find(section, name).ok().flatten()?;
+        let e = &self.toc.find(section, name).ok().flatten()?;
         Some(crate::archive::info::binding_info(&self.toc, e))
     }
 
@@ -374,7 +374,7 @@ impl Archive {
         name: &str,
         opts: LoadOptions,
     ) -> Result<(Value, u64)> {
-        let e = self.entry(section, name)?;
+        let e = &self.entry(section, name)?;
         // One load: a tensor entry loads as it is, and only the blobs its
         // value's references name (format 1.3) are remembered, so that the
         // value shares one storage per blob.
@@ -394,7 +394,7 @@ impl Archive {
         opts: LoadOptions,
         cache: &mut BlobCache,
     ) -> Result<(Value, u64)> {
-        let e = self.entry(section, name)?;
+        let e = &self.entry(section, name)?;
         self.load_in(e, opts.verify_checksum, opts.max_decoded_bytes, cache)
     }
 
@@ -406,7 +406,7 @@ impl Archive {
     ) -> Result<impl Iterator<Item = (&str, EntryLoader<'_>)>> {
         Ok(self.toc.section_entries(section)?.iter().map(move |e| {
             (
-                self.toc.name_of(e),
+                self.toc.name_of(&e),
                 EntryLoader {
                     archive: self,
                     entry: e,
@@ -416,7 +416,7 @@ impl Archive {
     }
 
     /// The table entry of `name`, or an error suggesting a close name.
-    fn entry(&self, section: Section, name: &str) -> Result<&RawEntry> {
+    fn entry(&self, section: Section, name: &str) -> Result<Entry> {
         self.toc
             .find(section, name)?
             .ok_or_else(|| Error::NoSuchBinding {
@@ -425,7 +425,7 @@ impl Archive {
             })
     }
 
-    fn blob(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
+    fn blob(&self, e: &Entry) -> Result<(Tag, Bytes)> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         let span = tag.payload_start() + e.stored_len.get();
         let blob = self.served(
@@ -444,24 +444,20 @@ impl Archive {
     /// trusted and never reported as damage to the archive.
     fn served(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         action: &'static str,
         len: u64,
         got: std::result::Result<Bytes, ReadError>,
     ) -> Result<Bytes> {
         served(got, len, || {
-            (
-                action,
-                Some(self.toc.name_of(e).to_string()),
-                Some(self.toc.index_of(e)),
-            )
+            (action, Some(self.toc.name_of(e).to_string()), Some(e.index))
         })
     }
 
     /// A raw blob with its digests checked: by the source as it reads the
     /// blob when it can ([`Source::view_checked`], a remote source checking
     /// parts as they arrive), else here.
-    fn blob_verified(&self, e: &RawEntry) -> Result<(Tag, Bytes)> {
+    fn blob_verified(&self, e: &Entry) -> Result<(Tag, Bytes)> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         let span = tag.payload_start() + e.stored_len.get();
         let expected = self.digests_of(e)?;
@@ -499,13 +495,13 @@ impl Archive {
         Ok((tag, blob))
     }
 
-    fn check_digests(&self, e: &RawEntry, blob: &[u8]) -> Result<()> {
+    fn check_digests(&self, e: &Entry, blob: &[u8]) -> Result<()> {
         let found = hash::chunk_digests(self.checksum, &[], blob, self.chunk as usize);
         let expected = self.digests_of(e)?;
         let dlen = self.checksum.len();
         if expected.len() != found.len() * dlen {
             return Err(Error::toc(
-                Part::Entry(self.toc.index_of(e)),
+                Part::Entry(e.index),
                 "digests do not match the blob's length",
             ));
         }
@@ -527,7 +523,7 @@ impl Archive {
     /// the bytes it newly holds.
     fn load_in(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         verify: bool,
         limit: u64,
         cache: &mut BlobCache,
@@ -568,7 +564,7 @@ impl Archive {
     /// load through `blobs`.
     fn load(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         verify: bool,
         limit: u64,
         blobs: &mut ArchiveBlobs<'_>,
@@ -601,7 +597,7 @@ impl Archive {
     /// viewed or copied, anything else decoded.
     fn load_payload(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         (tag, payload): (Tag, Bytes),
         limit: u64,
         blobs: &mut ArchiveBlobs<'_>,
@@ -624,7 +620,7 @@ impl Archive {
     /// pages' digests check whatever `verify` says.
     fn load_inline(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         limit: u64,
         blobs: &mut ArchiveBlobs<'_>,
     ) -> Result<(Value, u64)> {
@@ -642,7 +638,7 @@ impl Archive {
     }
 
     /// The file offset of inline entry `e`'s payload (format 1.4).
-    fn inline_offset(&self, e: &RawEntry) -> u64 {
+    fn inline_offset(&self, e: &Entry) -> u64 {
         self.header.toc_offset.get() + self.toc.values_start() as u64 + e.blob_offset.get()
     }
 
@@ -651,7 +647,7 @@ impl Archive {
     /// no cost; else copied, which costs their length.
     fn view_or_copy<T: bytemuck::Pod>(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         payload: Bytes,
         limit: u64,
     ) -> Result<(Buffer<T>, u64)> {
@@ -676,7 +672,7 @@ impl Archive {
         Ok((Buffer::from_vec(v), len))
     }
 
-    fn too_large(&self, e: &RawEntry, bytes: u64, limit: u64) -> Error {
+    fn too_large(&self, e: &Entry, bytes: u64, limit: u64) -> Error {
         Error::TooLarge {
             name: self.toc.name_of(e).to_string(),
             bytes,
@@ -684,7 +680,7 @@ impl Archive {
         }
     }
 
-    fn shape(&self, e: &RawEntry) -> Vec<usize> {
+    fn shape(&self, e: &Entry) -> Vec<usize> {
         self.toc
             .shape_of(e)
             .iter()
@@ -692,7 +688,7 @@ impl Archive {
             .collect()
     }
 
-    fn invalid(&self, e: &RawEntry, reason: &str) -> Error {
+    fn invalid(&self, e: &Entry, reason: &str) -> Error {
         Error::InvalidValue {
             name: self.toc.name_of(e).to_string(),
             reason: reason.to_string(),
@@ -704,7 +700,7 @@ impl Archive {
     /// in-memory source has no file to copy from). Best effort: digests
     /// that cannot be read leave the tensor without provenance, and its
     /// next save writes it in full.
-    fn provenance(&self, e: &RawEntry) -> Option<Arc<Provenance>> {
+    fn provenance(&self, e: &Entry) -> Option<Arc<Provenance>> {
         let file = self.file.as_ref().filter(|_| worth_copying(e))?;
         let digests = self.padded_digests(e).ok()?;
         let chunking = Chunking {
@@ -724,21 +720,21 @@ impl Archive {
     }
 
     /// `data`, carrying entry `e`'s blob as its provenance when known.
-    fn stored<T: bytemuck::Pod>(&self, e: &RawEntry, data: Buffer<T>) -> Buffer<T> {
+    fn stored<T: bytemuck::Pod>(&self, e: &Entry, data: Buffer<T>) -> Buffer<T> {
         if let Some(p) = self.provenance(e) {
             data.set_provenance(p);
         }
         data
     }
 
-    fn tensor(&self, e: &RawEntry, data: Buffer<f64>) -> Result<Value> {
+    fn tensor(&self, e: &Entry, data: Buffer<f64>) -> Result<Value> {
         let data = self.stored(e, data);
         Tensor::from_buffer(self.shape(e), data)
             .map(Value::Tensor)
             .map_err(|_| self.invalid(e, "shape"))
     }
 
-    fn complex_tensor(&self, e: &RawEntry, data: Buffer<Complex>) -> Result<Value> {
+    fn complex_tensor(&self, e: &Entry, data: Buffer<Complex>) -> Result<Value> {
         let data = self.stored(e, data);
         ComplexTensor::from_buffer(self.shape(e), data)
             .map(Value::ComplexTensor)
@@ -750,7 +746,7 @@ impl Archive {
     /// decompressed payload). Returns the value and the bytes it holds.
     fn decode(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         tag: Tag,
         payload: &[u8],
         (spent, limit): (u64, u64),
@@ -780,7 +776,7 @@ impl Archive {
     /// Returns that memory.
     fn check_encoding(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         tag: Tag,
         payload: &[u8],
         spent: u64,
@@ -797,14 +793,14 @@ impl Archive {
 
     /// A value that decoded has its tag as first byte: it must be the
     /// entry's.
-    fn check_tag(&self, e: &RawEntry, tag: Tag, payload: &[u8]) -> Result<()> {
+    fn check_tag(&self, e: &Entry, tag: Tag, payload: &[u8]) -> Result<()> {
         if payload.first() != Some(&(tag as u8)) {
             return Err(self.invalid(e, "value's type differs from its table entry"));
         }
         Ok(())
     }
 
-    fn decode_error(&self, e: &RawEntry, err: DecodeError, spent: u64, limit: u64) -> Error {
+    fn decode_error(&self, e: &Entry, err: DecodeError, spent: u64, limit: u64) -> Error {
         match err {
             DecodeError::TooDeep => Error::TooDeep {
                 name: self.toc.name_of(e).to_string(),
@@ -822,7 +818,7 @@ impl Archive {
     /// a buffer of exactly its raw length, held within `limit`.
     fn load_packed(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         tag: Tag,
         blob: &[u8],
         (verify, limit): (bool, u64),
@@ -866,7 +862,7 @@ impl Archive {
     /// length, refused past `limit` before it is allocated.
     fn unpack_encoded(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         tag: Tag,
         blob: &[u8],
         ready: &Packed,
@@ -885,7 +881,7 @@ impl Archive {
 
     /// Checks a compressed blob's head: its digest (with `verify`), frame
     /// and chunk table. Returns the table and the blob's expected digests.
-    fn check_packed(&self, e: &RawEntry, tag: Tag, blob: &[u8], verify: bool) -> Result<Packed> {
+    fn check_packed(&self, e: &Entry, tag: Tag, blob: &[u8], verify: bool) -> Result<Packed> {
         let name = || self.toc.name_of(e).to_string();
         let start = tag.payload_start() as usize;
         let n = hash::chunk_count(e.raw_len.get(), self.codec_chunk) as usize;
@@ -929,7 +925,7 @@ impl Archive {
     /// chunk's digest, when expected, is checked before it is decompressed.
     fn unpack(
         &self,
-        e: &RawEntry,
+        e: &Entry,
         tag: Tag,
         blob: &[u8],
         ready: &Packed,
@@ -988,7 +984,7 @@ impl Archive {
 
     /// The blob's expected digests, from the hash pool.
     /// Entry `e`'s digests from the pool, each zero-padded to 32 bytes.
-    fn padded_digests(&self, e: &RawEntry) -> Result<Vec<[u8; 32]>> {
+    fn padded_digests(&self, e: &Entry) -> Result<Vec<[u8; 32]>> {
         let digests = self.digests_of(e)?;
         let dlen = self.checksum.len();
         Ok(digests
@@ -1002,7 +998,7 @@ impl Archive {
             .collect())
     }
 
-    fn digests_of(&self, e: &RawEntry) -> Result<Bytes> {
+    fn digests_of(&self, e: &Entry) -> Result<Bytes> {
         let dlen = self.checksum.len() as u64;
         let len = e.hash_count.get() as u64 * dlen;
         let offset = self.hashes_offset + e.hash_index.get() as u64 * dlen;
@@ -1014,7 +1010,7 @@ impl Archive {
         )
     }
 
-    fn check_frame(&self, e: &RawEntry, tag: Tag, blob: &[u8]) -> Result<()> {
+    fn check_frame(&self, e: &Entry, tag: Tag, blob: &[u8]) -> Result<()> {
         let bad = |reason| Error::InvalidFrame {
             name: self.toc.name_of(e).to_string(),
             offset: e.blob_offset.get(),
@@ -1071,7 +1067,8 @@ impl Archive {
             return report;
         }
         let mut pad_start = HEADER_LEN;
-        for e in self.toc.entries() {
+        for e in self.toc.entries().iter() {
+            let e = &e;
             report.bindings_checked += 1;
             if e.is_inline() {
                 // Its bytes passed their pages' digests with the table;
@@ -1160,7 +1157,7 @@ impl Archive {
     /// What verify checks of inline entry `e` beyond its pages: an encoded
     /// value decodes within `limit`; a tensor's shape was checked with the
     /// table.
-    fn check_inline(&self, e: &RawEntry, limit: u64) -> Result<()> {
+    fn check_inline(&self, e: &Entry, limit: u64) -> Result<()> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         let payload = self.toc.inline_payload(e)?;
         if tag.element_size().is_some() {
@@ -1220,7 +1217,7 @@ impl Archive {
     /// archives' chunk sizes agree: `ach diff` compares archives this way
     /// without reading their data.
     pub fn stored_digests(&self, section: Section, name: &str) -> Result<Vec<[u8; 32]>> {
-        let e = self.entry(section, name)?;
+        let e = &self.entry(section, name)?;
         // Only an answer is kept: after a failed read, the next call reads
         // the pool again.
         let sealed = match self.pool_sealed.get() {
@@ -1247,15 +1244,15 @@ impl Archive {
         };
         // The value's own blob, then (format 1.3) each tensor blob it
         // refers to, so that a changed tensor changes the list.
-        for target in std::iter::once(e).chain(self.referenced(e)?) {
-            out.extend(self.padded_digests(target)?);
+        for target in std::iter::once(*e).chain(self.referenced(e)?) {
+            out.extend(self.padded_digests(&target)?);
         }
         Ok(out)
     }
 
     /// The raw blob (frame, tensor padding, payload) inline entry `e`
     /// (format 1.4) would have had outside the table.
-    fn inline_as_blob(&self, e: &RawEntry) -> Result<Vec<u8>> {
+    fn inline_as_blob(&self, e: &Entry) -> Result<Vec<u8>> {
         let payload = self.toc.inline_payload(e)?;
         let tag = Tag::from_u8(e.tag).expect("validated");
         let frame = RawFrame {
@@ -1276,7 +1273,7 @@ impl Archive {
     /// the order the value first names them. Reads and checks `e`'s blob
     /// only in an archive that may hold references (minor version 3 or
     /// more) and only for non-tensors; nothing is built.
-    fn referenced(&self, e: &RawEntry) -> Result<Vec<&RawEntry>> {
+    fn referenced(&self, e: &Entry) -> Result<Vec<Entry>> {
         let tag = Tag::from_u8(e.tag).expect("validated");
         if self.header.version_minor.get() < FORMAT_VERSION_MINOR_SHARED
             || tag.element_size().is_some()
@@ -1323,7 +1320,7 @@ impl Archive {
     /// (checked by its pages' digests), so that it compares equal to the
     /// same value stored in a blob.
     pub fn stored_blob(&self, section: Section, name: &str) -> Result<Bytes> {
-        let e = self.entry(section, name)?;
+        let e = &self.entry(section, name)?;
         match e.is_inline() {
             true => Ok(Bytes::from_vec(self.inline_as_blob(e)?)),
             false => Ok(self.blob(e)?.1),
@@ -1345,7 +1342,7 @@ impl Archive {
     /// a value stored in the table itself (format 1.4), where its payload
     /// lies in the file.
     pub fn blob_range(&self, section: Section, name: &str) -> Option<(u64, u64)> {
-        let e = self.toc.find(section, name).ok().flatten()?;
+        let e = &self.toc.find(section, name).ok().flatten()?;
         if e.is_inline() {
             return Some((self.inline_offset(e), e.stored_len.get()));
         }
@@ -1388,7 +1385,7 @@ impl BlobCache {
 /// Collects the targets of a value's blob references, in first-seen order.
 struct Referenced<'c> {
     archive: &'c Archive,
-    found: Vec<&'c RawEntry>,
+    found: Vec<Entry>,
 }
 
 impl Blobs for Referenced<'_> {
@@ -1398,7 +1395,7 @@ impl Blobs for Referenced<'_> {
 
     fn check_and_note(&mut self, index: u64) -> std::result::Result<Tag, DecodeError> {
         let (e, tag) = tensor_entry(self.archive, index)?;
-        if !self.found.iter().any(|f| std::ptr::eq(*f, e)) {
+        if !self.found.iter().any(|f| f.index == e.index) {
             self.found.push(e);
         }
         Ok(tag)
@@ -1459,10 +1456,7 @@ fn within(err: Error, binding: &str) -> Error {
 
 /// Entry `index` and its tag, when a blob reference may name it: it
 /// exists and holds a tensor.
-fn tensor_entry(
-    archive: &Archive,
-    index: u64,
-) -> std::result::Result<(&RawEntry, Tag), DecodeError> {
+fn tensor_entry(archive: &Archive, index: u64) -> std::result::Result<(Entry, Tag), DecodeError> {
     // A paged table checks the entry's pages and rules first (layout.md
     // 6.8): an entry that fails them is an invalid reference.
     let e = archive
@@ -1492,7 +1486,7 @@ struct ArchiveBlobs<'c> {
 
 impl<'c> ArchiveBlobs<'c> {
     /// The blobs of `archive` for the value of entry `e`.
-    fn new(archive: &'c Archive, e: &RawEntry, verify: bool, cache: &'c mut BlobCache) -> Self {
+    fn new(archive: &'c Archive, e: &Entry, verify: bool, cache: &'c mut BlobCache) -> Self {
         ArchiveBlobs {
             archive,
             verify,
@@ -1513,7 +1507,7 @@ impl Blobs for ArchiveBlobs<'_> {
         // An entry that fails its own checks is an invalid reference.
         let (e, _) = tensor_entry(self.archive, index)?;
         self.archive
-            .load_in(e, self.verify, left, self.cache)
+            .load_in(&e, self.verify, left, self.cache)
             .map_err(|err| {
                 self.error = Some(within(err, binding));
                 DecodeError::Blob

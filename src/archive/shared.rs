@@ -15,7 +15,7 @@ use crate::value::{MAX_DEPTH, Value, read_ref};
 /// their own; smaller ones stay inline in the value that holds them.
 ///
 /// Why 64 KiB: a blob costs a 64-byte frame, up to 63 bytes of padding, a
-/// 56-byte table entry, a 16-byte name and a digest (about 220 bytes), and
+/// 40-byte table entry, a 16-byte name and a digest (about 200 bytes), and
 /// a reference costs 9 bytes against the inline shape. At 64 KiB that is
 /// under 0.4% of the tensor, while the gain (no copy, no decoding, a view
 /// of the mapped file) is already worth a page-aligned view: 16 pages. A

@@ -398,10 +398,11 @@ fn build_header(
     if compressed {
         flags |= FLAG_COMPRESSED;
     }
-    // Every table ends with a page index (1.3) and holds the small values
-    // (1.4); readers before 1.4 refuse a value pool (its length's bytes
-    // were reserved).
-    let minor = FORMAT_VERSION_MINOR_INLINE;
+    // Every table ends with a page index (1.3), holds the small values
+    // (1.4) and stores compact entries (1.5); readers before 1.4 refuse a
+    // value pool (its length's bytes were reserved), and before 1.5 an
+    // entry size other than 56.
+    let minor = FORMAT_VERSION_MINOR_COMPACT;
     RawHeader {
         magic: MAGIC,
         version_major: FORMAT_VERSION_MAJOR.into(),
@@ -1093,6 +1094,11 @@ impl TocBuilder {
             reserved: [0; 4],
         };
         small(self.digests.len() + digests.len())?;
+        if CompactEntry::narrow(&entry).is_none() {
+            return Err(WriteError::Name(
+                "archive is full (over 256 TiB: the table stores offsets and lengths in 48 bits)",
+            ));
+        }
         self.compressed |= stored.codec != Codec::None;
         self.entries.push(entry);
         self.names.extend_from_slice(item.name.as_bytes());
@@ -1154,7 +1160,7 @@ impl TocBuilder {
         let meta = meta.encode();
         let head = RawTocHeader {
             magic: TOC_MAGIC,
-            entry_size: (ENTRY_LEN as u32).into(),
+            entry_size: (ENTRY_LEN_COMPACT as u32).into(),
             entry_count: (self.entries.len() as u64).into(),
             dims_count: (self.dims.len() as u64).into(),
             names_len: (self.names.len() as u64).into(),
@@ -1172,14 +1178,18 @@ impl TocBuilder {
             reserved: 0,
         };
         let body_len = 64
-            + self.entries.len() * 56
+            + self.entries.len() * ENTRY_LEN_COMPACT as usize
             + self.dims.len() * 8
             + self.names.len()
             + self.values.len()
             + meta.len();
         let mut out = Vec::with_capacity(body_len);
         out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(self.entries.as_bytes());
+        // Entries in the compact form (format 1.5); `push` checked that
+        // each fits it.
+        for e in &self.entries {
+            out.extend_from_slice(CompactEntry::narrow(e).expect("checked by push").as_bytes());
+        }
         for d in &self.dims {
             out.extend_from_slice(&d.to_le_bytes());
         }

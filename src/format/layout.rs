@@ -45,6 +45,10 @@ pub const FORMAT_VERSION_MINOR_SHARED: u16 = FORMAT_VERSION_MINOR_PAGED;
 /// values itself, in its value pool (1.4, layout.md 6.9): every archive
 /// this build writes.
 pub const FORMAT_VERSION_MINOR_INLINE: u16 = 4;
+/// Format minor version of archives whose table of contents stores its
+/// entries in the compact 40-byte form (1.5, layout.md 6.2,
+/// [`CompactEntry`]): every archive this build writes.
+pub const FORMAT_VERSION_MINOR_COMPACT: u16 = 5;
 /// The section byte of the storage section (format 1.3): anonymous tensor
 /// blobs that only values refer to. Not a [`Section`]: its entries are not
 /// bindings, and no listing of bindings shows them.
@@ -126,7 +130,8 @@ pub struct RawHeader {
 pub struct RawTocHeader {
     /// `TOC\0`.
     pub magic: [u8; 4],
-    /// Size of one entry (56 in v1).
+    /// Size of one entry: 56 ([`RawEntry`], formats 1.0 to 1.4) or 40
+    /// ([`CompactEntry`], format 1.5).
     pub entry_size: U32,
     /// Number of entries.
     pub entry_count: U64,
@@ -178,7 +183,9 @@ pub struct RawPageIndexHead {
 /// Magic of the table of contents.
 pub const TOC_MAGIC: [u8; 4] = *b"TOC\0";
 
-/// One table-of-contents entry (56 bytes), one per binding.
+/// One table-of-contents entry (56 bytes), one per binding: the form of
+/// formats 1.0 to 1.4, and the form the reader and writer work with in
+/// memory (a [`CompactEntry`] widens to one).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
 #[repr(C)]
 pub struct RawEntry {
@@ -220,6 +227,19 @@ impl RawEntry {
     /// 1.4, layout.md 6.9) rather than in a blob: it has no digests.
     pub fn is_inline(&self) -> bool {
         self.hash_count.get() == 0
+    }
+
+    /// Reads the entry at the start of `bytes`, stored in the form whose
+    /// size is `entry_size` (56 or 40, the table header's field); `None`
+    /// when `bytes` is shorter or the size is neither.
+    pub fn read(bytes: &[u8], entry_size: u64) -> Option<RawEntry> {
+        match entry_size {
+            ENTRY_LEN => RawEntry::read_from_prefix(bytes).ok().map(|(e, _)| e),
+            ENTRY_LEN_COMPACT => CompactEntry::read_from_prefix(bytes)
+                .ok()
+                .map(|(e, _)| e.widen()),
+            _ => None,
+        }
     }
 }
 
@@ -270,9 +290,102 @@ pub struct RawTrailer {
     pub closing_sha256: [u8; 32],
 }
 
+/// One table-of-contents entry in the compact form of format 1.5 (40
+/// bytes, layout.md 6.2): the fields of a [`RawEntry`] without its filter
+/// and reserved bytes, with the name length and the number of dimensions
+/// in the widths their limits need (4096, 64), and the offset and lengths
+/// in 48 bits (256 TiB).
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[repr(C)]
+pub struct CompactEntry {
+    /// Offset of the name in the name pool.
+    pub name_offset: U32,
+    /// Length of the name in bytes.
+    pub name_len: U16,
+    /// Value tag.
+    pub tag: u8,
+    /// Section.
+    pub section: u8,
+    /// Codec.
+    pub codec: u8,
+    /// Number of dimensions (tensors only; 0 otherwise).
+    pub ndim: u8,
+    /// File offset of the blob, or an inline value's offset in the value
+    /// pool (48-bit little-endian).
+    pub blob_offset: [u8; 6],
+    /// Payload bytes as stored (48-bit little-endian).
+    pub stored_len: [u8; 6],
+    /// Payload bytes once decoded (48-bit little-endian).
+    pub raw_len: [u8; 6],
+    /// Index of the first dimension in the dimension pool.
+    pub dims_index: U32,
+    /// Index of the first digest of this blob in the hash pool.
+    pub hash_index: U32,
+    /// Number of digests; 0 for an inline entry.
+    pub hash_count: U32,
+}
+
+/// The largest offset or length a [`CompactEntry`] holds: 2^48 − 1.
+pub const COMPACT_MAX: u64 = (1 << 48) - 1;
+
+impl CompactEntry {
+    /// The entry in its full form (filter and reserved bytes zero).
+    pub fn widen(&self) -> RawEntry {
+        let u48 = |b: [u8; 6]| {
+            let mut w = [0u8; 8];
+            w[..6].copy_from_slice(&b);
+            u64::from_le_bytes(w)
+        };
+        RawEntry {
+            name_offset: self.name_offset,
+            name_len: u32::from(self.name_len.get()).into(),
+            blob_offset: u48(self.blob_offset).into(),
+            stored_len: u48(self.stored_len).into(),
+            raw_len: u48(self.raw_len).into(),
+            dims_index: self.dims_index,
+            ndim: u32::from(self.ndim).into(),
+            hash_index: self.hash_index,
+            hash_count: self.hash_count,
+            tag: self.tag,
+            section: self.section,
+            codec: self.codec,
+            filter: 0,
+            reserved: [0; 4],
+        }
+    }
+
+    /// `e` in the compact form, or `None` when a field does not fit it
+    /// (a name over 65,535 bytes, over 255 dimensions, an offset or length
+    /// over [`COMPACT_MAX`]) or `e` has a filter or reserved bytes set, so
+    /// that widening gives `e` back exactly.
+    pub fn narrow(e: &RawEntry) -> Option<CompactEntry> {
+        let u48 = |v: u64| -> Option<[u8; 6]> {
+            (v <= COMPACT_MAX).then(|| v.to_le_bytes()[..6].try_into().expect("6 of 8 bytes"))
+        };
+        if e.filter != 0 || e.reserved != [0; 4] {
+            return None;
+        }
+        Some(CompactEntry {
+            name_offset: e.name_offset,
+            name_len: u16::try_from(e.name_len.get()).ok()?.into(),
+            tag: e.tag,
+            section: e.section,
+            codec: e.codec,
+            ndim: u8::try_from(e.ndim.get()).ok()?,
+            blob_offset: u48(e.blob_offset.get())?,
+            stored_len: u48(e.stored_len.get())?,
+            raw_len: u48(e.raw_len.get())?,
+            dims_index: e.dims_index,
+            hash_index: e.hash_index,
+            hash_count: e.hash_count,
+        })
+    }
+}
+
 const _: () = assert!(size_of::<RawHeader>() == 64);
 const _: () = assert!(size_of::<RawTocHeader>() == 64);
 const _: () = assert!(size_of::<RawEntry>() == 56);
+const _: () = assert!(size_of::<CompactEntry>() as u64 == ENTRY_LEN_COMPACT);
 const _: () = assert!(size_of::<RawFrame>() == 16);
 const _: () = assert!(size_of::<RawTrailer>() == 64);
 const _: () = assert!(size_of::<RawPageIndexHead>() as u64 == PAGE_INDEX_HEAD_LEN);
@@ -282,8 +395,10 @@ const _: () = assert!(size_of::<RawChunk>() == 16);
 pub const HEADER_LEN: u64 = 64;
 /// Table-of-contents header size.
 pub const TOC_HEADER_LEN: u64 = 64;
-/// Entry size.
+/// Size of a [`RawEntry`], the entry of formats 1.0 to 1.4.
 pub const ENTRY_LEN: u64 = 56;
+/// Size of a [`CompactEntry`], the entry of format 1.5.
+pub const ENTRY_LEN_COMPACT: u64 = 40;
 /// Frame size.
 pub const FRAME_LEN: u64 = 16;
 /// Trailer size.

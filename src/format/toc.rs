@@ -25,6 +25,8 @@ use crate::value::Bytes;
 #[derive(Clone)]
 pub(crate) struct TocView {
     bytes: Bytes,
+    /// Bytes per entry: 56 (formats 1.0 to 1.4) or 40 (1.5).
+    entry_size: usize,
     entries_end: usize,
     /// Where the value pool (format 1.4) starts, right after the dimension
     /// pool; it ends at `names_start`.
@@ -37,6 +39,76 @@ pub(crate) struct TocView {
     limits: Limits,
     /// Set once every rule of the table has passed.
     whole: Arc<OnceLock<()>>,
+}
+
+/// One entry of a table, read from its stored form (56 or 40 bytes) into
+/// the full one, with its index in table order. Derefs to the fields.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    /// Index in table order.
+    pub index: u64,
+    raw: RawEntry,
+}
+
+impl std::ops::Deref for Entry {
+    type Target = RawEntry;
+    fn deref(&self) -> &RawEntry {
+        &self.raw
+    }
+}
+
+/// A run of a table's entries (all of them, or one section's), read one
+/// at a time: entries are stored in one of two sizes, so not a slice.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryRun<'a> {
+    /// The table's entry region, header excluded.
+    bytes: &'a [u8],
+    size: usize,
+    range: (usize, usize),
+}
+
+impl<'a> EntryRun<'a> {
+    /// Number of entries in the run.
+    pub(crate) fn len(&self) -> usize {
+        self.range.1 - self.range.0
+    }
+
+    /// The `k`-th entry of the run.
+    pub(crate) fn get(&self, k: usize) -> Option<Entry> {
+        let i = self.range.0.checked_add(k).filter(|&i| i < self.range.1)?;
+        let raw = RawEntry::read(&self.bytes[i * self.size..], self.size as u64)?;
+        Some(Entry {
+            index: i as u64,
+            raw,
+        })
+    }
+
+    /// The entries of the run, in order.
+    pub(crate) fn iter(self) -> impl ExactSizeIterator<Item = Entry> + 'a {
+        (0..self.len()).map(move |k| self.get(k).expect("inside the run"))
+    }
+
+    /// The first `k` entries of the run.
+    fn prefix(&self, k: usize) -> EntryRun<'a> {
+        EntryRun {
+            range: (self.range.0, self.range.0 + k.min(self.len())),
+            ..*self
+        }
+    }
+
+    /// The first index of the run whose entry fails `pred` (which holds
+    /// for a prefix of the run and fails for the rest), by bisection.
+    fn partition_point(&self, pred: impl Fn(&Entry) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match pred(&self.get(mid).expect("inside the run")) {
+                true => lo = mid + 1,
+                false => hi = mid,
+            }
+        }
+        lo
+    }
 }
 
 /// The table header's fields that entries are checked against, and a paged
@@ -126,8 +198,9 @@ impl TocView {
                 "table of contents magic is not \"TOC\\0\"",
             ));
         }
-        if th.entry_size.get() as u64 != ENTRY_LEN {
-            return Err(Error::toc(Part::TocHeader, "entry size is not 56"));
+        let entry_size = th.entry_size.get() as u64;
+        if entry_size != ENTRY_LEN && entry_size != ENTRY_LEN_COMPACT {
+            return Err(Error::toc(Part::TocHeader, "entry size is not 56 or 40"));
         }
         if th.reserved != 0 {
             return Err(Error::ReservedNotZero {
@@ -153,7 +226,7 @@ impl TocView {
             ));
         }
         let body_len = layout.map_or(b.len() as u64, |l| l.body_len);
-        let (entries_len, dims_len) = (th.entry_count.get() * ENTRY_LEN, th.dims_count.get() * 8);
+        let (entries_len, dims_len) = (th.entry_count.get() * entry_size, th.dims_count.get() * 8);
         // `PageLayout::of` checked (for every kind of table) that the parts
         // add up, without overflow, to the table before its page index.
         let entries_end = TOC_HEADER_LEN as usize + entries_len as usize;
@@ -198,6 +271,7 @@ impl TocView {
         };
         let view = TocView {
             bytes,
+            entry_size: entry_size as usize,
             entries_end,
             values_start,
             names_start,
@@ -277,7 +351,7 @@ impl TocView {
         let values = &self.as_bytes()[self.values_start..self.names_start];
         for i in 0..entries.len() {
             check_entry(
-                (i, entries),
+                (i, &entries),
                 (names, dims, values),
                 facts,
                 &mut at,
@@ -306,7 +380,7 @@ impl TocView {
     /// The payload of inline entry `e` (format 1.4, layout.md 6.9): its
     /// bytes in the value pool, once the pages holding them passed their
     /// digests. The entry's rules put them inside the pool.
-    pub(crate) fn inline_payload(&self, e: &RawEntry) -> Result<Bytes> {
+    pub(crate) fn inline_payload(&self, e: &Entry) -> Result<Bytes> {
         let start = self.values_start as u64 + e.blob_offset.get();
         let len = e.stored_len.get();
         if let Some(pages) = &self.pages {
@@ -328,22 +402,19 @@ impl TocView {
         self.bytes.len()
     }
 
-    /// The entries, in table order.
-    pub(crate) fn entries(&self) -> &[RawEntry] {
-        let b = &self.bytes.as_slice()[TOC_HEADER_LEN as usize..self.entries_end];
-        <[RawEntry]>::ref_from_bytes(b).expect("length is a multiple of 56; alignment 1")
-    }
-
-    /// The index of `e`, an entry of this table, in table order.
-    pub(crate) fn index_of(&self, e: &RawEntry) -> u64 {
-        let first = self.entries().as_ptr() as usize;
-        let at = e as *const RawEntry as usize;
-        (at.wrapping_sub(first) / size_of::<RawEntry>()) as u64
+    /// The entries, in table order, unchecked (callers check the pages
+    /// and rules first).
+    pub(crate) fn entries(&self) -> EntryRun<'_> {
+        EntryRun {
+            bytes: &self.bytes.as_slice()[TOC_HEADER_LEN as usize..self.entries_end],
+            size: self.entry_size,
+            range: (0, self.len()),
+        }
     }
 
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
-        (self.entries_end - TOC_HEADER_LEN as usize) / ENTRY_LEN as usize
+        (self.entries_end - TOC_HEADER_LEN as usize) / self.entry_size
     }
 
     fn dims_pool(&self) -> &[U64] {
@@ -356,7 +427,7 @@ impl TocView {
     }
 
     /// The entry's name as bytes, without re-checking UTF-8 (lookups).
-    fn name_bytes(&self, e: &RawEntry) -> &[u8] {
+    fn name_bytes(&self, e: &Entry) -> &[u8] {
         let start = e.name_offset.get() as usize;
         let end = start + e.name_len.get() as usize;
         self.names_pool().get(start..end).unwrap_or(&[])
@@ -383,38 +454,42 @@ impl TocView {
     /// The entry at `index` in table order (what a blob reference names),
     /// if there is one; on a paged table, checked first by the rules about
     /// it alone, as a lookup checks the entry it lands on.
-    pub(crate) fn entry_at(&self, index: u64) -> Result<Option<&RawEntry>> {
+    pub(crate) fn entry_at(&self, index: u64) -> Result<Option<Entry>> {
         let Some(i) = usize::try_from(index).ok().filter(|&i| i < self.len()) else {
             return Ok(None);
         };
         if let Some(pages) = &self.pages {
             self.check_one(pages, i)?;
         }
-        Ok(Some(&self.entries()[i]))
+        Ok(self.entries().get(i))
     }
 
     /// Binary search by (section, name). On a paged table each probe checks
     /// the pages it reads, and the entry found is checked by the rules
     /// about it alone (layout.md 8.1, rules 18 to 29 without the running
     /// totals); an unpaged table was validated whole at parse.
-    pub(crate) fn find(&self, section: Section, name: &str) -> Result<Option<&RawEntry>> {
-        let entries = self.entries();
+    pub(crate) fn find(&self, section: Section, name: &str) -> Result<Option<Entry>> {
         let key = (section as u8, name.as_bytes());
-        let Some(pages) = &self.pages else {
-            return Ok(entries
-                .binary_search_by(|e| (e.section, self.name_bytes(e)).cmp(&key))
-                .ok()
-                .map(|i| &entries[i]));
-        };
-        let (mut lo, mut hi) = (0, entries.len());
+        let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let e = self.entry_checked(pages, mid)?;
-            match (e.section, self.name_checked(pages, e)?).cmp(&key) {
+            let (e, name) = match &self.pages {
+                Some(pages) => {
+                    let e = self.entry_checked(pages, mid)?;
+                    (e, self.name_checked(pages, &e)?)
+                }
+                None => {
+                    let e = self.entries().get(mid).expect("inside the table");
+                    (e, self.name_bytes(&e))
+                }
+            };
+            match (e.section, name).cmp(&key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
-                    self.check_one(pages, mid)?;
+                    if let Some(pages) = &self.pages {
+                        self.check_one(pages, mid)?;
+                    }
                     return Ok(Some(e));
                 }
             }
@@ -423,15 +498,15 @@ impl TocView {
     }
 
     /// Entry `i` once the pages holding it passed their digests.
-    fn entry_checked(&self, pages: &Pages, i: usize) -> Result<&RawEntry> {
-        let start = TOC_HEADER_LEN as usize + i * ENTRY_LEN as usize;
-        pages.ensure(self.as_bytes(), start, start + ENTRY_LEN as usize)?;
-        Ok(&self.entries()[i])
+    fn entry_checked(&self, pages: &Pages, i: usize) -> Result<Entry> {
+        let start = TOC_HEADER_LEN as usize + i * self.entry_size;
+        pages.ensure(self.as_bytes(), start, start + self.entry_size)?;
+        Ok(self.entries().get(i).expect("inside the table"))
     }
 
     /// The name of `e` once its pages passed their digests; empty when the
     /// entry points outside the name pool (its own check then says so).
-    fn name_checked(&self, pages: &Pages, e: &RawEntry) -> Result<&[u8]> {
+    fn name_checked(&self, pages: &Pages, e: &Entry) -> Result<&[u8]> {
         let start = e.name_offset.get() as usize;
         let Some(end) = start.checked_add(e.name_len.get() as usize) else {
             return Ok(&[]);
@@ -461,14 +536,14 @@ impl TocView {
         if len == 0 || len > MAX_NAME_LEN {
             return Err(fail("name is empty or longer than 4096 bytes"));
         }
-        let name = self.name_checked(pages, e)?;
+        let name = self.name_checked(pages, &e)?;
         if name.is_empty() {
             return Err(fail("name lies outside the name pool"));
         }
         if std::str::from_utf8(name).is_err() || name.contains(&0) {
             return Err(fail("name is not UTF-8 without NUL"));
         }
-        let (tag, packed) = check_tag_and_codec(e, self.limits.codec_chunk).map_err(fail)?;
+        let (tag, packed) = check_tag_and_codec(&e, self.limits.codec_chunk).map_err(fail)?;
         match e.section {
             SECTION_STORAGE if tag.element_size().is_none() => {
                 return Err(fail("storage entry is not a tensor"));
@@ -476,7 +551,7 @@ impl TocView {
             SECTION_STORAGE => {}
             b => drop(Section::from_u8(b).ok_or_else(|| fail("unknown section"))?),
         }
-        let dims_start = TOC_HEADER_LEN as usize + self.len() * ENTRY_LEN as usize;
+        let dims_start = self.entries_end;
         let first = e.dims_index.get() as usize;
         let last = first.saturating_add(e.ndim.get() as usize);
         if last <= (self.values_start - dims_start) / 8 {
@@ -487,7 +562,7 @@ impl TocView {
             )?;
         }
         let mut next_dim = first;
-        check_shape(e, tag, self.dims_pool(), &mut next_dim).map_err(fail)?;
+        check_shape(&e, tag, self.dims_pool(), &mut next_dim).map_err(fail)?;
         let blob = e.blob_offset.get();
         if !e.is_inline() && (blob < HEADER_LEN || blob % ALIGN != 0) {
             return Err(fail("blob is not where the previous one ended"));
@@ -508,13 +583,13 @@ impl TocView {
                 Some(_) => e.blob_offset.get() & !(INLINE_TENSOR_ALIGN - 1),
                 None => e.blob_offset.get(),
             };
-            check_inline(e, (tag, packed), &mut at, None).map_err(fail)?;
+            check_inline(&e, (tag, packed), &mut at, None).map_err(fail)?;
             return match at.value > self.values_len() || at.hash > self.limits.hash_count {
                 true => Err(fail("inline value lies past the value pool")),
                 false => Ok(()),
             };
         }
-        check_blob(e, tag, packed, self.limits.chunk, &mut at).map_err(fail)?;
+        check_blob(&e, tag, packed, self.limits.chunk, &mut at).map_err(fail)?;
         if at.blob > self.limits.hashes_offset || at.hash > self.limits.hash_count {
             return Err(fail("blob or its digests lie past the hash pool"));
         }
@@ -524,29 +599,34 @@ impl TocView {
     /// The entries of `section`, in order: a contiguous run of the table,
     /// since entries are sorted by section first (two binary searches).
     /// Checks the whole table first.
-    pub(crate) fn section_entries(&self, section: Section) -> Result<&[RawEntry]> {
+    pub(crate) fn section_entries(&self, section: Section) -> Result<EntryRun<'_>> {
         self.check_all()?;
         let entries = self.entries();
         let start = entries.partition_point(|e| e.section < section as u8);
         let end = entries.partition_point(|e| e.section <= section as u8);
-        Ok(&entries[start..end])
+        Ok(EntryRun {
+            range: (start, end),
+            ..entries
+        })
     }
 
     /// Every entry in table order, once the whole table passed its checks;
     /// none when it does not ([`TocView::check_all`] says why).
-    pub(crate) fn checked_entries(&self) -> &[RawEntry] {
+    pub(crate) fn checked_entries(&self) -> EntryRun<'_> {
+        let all = self.entries();
         match self.check_all() {
-            Ok(()) => self.entries(),
-            Err(_) => &[],
+            Ok(()) => all,
+            Err(_) => all.prefix(0),
         }
     }
 
     /// Names in `section`, in order; none when the table fails its checks.
     pub(crate) fn names(&self, section: Section) -> impl Iterator<Item = &str> {
-        self.section_entries(section)
-            .unwrap_or(&[])
-            .iter()
-            .map(|e| self.name_of(e))
+        let entries = match self.section_entries(section) {
+            Ok(run) => run,
+            Err(_) => self.entries().prefix(0),
+        };
+        entries.iter().map(|e| self.name_of(&e))
     }
 }
 
@@ -586,13 +666,13 @@ fn check_name_pool(names: &[u8]) -> Result<&str> {
 /// Rules 18 to 29 for one entry, in order, moving `at` past it: reserved
 /// bytes, name, section and order, tag and codec, shape, blob and digests.
 fn check_entry<'a>(
-    (index, entries): (usize, &[RawEntry]),
+    (index, entries): (usize, &EntryRun<'_>),
     (names, dims, values): (&'a str, &[U64], &[u8]),
     facts: &mut TocFacts,
     at: &mut Running,
     prev: &mut Option<(u8, &'a [u8])>,
 ) -> Check<()> {
-    let e = &entries[index];
+    let e = &entries.get(index).expect("inside the table");
     if e.reserved != [0; 4] {
         return Err("reserved bytes are not zero");
     }
@@ -628,11 +708,11 @@ fn check_entry<'a>(
             at.sharing = true;
             // Inline entries (format 1.4) own no blob: their offsets are
             // the value pool's, and would break the order searched below.
-            at.owners = entries[..index]
+            at.owners = entries
+                .prefix(index)
                 .iter()
-                .enumerate()
-                .filter(|(_, owner)| !owner.is_inline())
-                .map(|(k, owner)| (owner.blob_offset.get(), k))
+                .filter(|owner| !owner.is_inline())
+                .map(|owner| (owner.blob_offset.get(), owner.index as usize))
                 .collect();
         }
         check_shared(e, entries, dims, shape_at, &at.owners)?;
@@ -654,7 +734,7 @@ fn check_entry<'a>(
 /// running totals stay put.
 fn check_shared(
     e: &RawEntry,
-    entries: &[RawEntry],
+    entries: &EntryRun<'_>,
     dims: &[U64],
     shape_at: usize,
     owners: &[(u64, usize)],
@@ -662,8 +742,9 @@ fn check_shared(
     let offset = e.blob_offset.get();
     let owner = owners
         .binary_search_by_key(&offset, |&(at, _)| at)
-        .map(|k| &entries[owners[k].1])
-        .map_err(|_| "blob is not where the previous one ended")?;
+        .ok()
+        .and_then(|k| entries.get(owners[k].1))
+        .ok_or("blob is not where the previous one ended")?;
     // Both shapes were checked to lie inside the pool.
     let shape = &dims[shape_at..shape_at + e.ndim.get() as usize];
     let owner_at = owner.dims_index.get() as usize;
@@ -930,7 +1011,7 @@ impl PageLayout {
         let body = (|| {
             th.entry_count
                 .get()
-                .checked_mul(ENTRY_LEN)?
+                .checked_mul(u64::from(th.entry_size.get()))?
                 .checked_add(th.dims_count.get().checked_mul(8)?)?
                 .checked_add(th.names_len.get())?
                 .checked_add(values_len)?

@@ -7,12 +7,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use achronyme_env::hash::{Checksum, sha256};
-use achronyme_env::layout::{RawEntry, RawHeader, RawTocHeader};
+use achronyme_env::layout::{CompactEntry, RawEntry, RawHeader, RawTocHeader};
 use achronyme_env::{
     Archive, Complex, ComplexTensor, Compression, Environment, SaveOptions, SaveReport, Tensor,
     Value, save_environment,
 };
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 /// Asserts that an expression matches a pattern, printing the value when it
 /// does not.
@@ -136,6 +136,26 @@ pub fn has_blob(bytes: usize) -> bool {
     bytes + 64 >= 4096
 }
 
+/// An entry's fields, named by their offset in the 56-byte entry of
+/// formats 1.0 to 1.4 ([`Map::entry_field`] finds them in either form).
+pub mod field {
+    pub const NAME_OFFSET: usize = 0;
+    pub const NAME_LEN: usize = 4;
+    pub const BLOB_OFFSET: usize = 8;
+    pub const STORED_LEN: usize = 16;
+    pub const RAW_LEN: usize = 24;
+    pub const DIMS_INDEX: usize = 32;
+    pub const NDIM: usize = 36;
+    pub const HASH_INDEX: usize = 40;
+    pub const HASH_COUNT: usize = 44;
+    pub const TAG: usize = 48;
+    pub const SECTION: usize = 49;
+    pub const CODEC: usize = 50;
+    /// 56-byte entries only, as the reserved bytes (52 to 55).
+    pub const FILTER: usize = 51;
+    pub const RESERVED: usize = 52;
+}
+
 /// Where things are in a (valid) archive.
 pub struct Map {
     pub toc_offset: usize,
@@ -145,6 +165,8 @@ pub struct Map {
     /// The algorithm of the chunk digests, and so their length in the pool.
     pub checksum: Checksum,
     pub entries: Vec<RawEntry>,
+    /// Bytes per stored entry: 56 (formats 1.0 to 1.4) or 40 (1.5).
+    pub entry_size: usize,
     /// A paged table's page size (log2) and the bytes before its page
     /// index (layout.md 6.8); `None` for a table without one.
     pub pages: Option<(u8, usize)>,
@@ -159,9 +181,11 @@ impl Map {
         let toc_len = header.toc_len.get() as usize;
         let (th, rest) = RawTocHeader::read_from_prefix(&bytes[toc_offset..]).unwrap();
         let n = th.entry_count.get() as usize;
-        let entries = <[RawEntry]>::ref_from_bytes(&rest[..n * 56])
-            .unwrap()
-            .to_vec();
+        let size = th.entry_size.get() as usize;
+        let entries = rest[..n * size]
+            .chunks(size)
+            .map(|b| RawEntry::read(b, size as u64).unwrap())
+            .collect();
         let values_len = header.values_len.get() as usize;
         Map {
             toc_offset,
@@ -171,15 +195,16 @@ impl Map {
             checksum: Checksum::from_u8(th.checksum).unwrap(),
             pages: (th.page_log2 != 0).then(|| {
                 let body = 64
-                    + 56 * n
+                    + size * n
                     + 8 * th.dims_count.get() as usize
                     + values_len
                     + th.names_len.get() as usize
                     + th.meta_len.get() as usize;
                 (th.page_log2, body)
             }),
-            values_at: toc_offset + 64 + 56 * n + 8 * th.dims_count.get() as usize,
+            values_at: toc_offset + 64 + size * n + 8 * th.dims_count.get() as usize,
             entries,
+            entry_size: size,
         }
     }
 
@@ -291,15 +316,79 @@ impl Map {
         self.toc_offset + end - meta_len
     }
 
-    /// File offset of entry `i`'s field at `field` (bytes into the entry).
+    /// File offset of entry `i`.
+    pub fn entry_at(&self, i: usize) -> usize {
+        self.toc_offset + 64 + self.entry_size * i
+    }
+
+    /// File offset of the dimension pool (after the entries).
+    pub fn dims_at(&self) -> usize {
+        self.entry_at(self.entries.len())
+    }
+
+    /// File offset of entry `i`'s `field` (one of [`field`]'s, named by its
+    /// offset in the 56-byte entry), in the form the archive stores.
     pub fn entry_field(&self, i: usize, field: usize) -> usize {
-        self.toc_offset + 64 + 56 * i + field
+        self.entry_at(i) + self.field_place(field).0
+    }
+
+    /// Bytes of `field` in the stored form.
+    pub fn field_width(&self, field: usize) -> usize {
+        self.field_place(field).1
+    }
+
+    /// Writes `value` into entry `i`'s `field` at the stored form's width
+    /// (which it must fit).
+    pub fn put_field(&self, bytes: &mut [u8], i: usize, field: usize, value: u64) {
+        let (at, width) = (self.entry_field(i, field), self.field_width(field));
+        assert!(
+            width == 8 || value < 1 << (8 * width),
+            "{value} fits {width} bytes"
+        );
+        bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+
+    /// Writes `e` as entry `i`, in the stored form.
+    pub fn put_entry(&self, bytes: &mut [u8], i: usize, e: &RawEntry) {
+        let at = self.entry_at(i);
+        match self.entry_size {
+            56 => bytes[at..at + 56].copy_from_slice(e.as_bytes()),
+            _ => bytes[at..at + 40].copy_from_slice(CompactEntry::narrow(e).unwrap().as_bytes()),
+        }
+    }
+
+    /// (offset in the entry, width) of `field` in the stored form.
+    fn field_place(&self, field: usize) -> (usize, usize) {
+        use field::*;
+        if self.entry_size == 56 {
+            let width = match field {
+                BLOB_OFFSET | STORED_LEN | RAW_LEN => 8,
+                TAG | SECTION | CODEC | FILTER => 1,
+                _ => 4,
+            };
+            return (field, width);
+        }
+        match field {
+            NAME_OFFSET => (0, 4),
+            NAME_LEN => (4, 2),
+            TAG => (6, 1),
+            SECTION => (7, 1),
+            CODEC => (8, 1),
+            NDIM => (9, 1),
+            BLOB_OFFSET => (10, 6),
+            STORED_LEN => (16, 6),
+            RAW_LEN => (22, 6),
+            DIMS_INDEX => (28, 4),
+            HASH_INDEX => (32, 4),
+            HASH_COUNT => (36, 4),
+            _ => panic!("a 40-byte entry has no field at {field} of the 56-byte one"),
+        }
     }
 
     /// Changes entry `i`'s type tag, in its TOC entry and its blob frame,
     /// then fixes its digest and reseals.
     pub fn retag(&self, bytes: &mut [u8], i: usize, tag: u8) {
-        bytes[self.toc_offset + 64 + 56 * i + 48] = tag;
+        bytes[self.entry_field(i, field::TAG)] = tag;
         if !self.entries[i].is_inline() {
             bytes[self.entries[i].blob_offset.get() as usize + 2] = tag;
         }
