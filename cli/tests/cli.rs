@@ -840,7 +840,8 @@ fn listing_commands_refuse_a_table_with_a_damaged_page() {
     save_environment(&env, &path, &opts).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let toc = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;
-    bytes[toc + 64 + 56 * 1000 + 52] ^= 1; // entry 1000's reserved bytes
+    let entry_size = u32::from_le_bytes(bytes[toc + 4..toc + 8].try_into().unwrap()) as usize;
+    bytes[toc + 64 + entry_size * 1000] ^= 1; // entry 1000's name offset
     std::fs::write(&path, &bytes).unwrap();
     assert!(Archive::open(&path).is_ok(), "the open reads no entry page");
     let out_ach = dir.path().join("o.ach");

@@ -83,6 +83,12 @@ impl<'a> EntryRun<'a> {
         })
     }
 
+    /// The entry at `index` in table order (not in the run), if the run
+    /// holds it.
+    fn at(&self, index: usize) -> Option<Entry> {
+        self.get(index.checked_sub(self.range.0)?)
+    }
+
     /// The entries of the run, in order.
     pub(crate) fn iter(self) -> impl ExactSizeIterator<Item = Entry> + 'a {
         (0..self.len()).map(move |k| self.get(k).expect("inside the run"))
@@ -743,7 +749,7 @@ fn check_shared(
     let owner = owners
         .binary_search_by_key(&offset, |&(at, _)| at)
         .ok()
-        .and_then(|k| entries.get(owners[k].1))
+        .and_then(|k| entries.at(owners[k].1))
         .ok_or("blob is not where the previous one ended")?;
     // Both shapes were checked to lie inside the pool.
     let shape = &dims[shape_at..shape_at + e.ndim.get() as usize];
@@ -1008,6 +1014,11 @@ impl PageLayout {
         toc_len: u64,
         values_len: u64,
     ) -> Check<Option<PageLayout>> {
+        // Rule 12 first: the entry size sizes the rest.
+        let entry_size = u64::from(th.entry_size.get());
+        if entry_size != ENTRY_LEN && entry_size != ENTRY_LEN_COMPACT {
+            return Err("entry size is not 56 or 40");
+        }
         let body = (|| {
             th.entry_count
                 .get()
