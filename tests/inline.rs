@@ -256,6 +256,43 @@ fn a_damaged_value_in_a_later_page_fails_its_load_by_name() {
     assert!(!archive.verify_report().is_ok());
 }
 
+/// A value is encoded once, straight into the pool, and dropped from it
+/// when its encoding outgrows the room there, whichever write crosses the
+/// bound (here a record's last field): it gets a blob, the next value
+/// takes its place in the pool, and every value reads back.
+#[test]
+fn a_value_that_outgrows_the_pool_while_encoded_gets_a_blob() {
+    let mut env = Environment::new();
+    for n in 4010..4050 {
+        let mut r = Record::new();
+        r.insert("a", Value::from("x".repeat(n)));
+        r.insert("b", Value::Number(n as f64));
+        env.set(format!("r{n}"), Value::Record(r));
+        env.set(format!("s{n}"), Value::Number(n as f64));
+    }
+    let (bytes, map) = saved(&env);
+    let (mut pooled, mut blobs) = (0, 0);
+    let mut pool_end = 0;
+    for e in &map.entries {
+        assert_eq!(e.is_inline(), 16 + e.stored_len.get() < 4096);
+        match e.is_inline() {
+            true => {
+                // Back to back: nothing of a dropped attempt stays.
+                assert_eq!(e.blob_offset.get(), pool_end);
+                pool_end += e.stored_len.get();
+                pooled += 1;
+            }
+            false => blobs += 1,
+        }
+    }
+    assert!(blobs > 0 && pooled > env.len() / 2, "{pooled} {blobs}");
+    let archive = Archive::from_bytes(bytes).unwrap();
+    archive.verify().unwrap();
+    for (name, v) in env.iter() {
+        assert_eq!(&archive.get(name).unwrap(), v);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 

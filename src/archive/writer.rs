@@ -14,10 +14,12 @@
 //! archive's hash pool, so the archive is the same, byte for byte, as if it
 //! had been written from the elements.
 
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use zerocopy::little_endian::U64;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::archive::copy::{ArchiveFile, COPY_MIN_SPAN, Chunking, stored_blob, worth_copying};
@@ -28,7 +30,7 @@ use crate::format::encoding::{self, BlobIndex, EncodeError};
 use crate::format::hash::{self, Checksum, ChunkState, Digest32};
 use crate::format::layout::*;
 use crate::format::metadata::Metadata;
-use crate::format::toc::{PageLayout, seal_pages};
+use crate::format::toc::{PageLayout, closing_digest_of_parts, seal_index};
 use crate::parallel;
 use crate::value::provenance::{Provenance, StoredBlob, WrittenWith};
 use crate::value::{MAX_DEPTH, Value};
@@ -222,6 +224,28 @@ impl Write for Counter {
     }
 }
 
+/// Appends to a buffer up to a bound: a write past it fails, having
+/// appended nothing of it.
+struct Bounded<'v> {
+    out: &'v mut Vec<u8>,
+    left: u64,
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len() as u64;
+        if n > self.left {
+            return Err(io::Error::other("over the bound"));
+        }
+        self.left -= n;
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How the blobs are stored: compressed (where it pays) or not, and the
 /// algorithm of their chunk digests.
 #[derive(Clone, Copy)]
@@ -239,7 +263,7 @@ pub(crate) struct Storage {
 pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
     file: &mut F,
     path: &Path,
-    items: &[Planned<'_>],
+    (items, plan): (&[Planned<'_>], &SharedPlan),
     meta: &Metadata,
     header: &HeaderFields,
     limit: Option<u64>,
@@ -259,8 +283,9 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         counts: Counts::default(),
     };
     let mut toc = TocBuilder::new(storage.checksum);
+    // Sized up front, so that 100,000 small bindings do not regrow them.
     toc.entries.reserve(items.len());
-    let plan = SharedPlan::new(items);
+    toc.names.reserve(items.iter().map(|i| i.name.len()).sum());
     let mut current = "";
     let result = (|| -> Result<(), WriteError> {
         let mut packers = match compression {
@@ -277,7 +302,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
                 toc.push_shared(item, owner)?;
                 continue;
             }
-            let to = (item.section as u8, &plan as &dyn BlobIndex);
+            let to = (item.section as u8, plan as &dyn BlobIndex);
             let place = Place {
                 inline: !plan.is_shared(i),
             };
@@ -293,7 +318,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         write_storage(
             &mut sink,
             &mut toc,
-            &plan,
+            plan,
             (&mut packers, storage),
             &mut current,
         )?;
@@ -308,51 +333,50 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
     let hashes_offset = sink.pos;
     let pool = toc.pool();
     let pool: &[u8] = &pool;
-    let tail = (|| -> io::Result<(u64, u64, RawTrailer, RawHeader)> {
+    let tail = (|| -> io::Result<RawHeader> {
         sink.write_all(pool)?;
         sink.pad_to_align()?;
         let toc_offset = sink.pos;
-        let (toc_bytes, layout) = toc.finish(meta, hashes_offset);
+        let table = toc.finish(meta, hashes_offset);
+        let parts = table.parts();
+        let toc_len = parts.iter().map(|p| p.len() as u64).sum::<u64>();
         let default_codec = compression.map_or(Codec::None, |c| c.codec);
         let raw_header = build_header(
             header,
             meta,
             items,
-            (toc_offset, toc_bytes.len() as u64, toc.values.len() as u64),
+            (toc_offset, toc_len, toc.values.len() as u64),
             default_codec,
             toc.compressed,
         );
         let algo = storage.checksum;
         let toc_sha256 =
-            crate::format::toc::paged_toc_digest(raw_header.as_bytes(), &toc_bytes, &layout);
+            crate::format::toc::index_digest(raw_header.as_bytes(), &table.index, &table.layout);
         // The closing SHA-256 covers the whole table with XXH3 digests
         // (11.5 MB for 100,000 small bindings): a large one is hashed on
         // another core while this one writes the table.
-        let closing = || crate::format::toc::closing_digest(&toc_sha256, &toc_bytes, pool, algo);
-        if toc_bytes.len() < PARALLEL_HASH_MIN {
-            let closing_sha256 = closing();
-            sink.write_all(&toc_bytes)?;
-            let trailer = RawTrailer {
-                toc_sha256,
-                closing_sha256,
-            };
-            sink.write_all(trailer.as_bytes())?;
-            return Ok((toc_offset, toc_bytes.len() as u64, trailer, raw_header));
-        }
-        let (closing_sha256, written) = std::thread::scope(|s| {
-            let closing = s.spawn(closing);
-            let written = sink.write_all(&toc_bytes);
-            (closing.join().expect("hashing does not panic"), written)
-        });
-        written?;
+        let closing = || closing_digest_of_parts(&toc_sha256, &parts, pool, algo);
+        let write_table = |sink: &mut Sink<_>| parts.iter().try_for_each(|p| sink.write_all(p));
+        let closing_sha256 = if toc_len < PARALLEL_HASH_MIN as u64 {
+            write_table(&mut sink)?;
+            closing()
+        } else {
+            let (closing_sha256, written) = std::thread::scope(|s| {
+                let closing = s.spawn(closing);
+                let written = write_table(&mut sink);
+                (closing.join().expect("hashing does not panic"), written)
+            });
+            written?;
+            closing_sha256
+        };
         let trailer = RawTrailer {
             toc_sha256,
             closing_sha256,
         };
         sink.write_all(trailer.as_bytes())?;
-        Ok((toc_offset, toc_bytes.len() as u64, trailer, raw_header))
+        Ok(raw_header)
     })();
-    let (_, _, _, raw_header) = match tail {
+    let raw_header = match tail {
         Ok(t) => t,
         Err(e) => {
             return Err(WriteError::Io(e).into_error(sink.over_limit, limit, current, path));
@@ -376,7 +400,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         len: total,
         counts,
         blobs: toc.stored_blobs(items, storage),
-        nested: toc.nested_blobs(items.len(), &plan, storage),
+        nested: toc.nested_blobs(items.len(), plan, storage),
     })
 }
 
@@ -503,10 +527,24 @@ fn write_blob<F: ArchiveFile + ?Sized>(
         copy_stored(sink, toc, &blob, origin)?;
         return Ok(sink.pad_to_align()?);
     }
+    // The room a payload has in the value pool: its blob would be smaller
+    // than INLINE_SPAN_MAX.
+    let room = INLINE_SPAN_MAX - 1 - blob.tag.payload_start();
+    if place.inline && blob.elements.is_none() {
+        // Encoded once, straight into the pool; a value that outgrows its
+        // room there is dropped from it after at most `room` bytes, and
+        // written as a blob below.
+        if let Some(len) = toc.push_encoded(&blob, room)? {
+            sink.counts.encoded += len;
+            return Ok(());
+        }
+    }
     let payload_len = blob.payload_len()?;
-    if place.inline && blob.tag.payload_start() + payload_len < INLINE_SPAN_MAX {
+    if let (true, Some(elements)) = (place.inline, blob.elements)
+        && payload_len <= room
+    {
         sink.counts.encoded += payload_len;
-        return toc.push_inline(&blob, payload_len);
+        return toc.push_inline(&blob, elements);
     }
     write_stored(sink, toc, &blob, packers, payload_len)?;
     Ok(sink.pad_to_align()?)
@@ -980,7 +1018,8 @@ fn write_storage<'p, F: ArchiveFile + ?Sized>(
 /// Accumulates the table of contents while blobs are written.
 struct TocBuilder {
     entries: Vec<RawEntry>,
-    dims: Vec<u64>,
+    /// The dims pool, as stored (little-endian).
+    dims: Vec<U64>,
     names: Vec<u8>,
     /// The value pool (format 1.4): small values' payloads, back to back.
     values: Vec<u8>,
@@ -1102,36 +1141,55 @@ impl TocBuilder {
         self.compressed |= stored.codec != Codec::None;
         self.entries.push(entry);
         self.names.extend_from_slice(item.name.as_bytes());
-        self.dims.extend(shape.iter().map(|&d| d as u64));
+        self.dims.extend(shape.iter().map(|&d| U64::new(d as u64)));
         self.digests.extend(digests);
         Ok(())
     }
 
-    /// Adds `blob`'s entry with its payload (`payload_len` bytes, as
-    /// counted) in the value pool (format 1.4): a tensor's elements, or the
-    /// value's encoding.
-    fn push_inline(&mut self, blob: &Blob<'_>, payload_len: u64) -> Result<(), WriteError> {
-        if blob.elements.is_some() {
-            // Aligned, so that a load can view the mapped table.
-            let at = self
-                .values
-                .len()
-                .next_multiple_of(INLINE_TENSOR_ALIGN as usize);
-            self.values.resize(at, 0);
-        }
+    /// Adds `blob`'s entry with its tensor's `elements` in the value pool
+    /// (format 1.4), aligned so that a load can view the mapped table.
+    fn push_inline(&mut self, blob: &Blob<'_>, elements: &[u8]) -> Result<(), WriteError> {
+        let at = self
+            .values
+            .len()
+            .next_multiple_of(INLINE_TENSOR_ALIGN as usize);
+        self.values.resize(at, 0);
+        self.values.extend_from_slice(elements);
+        self.push_pooled(blob, at, elements.len())
+    }
+
+    /// Adds `blob`'s entry with its value's encoding in the value pool
+    /// (format 1.4) when the encoding takes at most `room` bytes, and
+    /// returns its length; else keeps nothing of it and returns None (as
+    /// for a value the encoder refuses, which the blob's writer then
+    /// reports).
+    fn push_encoded(&mut self, blob: &Blob<'_>, room: u64) -> Result<Option<u64>, WriteError> {
         let offset = self.values.len();
-        match blob.elements {
-            Some(bytes) => self.values.extend_from_slice(bytes),
-            None => encoding::encode_with(&mut self.values, blob.item.value, 0, blob.blobs)
-                .map_err(WriteError::Encode)?,
+        let mut pool = Bounded {
+            out: &mut self.values,
+            left: room,
+        };
+        if encoding::encode_with(&mut pool, blob.item.value, 0, blob.blobs).is_err() {
+            self.values.truncate(offset);
+            return Ok(None);
         }
-        if (self.values.len() - offset) as u64 != payload_len {
-            return Err(WriteError::Changed);
-        }
+        let len = self.values.len() - offset;
+        self.push_pooled(blob, offset, len)?;
+        Ok(Some(len as u64))
+    }
+
+    /// Adds `blob`'s entry for the `len` bytes of the value pool at
+    /// `offset`.
+    fn push_pooled(
+        &mut self,
+        blob: &Blob<'_>,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), WriteError> {
         let stored = Stored {
             offset: offset as u64,
-            stored_len: payload_len,
-            raw_len: payload_len,
+            stored_len: len as u64,
+            raw_len: len as u64,
             codec: Codec::None,
         };
         self.push(blob, stored, Vec::new())
@@ -1155,8 +1213,9 @@ impl TocBuilder {
         Ok(())
     }
 
-    /// The table's bytes, page index included, and where its parts lie.
-    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> (Vec<u8>, PageLayout) {
+    /// The table, sealed, as the parts it is written in (no copy of the
+    /// whole table is made: 11 MB for 100,000 small bindings).
+    fn finish(&self, meta: &Metadata, hashes_offset: u64) -> TocParts<'_> {
         let meta = meta.encode();
         let head = RawTocHeader {
             magic: TOC_MAGIC,
@@ -1177,25 +1236,24 @@ impl TocBuilder {
             page_log2: TOC_PAGE_LOG2,
             reserved: 0,
         };
-        let body_len = 64
-            + self.entries.len() * ENTRY_LEN_COMPACT as usize
-            + self.dims.len() * 8
-            + self.names.len()
-            + self.values.len()
-            + meta.len();
-        let mut out = Vec::with_capacity(body_len);
-        out.extend_from_slice(head.as_bytes());
         // Entries in the compact form (format 1.5); `push` checked that
         // each fits it.
+        let mut entries = Vec::with_capacity(self.entries.len() * ENTRY_LEN_COMPACT as usize);
         for e in &self.entries {
-            out.extend_from_slice(CompactEntry::narrow(e).expect("checked by push").as_bytes());
+            entries.extend_from_slice(CompactEntry::narrow(e).expect("checked by push").as_bytes());
         }
-        for d in &self.dims {
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        out.extend_from_slice(&self.values);
-        out.extend_from_slice(&self.names);
-        out.extend_from_slice(&meta);
+        let mut table = TocParts {
+            head,
+            entries: Cow::Owned(entries),
+            dims: self.dims.as_bytes(),
+            values: &self.values,
+            names: &self.names,
+            meta,
+            index: Vec::new(),
+            layout: PageLayout::for_body(0, TOC_PAGE_LOG2, self.checksum),
+        };
+        let body = table.body();
+        let body_len = body.iter().map(|p| p.len() as u64).sum();
         // The page index (layout.md 6.8): the summary, then each page's
         // digest and the top digests over those, so that a reader checks
         // only the pages it reads.
@@ -1216,14 +1274,51 @@ impl TocBuilder {
             storage_bytes: storage_bytes.into(),
             shared_entries: self.shared.into(),
         };
-        out.extend_from_slice(index_head.as_bytes());
-        let layout = PageLayout::for_body(body_len as u64, TOC_PAGE_LOG2, self.checksum);
-        out.resize(
-            layout.tops_at() + (layout.tops * layout.digest_len) as usize,
+        let layout = PageLayout::for_body(body_len, TOC_PAGE_LOG2, self.checksum);
+        let mut index = index_head.as_bytes().to_vec();
+        index.resize(
+            layout.tops_at() - layout.body_len as usize
+                + (layout.tops * layout.digest_len) as usize,
             0,
         );
-        seal_pages(&mut out, &layout, self.checksum);
-        (out, layout)
+        seal_index(&body, &mut index, &layout, self.checksum);
+        table.index = index;
+        table.layout = layout;
+        table
+    }
+}
+
+/// A table of contents as written: its parts in file order, the pages
+/// (`body`) then the page index.
+struct TocParts<'t> {
+    head: RawTocHeader,
+    entries: Cow<'t, [u8]>,
+    dims: &'t [u8],
+    values: &'t [u8],
+    names: &'t [u8],
+    meta: Vec<u8>,
+    /// The page index: its head, the page digests and the top digests.
+    index: Vec<u8>,
+    layout: PageLayout,
+}
+
+impl TocParts<'_> {
+    /// The table's pages, as parts in order.
+    fn body(&self) -> [&[u8]; 6] {
+        [
+            self.head.as_bytes(),
+            &self.entries,
+            self.dims,
+            self.values,
+            self.names,
+            &self.meta,
+        ]
+    }
+
+    /// The whole table, as parts in order.
+    fn parts(&self) -> [&[u8]; 7] {
+        let [head, entries, dims, values, names, meta] = self.body();
+        [head, entries, dims, values, names, meta, &self.index]
     }
 }
 
@@ -1259,7 +1354,7 @@ mod tests {
         write_archive(
             file,
             Path::new("test.ach"),
-            &items,
+            (&items, &SharedPlan::new(&items)),
             &meta,
             &header,
             None,

@@ -1124,22 +1124,43 @@ fn read_index_head(
 /// SHA-256(header || index head || top digests); the top digests cover the
 /// page digests, which cover the pages.
 pub(crate) fn paged_toc_digest(header: &[u8], toc: &[u8], layout: &PageLayout) -> hash::Digest32 {
-    let [head, tops] = layout.sealed();
-    hash::sha256(&[header, &toc[head], &toc[tops]])
+    index_digest(header, &toc[layout.body_len as usize..], layout)
+}
+
+/// [`paged_toc_digest`] from the table's page index alone (`index`: the
+/// table from its index head to its end), for a writer that holds the
+/// table in parts.
+pub(crate) fn index_digest(header: &[u8], index: &[u8], layout: &PageLayout) -> hash::Digest32 {
+    let body = layout.body_len as usize;
+    let [head, tops] = layout.sealed().map(|r| r.start - body..r.end - body);
+    hash::sha256(&[header, &index[head], &index[tops]])
 }
 
 /// Fills in a paged table's page digests and top digests (layout.md
 /// 6.8) from its pages: what a writer does, and what resealing an edited
 /// archive does.
 pub(crate) fn seal_pages(toc: &mut [u8], layout: &PageLayout, algo: hash::Checksum) {
+    let (body, index) = toc.split_at_mut(layout.body_len as usize);
+    seal_index(&[body], index, layout, algo);
+}
+
+/// Fills in the page digests and top digests of `index` (the table from
+/// its index head to its end) from the table's pages, given as the
+/// consecutive `parts` they are written from: a page that straddles parts
+/// is hashed across them, so the table is never copied into one buffer.
+pub(crate) fn seal_index(
+    parts: &[&[u8]],
+    index: &mut [u8],
+    layout: &PageLayout,
+    algo: hash::Checksum,
+) {
     let page = 1usize << layout.log2;
     let dlen = algo.len();
-    let (body, index) = toc.split_at_mut(layout.body_len as usize);
     let index = &mut index[PAGE_INDEX_HEAD_LEN as usize..];
     let (digests, tops) = index.split_at_mut((layout.pages * layout.digest_len) as usize);
     for (d, found) in digests
         .chunks_mut(dlen)
-        .zip(hash::chunk_digests(algo, &[], body, page))
+        .zip(page_digests(parts, page, algo))
     {
         d.copy_from_slice(&found[..dlen]);
     }
@@ -1149,6 +1170,41 @@ pub(crate) fn seal_pages(toc: &mut [u8], layout: &PageLayout, algo: hash::Checks
     {
         d.copy_from_slice(&found[..dlen]);
     }
+}
+
+/// The digest of each `page`-byte piece of the concatenation of `parts`
+/// (the last piece may be shorter; at least one), on every core.
+fn page_digests(parts: &[&[u8]], page: usize, algo: hash::Checksum) -> Vec<hash::Digest32> {
+    /// A table is written in at most this many parts.
+    const MAX_PARTS: usize = 8;
+    assert!(parts.len() <= MAX_PARTS, "a table has at most 8 parts");
+    let mut starts = [0usize; MAX_PARTS + 1];
+    for (k, p) in parts.iter().enumerate() {
+        starts[k + 1] = starts[k] + p.len();
+    }
+    let total = starts[parts.len()];
+    let mut out = vec![[0u8; 32]; total.div_ceil(page).max(1)];
+    let one = |k: usize| {
+        let (from, to) = (k * page, ((k + 1) * page).min(total));
+        // The pieces of the parts that page k covers, in order.
+        let mut pieces: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
+        let mut n = 0;
+        for (p, &at) in parts.iter().zip(&starts) {
+            let (lo, hi) = (from.max(at), to.min(at + p.len()));
+            if lo < hi {
+                pieces[n] = &p[lo - at..hi - at];
+                n += 1;
+            }
+        }
+        algo.of(&pieces[..n])
+    };
+    // As `hash::chunk_digests`: a small table is hashed here.
+    if total < 4 << 20 {
+        out.iter_mut().enumerate().for_each(|(k, d)| *d = one(k));
+    } else {
+        crate::parallel::fill(&mut out, one);
+    }
+    out
 }
 
 /// The digest that guards the header and a table without a page index
@@ -1189,10 +1245,23 @@ pub(crate) fn closing_digest(
     pool: &[u8],
     algo: hash::Checksum,
 ) -> hash::Digest32 {
-    match algo {
-        hash::Checksum::Sha256 => hash::sha256(&[toc_sha256, pool]),
-        hash::Checksum::Xxh3 => hash::sha256(&[toc_sha256, toc, pool]),
+    closing_digest_of_parts(toc_sha256, &[toc], pool, algo)
+}
+
+/// [`closing_digest`] of a table given as the consecutive `parts` it is
+/// written from.
+pub(crate) fn closing_digest_of_parts(
+    toc_sha256: &[u8],
+    toc: &[&[u8]],
+    pool: &[u8],
+    algo: hash::Checksum,
+) -> hash::Digest32 {
+    let mut covered = vec![toc_sha256];
+    if algo == hash::Checksum::Xxh3 {
+        covered.extend_from_slice(toc);
     }
+    covered.push(pool);
+    hash::sha256(&covered)
 }
 
 #[cfg(test)]
@@ -1215,6 +1284,81 @@ mod tests {
         assert_eq!(sha2(&toc), sha2(&edited));
         assert_eq!(sha2(&toc), hash::sha256(&[&sha, &pool]));
         assert_eq!(xxh(&toc), hash::sha256(&[&sha, &toc, &pool]));
+    }
+
+    /// Sealing a table held in parts gives the index sealing it in one
+    /// buffer gives, wherever the parts split it: a page inside a part, a
+    /// page straddling several (tiny and empty parts included), and a
+    /// table large enough to be hashed on every core; and the closing
+    /// digest of the parts is that of the whole.
+    #[test]
+    fn a_table_sealed_in_parts_is_sealed_as_one_buffer() {
+        let page_log2 = 12;
+        for (body_len, algo) in [
+            (64usize, Checksum::Xxh3),
+            (3 * 4096 + 17, Checksum::Sha256),
+            (50_000, Checksum::Xxh3),
+            ((5 << 20) + 123, Checksum::Xxh3),
+        ] {
+            let layout = PageLayout::for_body(body_len as u64, page_log2, algo);
+            let index_len = PAGE_INDEX_HEAD_LEN as usize
+                + ((layout.pages + layout.tops) * layout.digest_len) as usize;
+            let mut whole: Vec<u8> = (0..body_len + index_len)
+                .map(|i| (i * 7 + i / 4096) as u8)
+                .collect();
+            seal_pages(&mut whole, &layout, algo);
+            let (body, index) = whole.split_at(body_len);
+            // The index as layout.md 6.8 defines it, hashed here.
+            let dlen = algo.len();
+            let digests: Vec<u8> = hash::chunk_digests(algo, &[], body, 4096)
+                .iter()
+                .flat_map(|d| d[..dlen].to_vec())
+                .collect();
+            let tops: Vec<u8> = hash::chunk_digests(algo, &[], &digests, 4096)
+                .iter()
+                .flat_map(|d| d[..dlen].to_vec())
+                .collect();
+            let head = &index[..PAGE_INDEX_HEAD_LEN as usize];
+            assert_eq!(index, [head, &digests, &tops].concat());
+            // Cut points: none, a page boundary, just around one, several
+            // inside one page (a page over four parts), and the ends.
+            let cuts: [&[usize]; 5] = [
+                &[],
+                &[0, 0, body_len],
+                &[4096.min(body_len)],
+                &[1.min(body_len), 4095.min(body_len), 4097.min(body_len)],
+                &[
+                    10.min(body_len),
+                    20.min(body_len),
+                    30.min(body_len),
+                    body_len / 2,
+                ],
+            ];
+            for cut in cuts {
+                let mut parts = Vec::new();
+                let mut from = 0;
+                for &to in cut {
+                    parts.push(&body[from..to]);
+                    from = to;
+                }
+                parts.push(&body[from..]);
+                let mut sealed = index.to_vec();
+                sealed[PAGE_INDEX_HEAD_LEN as usize..].fill(0);
+                seal_index(&parts, &mut sealed, &layout, algo);
+                assert_eq!(sealed, index, "{body_len} bytes cut at {cut:?}");
+                let header = [5u8; 64];
+                assert_eq!(
+                    index_digest(&header, &sealed, &layout),
+                    paged_toc_digest(&header, &whole, &layout)
+                );
+                parts.push(index);
+                let (sha, pool) = ([1u8; 32], [2u8; 40]);
+                assert_eq!(
+                    closing_digest_of_parts(&sha, &parts, &pool, algo),
+                    closing_digest(&sha, &whole, &pool, algo)
+                );
+            }
+        }
     }
 
     /// The table is hashed with XXH3 only when its checksum byte says so.
