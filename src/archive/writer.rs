@@ -14,7 +14,6 @@
 //! archive's hash pool, so the archive is the same, byte for byte, as if it
 //! had been written from the elements.
 
-use std::borrow::Cow;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -351,7 +350,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         );
         let algo = storage.checksum;
         let toc_sha256 =
-            crate::format::toc::index_digest(raw_header.as_bytes(), &table.index, &table.layout);
+            crate::format::toc::index_digest(raw_header.as_bytes(), &table.index, &table.layout());
         // The closing SHA-256 covers the whole table with XXH3 digests
         // (11.5 MB for 100,000 small bindings): a large one is hashed on
         // another core while this one writes the table.
@@ -1236,24 +1235,6 @@ impl TocBuilder {
             page_log2: TOC_PAGE_LOG2,
             reserved: 0,
         };
-        // Entries in the compact form (format 1.5); `push` checked that
-        // each fits it.
-        let mut entries = Vec::with_capacity(self.entries.len() * ENTRY_LEN_COMPACT as usize);
-        for e in &self.entries {
-            entries.extend_from_slice(CompactEntry::narrow(e).expect("checked by push").as_bytes());
-        }
-        let mut table = TocParts {
-            head,
-            entries: Cow::Owned(entries),
-            dims: self.dims.as_bytes(),
-            values: &self.values,
-            names: &self.names,
-            meta,
-            index: Vec::new(),
-            layout: PageLayout::for_body(0, TOC_PAGE_LOG2, self.checksum),
-        };
-        let body = table.body();
-        let body_len = body.iter().map(|p| p.len() as u64).sum();
         // The page index (layout.md 6.8): the summary, then each page's
         // digest and the top digests over those, so that a reader checks
         // only the pages it reads.
@@ -1274,16 +1255,23 @@ impl TocBuilder {
             storage_bytes: storage_bytes.into(),
             shared_entries: self.shared.into(),
         };
-        let layout = PageLayout::for_body(body_len, TOC_PAGE_LOG2, self.checksum);
-        let mut index = index_head.as_bytes().to_vec();
-        index.resize(
-            layout.tops_at() - layout.body_len as usize
-                + (layout.tops * layout.digest_len) as usize,
-            0,
-        );
-        seal_index(&body, &mut index, &layout, self.checksum);
-        table.index = index;
-        table.layout = layout;
+        // Entries in the compact form (format 1.5); `push` checked that
+        // each fits it.
+        let mut entries = Vec::with_capacity(self.entries.len() * ENTRY_LEN_COMPACT as usize);
+        for e in &self.entries {
+            entries.extend_from_slice(CompactEntry::narrow(e).expect("checked by push").as_bytes());
+        }
+        let mut table = TocParts {
+            head,
+            entries,
+            dims: self.dims.as_bytes(),
+            values: &self.values,
+            names: &self.names,
+            meta,
+            index: index_head.as_bytes().to_vec(),
+            checksum: self.checksum,
+        };
+        table.seal();
         table
     }
 }
@@ -1292,14 +1280,14 @@ impl TocBuilder {
 /// (`body`) then the page index.
 struct TocParts<'t> {
     head: RawTocHeader,
-    entries: Cow<'t, [u8]>,
+    entries: Vec<u8>,
     dims: &'t [u8],
     values: &'t [u8],
     names: &'t [u8],
     meta: Vec<u8>,
     /// The page index: its head, the page digests and the top digests.
     index: Vec<u8>,
-    layout: PageLayout,
+    checksum: Checksum,
 }
 
 impl TocParts<'_> {
@@ -1313,6 +1301,23 @@ impl TocParts<'_> {
             self.names,
             &self.meta,
         ]
+    }
+
+    /// Where the page index lies.
+    fn layout(&self) -> PageLayout {
+        let body_len = self.body().iter().map(|p| p.len() as u64).sum();
+        PageLayout::for_body(body_len, TOC_PAGE_LOG2, self.checksum)
+    }
+
+    /// Fills in the page index after its head: the page digests and the
+    /// top digests.
+    fn seal(&mut self) {
+        let layout = self.layout();
+        let mut index = std::mem::take(&mut self.index);
+        let digests = (layout.pages + layout.tops) * layout.digest_len;
+        index.resize((PAGE_INDEX_HEAD_LEN + digests) as usize, 0);
+        seal_index(&self.body(), &mut index, &layout, self.checksum);
+        self.index = index;
     }
 
     /// The whole table, as parts in order.
