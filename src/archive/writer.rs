@@ -352,7 +352,7 @@ pub(crate) fn write_archive<F: ArchiveFile + ?Sized>(
         let toc_sha256 =
             crate::format::toc::index_digest(raw_header.as_bytes(), &table.index, &table.layout());
         // The closing SHA-256 covers the whole table with XXH3 digests
-        // (11.5 MB for 100,000 small bindings): a large one is hashed on
+        // (10 MB for 100,000 small bindings): a large one is hashed on
         // another core while this one writes the table.
         let closing = || closing_digest_of_parts(&toc_sha256, &parts, pool, algo);
         let write_table = |sink: &mut Sink<_>| parts.iter().try_for_each(|p| sink.write_all(p));
@@ -1213,7 +1213,7 @@ impl TocBuilder {
     }
 
     /// The table, sealed, as the parts it is written in (no copy of the
-    /// whole table is made: 11 MB for 100,000 small bindings).
+    /// whole table is made: 10 MB for 100,000 small bindings).
     fn finish(&self, meta: &Metadata, hashes_offset: u64) -> TocParts<'_> {
         let meta = meta.encode();
         let head = RawTocHeader {
