@@ -256,12 +256,12 @@ fn a_damaged_value_in_a_later_page_fails_its_load_by_name() {
     assert!(!archive.verify_report().is_ok());
 }
 
-/// A value is encoded once, straight into the pool, and dropped from it
-/// when its encoding outgrows the room there, whichever write crosses the
-/// bound (here a record's last field): it gets a blob, the next value
-/// takes its place in the pool, and every value reads back.
+/// Records whose encodings end on either side of the pool's bound (the
+/// last field crossing it) live where the rule says: in the pool, packed
+/// back to back with the small values between them, or in a blob; and
+/// every value reads back.
 #[test]
-fn a_value_that_outgrows_the_pool_while_encoded_gets_a_blob() {
+fn records_around_the_bound_live_in_the_pool_or_a_blob_as_the_rule_says() {
     let mut env = Environment::new();
     for n in 4010..4050 {
         let mut r = Record::new();
@@ -277,7 +277,7 @@ fn a_value_that_outgrows_the_pool_while_encoded_gets_a_blob() {
         assert_eq!(e.is_inline(), 16 + e.stored_len.get() < 4096);
         match e.is_inline() {
             true => {
-                // Back to back: nothing of a dropped attempt stays.
+                // Back to back, nothing between them.
                 assert_eq!(e.blob_offset.get(), pool_end);
                 pool_end += e.stored_len.get();
                 pooled += 1;

@@ -223,28 +223,6 @@ impl Write for Counter {
     }
 }
 
-/// Appends to a buffer up to a bound: a write past it fails, having
-/// appended nothing of it.
-struct Bounded<'v> {
-    out: &'v mut Vec<u8>,
-    left: u64,
-}
-
-impl Write for Bounded<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len() as u64;
-        if n > self.left {
-            return Err(io::Error::other("over the bound"));
-        }
-        self.left -= n;
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// How the blobs are stored: compressed (where it pays) or not, and the
 /// algorithm of their chunk digests.
 #[derive(Clone, Copy)]
@@ -526,24 +504,10 @@ fn write_blob<F: ArchiveFile + ?Sized>(
         copy_stored(sink, toc, &blob, origin)?;
         return Ok(sink.pad_to_align()?);
     }
-    // The room a payload has in the value pool: its blob would be smaller
-    // than INLINE_SPAN_MAX.
-    let room = INLINE_SPAN_MAX - 1 - blob.tag.payload_start();
-    if place.inline && blob.elements.is_none() {
-        // Encoded once, straight into the pool; a value that outgrows its
-        // room there is dropped from it after at most `room` bytes, and
-        // written as a blob below.
-        if let Some(len) = toc.push_encoded(&blob, room)? {
-            sink.counts.encoded += len;
-            return Ok(());
-        }
-    }
     let payload_len = blob.payload_len()?;
-    if let (true, Some(elements)) = (place.inline, blob.elements)
-        && payload_len <= room
-    {
+    if place.inline && blob.tag.payload_start() + payload_len < INLINE_SPAN_MAX {
         sink.counts.encoded += payload_len;
-        return toc.push_inline(&blob, elements);
+        return toc.push_inline(&blob, payload_len);
     }
     write_stored(sink, toc, &blob, packers, payload_len)?;
     Ok(sink.pad_to_align()?)
@@ -1145,50 +1109,31 @@ impl TocBuilder {
         Ok(())
     }
 
-    /// Adds `blob`'s entry with its tensor's `elements` in the value pool
-    /// (format 1.4), aligned so that a load can view the mapped table.
-    fn push_inline(&mut self, blob: &Blob<'_>, elements: &[u8]) -> Result<(), WriteError> {
-        let at = self
-            .values
-            .len()
-            .next_multiple_of(INLINE_TENSOR_ALIGN as usize);
-        self.values.resize(at, 0);
-        self.values.extend_from_slice(elements);
-        self.push_pooled(blob, at, elements.len())
-    }
-
-    /// Adds `blob`'s entry with its value's encoding in the value pool
-    /// (format 1.4) when the encoding takes at most `room` bytes, and
-    /// returns its length; else keeps nothing of it and returns None (as
-    /// for a value the encoder refuses, which the blob's writer then
-    /// reports).
-    fn push_encoded(&mut self, blob: &Blob<'_>, room: u64) -> Result<Option<u64>, WriteError> {
-        let offset = self.values.len();
-        let mut pool = Bounded {
-            out: &mut self.values,
-            left: room,
-        };
-        if encoding::encode_with(&mut pool, blob.item.value, 0, blob.blobs).is_err() {
-            self.values.truncate(offset);
-            return Ok(None);
+    /// Adds `blob`'s entry with its payload (`payload_len` bytes, as
+    /// counted) in the value pool (format 1.4): a tensor's elements, or the
+    /// value's encoding.
+    fn push_inline(&mut self, blob: &Blob<'_>, payload_len: u64) -> Result<(), WriteError> {
+        if blob.elements.is_some() {
+            // Aligned, so that a load can view the mapped table.
+            let at = self
+                .values
+                .len()
+                .next_multiple_of(INLINE_TENSOR_ALIGN as usize);
+            self.values.resize(at, 0);
         }
-        let len = self.values.len() - offset;
-        self.push_pooled(blob, offset, len)?;
-        Ok(Some(len as u64))
-    }
-
-    /// Adds `blob`'s entry for the `len` bytes of the value pool at
-    /// `offset`.
-    fn push_pooled(
-        &mut self,
-        blob: &Blob<'_>,
-        offset: usize,
-        len: usize,
-    ) -> Result<(), WriteError> {
+        let offset = self.values.len();
+        match blob.elements {
+            Some(bytes) => self.values.extend_from_slice(bytes),
+            None => encoding::encode_with(&mut self.values, blob.item.value, 0, blob.blobs)
+                .map_err(WriteError::Encode)?,
+        }
+        if (self.values.len() - offset) as u64 != payload_len {
+            return Err(WriteError::Changed);
+        }
         let stored = Stored {
             offset: offset as u64,
-            stored_len: len as u64,
-            raw_len: len as u64,
+            stored_len: payload_len,
+            raw_len: payload_len,
             codec: Codec::None,
         };
         self.push(blob, stored, Vec::new())
