@@ -939,6 +939,14 @@ struct Stored {
     codec: Codec,
 }
 
+/// `e` in the compact form the table stores (format 1.5), or the error
+/// that says the archive is full.
+fn compact(e: &RawEntry) -> Result<CompactEntry, WriteError> {
+    CompactEntry::narrow(e).ok_or(WriteError::Name(
+        "archive is full (over 256 TiB: the table stores offsets and lengths in 48 bits)",
+    ))
+}
+
 /// A table index as the `u32` the table stores, or the error that says
 /// the archive is full.
 fn small(n: usize) -> Result<u32, WriteError> {
@@ -980,7 +988,8 @@ fn write_storage<'p, F: ArchiveFile + ?Sized>(
 
 /// Accumulates the table of contents while blobs are written.
 struct TocBuilder {
-    entries: Vec<RawEntry>,
+    /// The entries, in the compact form they are stored in (format 1.5).
+    entries: Vec<CompactEntry>,
     /// The dims pool, as stored (little-endian).
     dims: Vec<U64>,
     names: Vec<u8>,
@@ -1018,7 +1027,7 @@ impl TocBuilder {
             // Tags first: the values themselves are not read for the
             // others.
             .filter(|(_, e)| matches!(Tag::from_u8(e.tag), Some(Tag::Tensor | Tag::ComplexTensor)))
-            .filter_map(|(i, e)| Some((i, self.stored_blob(e, storage)?)))
+            .filter_map(|(i, e)| Some((i, self.stored_blob(&e.widen(), storage)?)))
             .collect()
     }
 
@@ -1029,7 +1038,10 @@ impl TocBuilder {
             .iter()
             .zip(self.entries.get(items..).unwrap_or(&[]))
             .filter_map(|((_, value), e)| {
-                Some((storage_key_of(value)?, self.stored_blob(e, storage)?))
+                Some((
+                    storage_key_of(value)?,
+                    self.stored_blob(&e.widen(), storage)?,
+                ))
             })
             .collect()
     }
@@ -1096,13 +1108,8 @@ impl TocBuilder {
             reserved: [0; 4],
         };
         small(self.digests.len() + digests.len())?;
-        if CompactEntry::narrow(&entry).is_none() {
-            return Err(WriteError::Name(
-                "archive is full (over 256 TiB: the table stores offsets and lengths in 48 bits)",
-            ));
-        }
         self.compressed |= stored.codec != Codec::None;
-        self.entries.push(entry);
+        self.entries.push(compact(&entry)?);
         self.names.extend_from_slice(item.name.as_bytes());
         self.dims.extend(shape.iter().map(|&d| U64::new(d as u64)));
         self.digests.extend(digests);
@@ -1143,14 +1150,14 @@ impl TocBuilder {
     /// `owner` (format 1.3): same blob, lengths, codec and digests; its own
     /// name and (equal) shape.
     fn push_shared(&mut self, item: &Planned<'_>, owner: usize) -> Result<(), WriteError> {
-        let mut entry = self.entries[owner];
+        let mut entry = self.entries[owner].widen();
         let ndim = entry.ndim.get() as usize;
         let at = entry.dims_index.get() as usize;
         entry.name_offset = small(self.names.len())?.into();
         entry.name_len = small(item.name.len())?.into();
         entry.dims_index = small(self.dims.len())?.into();
         entry.section = item.section as u8;
-        self.entries.push(entry);
+        self.entries.push(compact(&entry)?);
         self.shared += 1;
         self.names.extend_from_slice(item.name.as_bytes());
         self.dims.extend_from_within(at..at + ndim);
@@ -1189,7 +1196,7 @@ impl TocBuilder {
             counts[usize::from(e.section)] += 1;
             compressed_blobs += u64::from(e.codec != 0);
             if e.section == SECTION_STORAGE {
-                storage_bytes += e.stored_len.get();
+                storage_bytes += e.widen().stored_len.get();
             }
         }
         let index_head = RawPageIndexHead {
@@ -1200,15 +1207,9 @@ impl TocBuilder {
             storage_bytes: storage_bytes.into(),
             shared_entries: self.shared.into(),
         };
-        // Entries in the compact form (format 1.5); `push` checked that
-        // each fits it.
-        let mut entries = Vec::with_capacity(self.entries.len() * ENTRY_LEN_COMPACT as usize);
-        for e in &self.entries {
-            entries.extend_from_slice(CompactEntry::narrow(e).expect("checked by push").as_bytes());
-        }
         let mut table = TocParts {
             head,
-            entries,
+            entries: self.entries.as_bytes(),
             dims: self.dims.as_bytes(),
             values: &self.values,
             names: &self.names,
@@ -1225,7 +1226,7 @@ impl TocBuilder {
 /// (`body`) then the page index.
 struct TocParts<'t> {
     head: RawTocHeader,
-    entries: Vec<u8>,
+    entries: &'t [u8],
     dims: &'t [u8],
     values: &'t [u8],
     names: &'t [u8],
@@ -1240,7 +1241,7 @@ impl TocParts<'_> {
     fn body(&self) -> [&[u8]; 6] {
         [
             self.head.as_bytes(),
-            &self.entries,
+            self.entries,
             self.dims,
             self.values,
             self.names,
