@@ -94,10 +94,12 @@ impl<'a> EntryRun<'a> {
         (0..self.len()).map(move |k| self.get(k).expect("inside the run"))
     }
 
-    /// The first `k` entries of the run.
-    fn prefix(&self, k: usize) -> EntryRun<'a> {
+    /// The entries `start..end` of the run (positions in the run, cut to
+    /// its length).
+    fn slice(&self, start: usize, end: usize) -> EntryRun<'a> {
+        let at = |k: usize| self.range.0 + k.min(self.len());
         EntryRun {
-            range: (self.range.0, self.range.0 + k.min(self.len())),
+            range: (at(start), at(end.max(start))),
             ..*self
         }
     }
@@ -204,10 +206,7 @@ impl TocView {
                 "table of contents magic is not \"TOC\\0\"",
             ));
         }
-        let entry_size = th.entry_size.get() as u64;
-        if entry_size != ENTRY_LEN && entry_size != ENTRY_LEN_COMPACT {
-            return Err(Error::toc(Part::TocHeader, "entry size is not 56 or 40"));
-        }
+        let entry_size = entry_size(&th).map_err(|reason| Error::toc(Part::TocHeader, reason))?;
         if th.reserved != 0 {
             return Err(Error::ReservedNotZero {
                 field: "table of contents header",
@@ -610,10 +609,7 @@ impl TocView {
         let entries = self.entries();
         let start = entries.partition_point(|e| e.section < section as u8);
         let end = entries.partition_point(|e| e.section <= section as u8);
-        Ok(EntryRun {
-            range: (start, end),
-            ..entries
-        })
+        Ok(entries.slice(start, end))
     }
 
     /// Every entry in table order, once the whole table passed its checks;
@@ -622,7 +618,7 @@ impl TocView {
         let all = self.entries();
         match self.check_all() {
             Ok(()) => all,
-            Err(_) => all.prefix(0),
+            Err(_) => all.slice(0, 0),
         }
     }
 
@@ -630,7 +626,7 @@ impl TocView {
     pub(crate) fn names(&self, section: Section) -> impl Iterator<Item = &str> {
         let entries = match self.section_entries(section) {
             Ok(run) => run,
-            Err(_) => self.entries().prefix(0),
+            Err(_) => self.entries().slice(0, 0),
         };
         entries.iter().map(|e| self.name_of(&e))
     }
@@ -654,6 +650,15 @@ struct Running {
     /// entry owns one, so an archive that shares nothing allocates nothing.
     owners: Vec<(u64, usize)>,
     sharing: bool,
+}
+
+/// Rule 12: the table's entry size names one of the entry's two forms,
+/// 56 bytes (formats 1.0 to 1.4) or 40 (1.5).
+fn entry_size(th: &RawTocHeader) -> Check<u64> {
+    match u64::from(th.entry_size.get()) {
+        size @ (ENTRY_LEN | ENTRY_LEN_COMPACT) => Ok(size),
+        _ => Err("entry size is not 56 or 40"),
+    }
 }
 
 /// Rule 17: the name pool is UTF-8 without NUL.
@@ -715,7 +720,7 @@ fn check_entry<'a>(
             // Inline entries (format 1.4) own no blob: their offsets are
             // the value pool's, and would break the order searched below.
             at.owners = entries
-                .prefix(index)
+                .slice(0, index)
                 .iter()
                 .filter(|owner| !owner.is_inline())
                 .map(|owner| (owner.blob_offset.get(), owner.index as usize))
@@ -1015,14 +1020,11 @@ impl PageLayout {
         values_len: u64,
     ) -> Check<Option<PageLayout>> {
         // Rule 12 first: the entry size sizes the rest.
-        let entry_size = u64::from(th.entry_size.get());
-        if entry_size != ENTRY_LEN && entry_size != ENTRY_LEN_COMPACT {
-            return Err("entry size is not 56 or 40");
-        }
+        let entry_size = entry_size(th)?;
         let body = (|| {
             th.entry_count
                 .get()
-                .checked_mul(u64::from(th.entry_size.get()))?
+                .checked_mul(entry_size)?
                 .checked_add(th.dims_count.get().checked_mul(8)?)?
                 .checked_add(th.names_len.get())?
                 .checked_add(values_len)?
