@@ -129,17 +129,6 @@ fn small_tensors_of_a_mapped_table_are_views_and_copies_when_asked() {
     }
 }
 
-/// An edit of one inline entry or of the pool, and the rule it breaks.
-fn refused(bytes: &[u8], map: &Map, edit: impl FnOnce(&mut Vec<u8>)) -> (Part, String) {
-    let mut b = bytes.to_vec();
-    edit(&mut b);
-    map.reseal(&mut b);
-    match open_checked(b) {
-        Err(Error::InvalidToc { part, reason }) => (part, reason.to_string()),
-        other => panic!("not refused by a rule: {other:?}"),
-    }
-}
-
 fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
     bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
@@ -203,7 +192,7 @@ fn every_rule_of_the_value_pool_refuses_a_hostile_table() {
         ),
     ];
     for (part, reason, edit) in cases {
-        let (got_part, got) = refused(&bytes, &map, edit);
+        let (got_part, got) = refused_by_rule(&bytes, &map, edit);
         assert_eq!((got_part, got.as_str()), (part, reason), "{reason}");
     }
     // A lookup, which checks the entry it lands on alone, refuses a value

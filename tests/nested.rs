@@ -435,19 +435,6 @@ fn two_sharing() -> (Vec<u8>, Map) {
     archive_of(&[("a", t.clone()), ("b", t)])
 }
 
-/// `bytes` edited by `edit` and resealed (so the table's rules, not its
-/// checksum, must refuse them): the entry and rule that opening and
-/// checking the whole table (layout.md 6.8) refuse.
-fn refused_after(bytes: &[u8], map: &Map, edit: impl FnOnce(&mut [u8])) -> (Part, String) {
-    let mut bytes = bytes.to_vec();
-    edit(&mut bytes);
-    map.reseal(&mut bytes);
-    match open_checked(bytes) {
-        Err(Error::InvalidToc { part, reason }) => (part, reason.to_string()),
-        other => panic!("expected InvalidToc, got {other:?}"),
-    }
-}
-
 fn rule(i: u64, reason: &str) -> (Part, String) {
     (Part::Entry(i), reason.to_string())
 }
@@ -455,7 +442,7 @@ fn rule(i: u64, reason: &str) -> (Part, String) {
 #[test]
 fn a_storage_entry_that_is_not_a_tensor_is_refused() {
     let (bytes, map) = archive_of(&[("a", Value::Number(1.0))]);
-    let refused = refused_after(&bytes, &map, |b| {
+    let refused = refused_by_rule(&bytes, &map, |b| {
         b[map.entry_field(0, field::SECTION)] = SECTION_STORAGE
     });
     assert_eq!(refused, rule(0, "storage entry is not a tensor"));
@@ -471,12 +458,12 @@ fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
     for f in [STORED_LEN, RAW_LEN, HASH_INDEX, HASH_COUNT, CODEC] {
         // The field's most significant byte.
         let at = map.entry_field(1, f) + map.field_width(f) - 1;
-        let (part, reason) = refused_after(&bytes, &map, |b| b[at] ^= 0x10);
+        let (part, reason) = refused_by_rule(&bytes, &map, |b| b[at] ^= 0x10);
         assert_eq!(part, Part::Entry(1), "field {f}: {reason}");
     }
     // Digests alone, every other rule still met: the alias rule.
     let other = map.entries[0].hash_index.get() + 1;
-    let refused = refused_after(&bytes, &map, |b| {
+    let refused = refused_by_rule(&bytes, &map, |b| {
         map.put_field(b, 1, HASH_INDEX, other.into())
     });
     assert_eq!(
@@ -487,7 +474,7 @@ fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
     let t = Value::Tensor(Tensor::new(vec![2, 50], (0..100).map(f64::from).collect()).unwrap());
     let (bytes, map) = archive_of(&[("a", t.clone()), ("b", t)]);
     let dims = map.dims_at();
-    let refused = refused_after(&bytes, &map, |b| {
+    let refused = refused_by_rule(&bytes, &map, |b| {
         b[dims + 16..dims + 24].copy_from_slice(&50u64.to_le_bytes());
         b[dims + 24..dims + 32].copy_from_slice(&2u64.to_le_bytes());
     });
@@ -500,7 +487,7 @@ fn a_shared_blob_must_be_described_as_its_owner_describes_it() {
 #[test]
 fn a_blob_offset_that_is_no_earlier_entrys_blob_is_refused() {
     let (bytes, map) = two_sharing();
-    let refused = refused_after(&bytes, &map, |b| {
+    let refused = refused_by_rule(&bytes, &map, |b| {
         map.put_field(b, 1, field::BLOB_OFFSET, 64 + 128)
     });
     assert_eq!(refused, rule(1, "blob is not where the previous one ended"));
@@ -516,14 +503,14 @@ fn only_tensors_share_a_blob() {
     let mut b = map.entries[1];
     b.blob_offset = a.blob_offset;
     b.hash_index = a.hash_index;
-    let refused = refused_after(&bytes, &map, |bytes| map.put_entry(bytes, 1, &b));
+    let refused = refused_by_rule(&bytes, &map, |bytes| map.put_entry(bytes, 1, &b));
     assert_eq!(refused, rule(1, "blob is not where the previous one ended"));
 }
 
 #[test]
 fn an_entry_cannot_be_a_blob_reference() {
     let (bytes, map) = archive_of(&[("a", Value::Number(1.0))]);
-    let refused = refused_after(&bytes, &map, |b| {
+    let refused = refused_by_rule(&bytes, &map, |b| {
         b[map.entry_field(0, field::TAG)] = TAG_BLOB_REF
     });
     assert_eq!(refused, rule(0, "unknown type tag"));

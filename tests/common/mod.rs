@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use achronyme_env::hash::{Checksum, sha256};
 use achronyme_env::layout::{CompactEntry, RawEntry, RawHeader, RawTocHeader};
 use achronyme_env::{
-    Archive, Complex, ComplexTensor, Compression, Environment, SaveOptions, SaveReport, Tensor,
-    Value, save_environment,
+    Archive, Complex, ComplexTensor, Compression, Environment, Part, SaveOptions, SaveReport,
+    Tensor, Value, save_environment,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -399,6 +399,19 @@ impl Map {
         let archive = Archive::from_bytes(bytes.to_vec()).unwrap();
         let info = archive.info();
         info.entries.iter().position(|e| e.name == name).unwrap()
+    }
+}
+
+/// `bytes` edited by `edit` and resealed (so that the table's rules, not
+/// its checksum, must refuse them): the part and rule that opening and
+/// checking the whole table (layout.md 6.8) refuse them with.
+pub fn refused_by_rule(bytes: &[u8], map: &Map, edit: impl FnOnce(&mut Vec<u8>)) -> (Part, String) {
+    let mut b = bytes.to_vec();
+    edit(&mut b);
+    map.reseal(&mut b);
+    match open_checked(b) {
+        Err(achronyme_env::Error::InvalidToc { part, reason }) => (part, reason.to_string()),
+        other => panic!("not refused by a rule of the table: {other:?}"),
     }
 }
 
